@@ -1,0 +1,171 @@
+"""The training loop every paper shares.
+
+A paper supplies a `TrainTask` (model, loss, eval metrics, data); the loop owns everything else: the jitted
+step over the split nnx state, data parallelism, periodic eval, Orbax checkpoints (periodic async saves,
+restore on start, a save on SIGTERM/SIGINT), optional weight EMA, metrics to TensorBoard and metrics.jsonl,
+a progress bar, and a stop with a clear error on a non-finite loss.
+
+Resuming is exact: the per-step PRNG key is `fold_in(seed_key, step)`, the data iterator restarts at the
+restored step, and the whole state (weights, BatchNorm statistics, optimizer moments, step, EMA) is saved.
+"""
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from ml_collections import ConfigDict
+from tqdm.auto import tqdm
+
+from common.train import sharding
+from common.train.checkpoint import Checkpointer, StopRequest
+from common.train.metrics import MetricWriter
+
+Batch = dict[str, jax.Array]
+LossFn = Callable[[nnx.Module, Batch, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+EvalFn = Callable[[nnx.Module, Batch], dict[str, jax.Array]]
+
+
+@dataclasses.dataclass
+class TrainTask:
+    """What a paper hands to `train`.
+
+    loss_fn(model, batch, rng) -> (scalar loss, {name: scalar}) runs in training mode and is differentiated.
+    eval_fn(model, batch) -> {name: sum over the batch}, with a "count" entry; the loop divides by the total count.
+    """
+
+    model: nnx.Module
+    loss_fn: LossFn
+    make_train_iterator: Callable[[int], Iterator[dict[str, np.ndarray]]]
+    eval_fn: EvalFn | None = None
+    make_eval_iterator: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or gradient became NaN/Inf; the checkpoints on disk are from before it happened."""
+
+
+def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict, workdir: str, *,
+          seed: int, mesh=None, show_progress: bool = True) -> dict[str, float]:
+    """Trains `task.model` for `config.num_steps` steps in `workdir`, resuming from its latest checkpoint.
+
+    config fields: num_steps, log_every, eval_every (0: only at the end), checkpoint_every, max_to_keep,
+    ema_decay (0: off), async_checkpoints. Returns the final eval metrics (or the last train metrics).
+    """
+    mesh = sharding.make_data_mesh() if mesh is None else mesh
+    num_steps = int(config.num_steps)
+    model = task.model
+    model.train()
+    optimizer = nnx.Optimizer(model, tx)
+    train_graphdef, state = nnx.split(optimizer)
+    ema_decay = float(config.get("ema_decay", 0.0))
+    train_state = {"optimizer": state}
+    if ema_decay:
+        train_state["ema"] = jax.tree_util.tree_map(jnp.copy, nnx.state(model, nnx.Param))
+    model.eval()
+    eval_graphdef, _ = nnx.split(model)
+    model.train()
+    train_state = jax.device_put(train_state, sharding.replicated(mesh))
+
+    checkpointer = Checkpointer(workdir, save_every=int(config.checkpoint_every),
+                                max_to_keep=int(config.get("max_to_keep", 3)),
+                                async_save=bool(config.get("async_checkpoints", True)))
+    start_step = checkpointer.latest_step() or 0
+    if start_step:
+        train_state = checkpointer.restore(train_state, start_step)
+        logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
+    writer = MetricWriter(workdir, resume_step=start_step)
+    seed_key = jax.random.key(seed)
+
+    def train_step(train_state, batch, step):
+        optimizer = nnx.merge(train_graphdef, train_state["optimizer"])
+        rng = jax.random.fold_in(seed_key, step)
+        (loss, metrics), grads = nnx.value_and_grad(task.loss_fn, has_aux=True)(optimizer.model, batch, rng)
+        optimizer.update(grads)
+        new_state = {"optimizer": nnx.state(optimizer)}
+        if ema_decay:
+            params = nnx.state(optimizer.model, nnx.Param)
+            new_state["ema"] = jax.tree_util.tree_map(
+                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params)
+        grad_norm = optax.global_norm(grads)
+        metrics = dict(metrics, loss=loss, grad_norm=grad_norm)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        return new_state, metrics, finite
+
+    def eval_step(train_state, batch):
+        model = nnx.merge(train_graphdef, train_state["optimizer"]).model
+        graphdef_state = nnx.state(model)
+        if ema_decay:
+            graphdef_state = nnx.State.merge(graphdef_state, train_state["ema"])
+        return task.eval_fn(nnx.merge(eval_graphdef, graphdef_state), batch)
+
+    jit_train_step = jax.jit(train_step, donate_argnums=0)
+    jit_eval_step = jax.jit(eval_step)
+
+    def evaluate(train_state) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        for batch in sharding.prefetch_to_mesh(task.make_eval_iterator(), mesh):
+            for name, value in jit_eval_step(train_state, batch).items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        count = sums.pop("count")
+        return {f"eval/{name}": value / count for name, value in sums.items()}
+
+    stop = StopRequest()
+    progress = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not show_progress,
+                    mininterval=1.0, smoothing=0.1)
+    last_metrics: dict[str, float] = {}
+    sums, count, all_finite = None, 0, jnp.array(True)
+    last_good_step = start_step
+    eval_every = int(config.get("eval_every", 0))
+    log_every = int(config.log_every)
+    batches = sharding.prefetch_to_mesh(task.make_train_iterator(start_step), mesh)
+    tick = time.perf_counter()
+    step = start_step
+    if step >= num_steps and task.eval_fn is not None:
+        last_metrics = evaluate(train_state)  # already finished: report instead of doing nothing
+    try:
+        while step < num_steps:
+            batch = next(batches)
+            train_state, metrics, finite = jit_train_step(train_state, batch, step)
+            step += 1
+            sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+            count += 1
+            all_finite = all_finite & finite
+            progress.update(1)
+            at_end = step == num_steps
+            wants_save = at_end or step % int(config.checkpoint_every) == 0 or stop.requested
+            if step % log_every == 0 or at_end or wants_save:
+                if not bool(all_finite):
+                    raise NonFiniteLossError(
+                        f"loss or gradient became NaN/Inf between steps {step - count} and {step}; stopped without"
+                        f" saving. The last good checkpoint is step {last_good_step} in {checkpointer.directory}."
+                        " Lower the learning rate or check the data, then rerun to resume from it.")
+            if step % log_every == 0 or at_end:
+                now = time.perf_counter()
+                last_metrics = {f"train/{k}": float(v) / count for k, v in sums.items()}
+                last_metrics["train/steps_per_second"] = count / max(now - tick, 1e-9)
+                writer.write(step, last_metrics)
+                progress.set_postfix(loss=f"{last_metrics['train/loss']:.4f}", refresh=False)
+                sums, count, tick = None, 0, now
+            if task.eval_fn is not None and ((eval_every and step % eval_every == 0) or at_end):
+                last_metrics = evaluate(train_state)
+                writer.write(step, last_metrics)
+                progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last_metrics.items()))
+            if wants_save:
+                checkpointer.maybe_save(step, train_state, force=at_end or bool(stop.requested))
+                last_good_step = step
+            if stop.requested:
+                progress.write(f"{stop.requested} received: saved step {step} to {checkpointer.directory}; "
+                               "rerun the same command to resume.")
+                break
+    finally:
+        progress.close()
+        stop.restore_handlers()
+        checkpointer.close()
+        writer.close()
+    return last_metrics

@@ -1,0 +1,68 @@
+"""Metrics go to two places: TensorBoard (to look at) and `<workdir>/metrics.jsonl` (to read from code).
+
+Each `write(step, metrics)` appends one JSON object `{"step": step, name: value, ...}` per call. On restart the
+file is trimmed to the rows at or before the restored step, so a resumed run never shows a step twice.
+"""
+
+import json
+import math
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class MetricWriter:
+    """Writes scalar metrics to TensorBoard event files and a JSON-lines file under `workdir`."""
+
+    def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True):
+        os.makedirs(workdir, exist_ok=True)
+        self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
+        _truncate_after(self.jsonl_path, resume_step)
+        self._summary_writer = None
+        if tensorboard:
+            from flax.metrics.tensorboard import SummaryWriter
+
+            self._summary_writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        row = {"step": int(step)}
+        row.update({name: _to_float(value) for name, value in metrics.items()})
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._summary_writer is not None:
+            for name, value in row.items():
+                if name != "step":
+                    self._summary_writer.scalar(name, value, step)
+
+    def flush(self) -> None:
+        if self._summary_writer is not None:
+            self._summary_writer.flush()
+
+    def close(self) -> None:
+        if self._summary_writer is not None:
+            self._summary_writer.close()
+
+
+def read_metrics(workdir_or_path: str) -> list[dict]:
+    """All rows of a run's metrics.jsonl, in order."""
+    path = workdir_or_path
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.jsonl")
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _to_float(value) -> float | None:
+    value = float(np.asarray(value))
+    return value if math.isfinite(value) else None
+
+
+def _truncate_after(path: str, step: int) -> None:
+    if not os.path.exists(path):
+        return
+    rows = read_metrics(path)
+    kept = [row for row in rows if row["step"] <= step]
+    if len(kept) != len(rows):
+        with open(path, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in kept)

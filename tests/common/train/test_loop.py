@@ -1,0 +1,164 @@
+"""The shared training loop: exact resume, SIGTERM saves, NaN stops, metrics files, EMA."""
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+from ml_collections import ConfigDict
+
+from common.train import loop
+from common.train.metrics import read_metrics
+
+
+class TinyNet(nnx.Module):
+    """Linear -> BatchNorm -> relu -> Linear: small, but with BatchNorm state that must survive a resume."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(6, 16, rngs=rngs)
+        self.norm = nnx.BatchNorm(16, rngs=rngs)
+        self.out = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.norm(self.hidden(x))))
+
+
+def batches(start_step: int, *, poison_at: int | None = None, on_step=None):
+    """Deterministic batches: batch i depends only on i, so a restart at any step sees the same stream."""
+    step = start_step
+    while True:
+        if on_step is not None:
+            on_step(step)
+        rng = np.random.default_rng(step)
+        x = rng.normal(size=(8, 6)).astype(np.float32)
+        if poison_at is not None and step >= poison_at:
+            x[0, 0] = np.nan
+        yield {"x": x, "y": (x.sum(-1) > 0).astype(np.int32) + (x[:, 0] > 1).astype(np.int32)}
+        step += 1
+
+
+def eval_batches():
+    for i in range(3):
+        rng = np.random.default_rng(1000 + i)
+        x = rng.normal(size=(8, 6)).astype(np.float32)
+        yield {"x": x, "y": (x.sum(-1) > 0).astype(np.int32), "mask": np.ones(8, np.float32)}
+
+
+def loss_fn(model, batch, rng):
+    logits = model(batch["x"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    return loss, {"accuracy": (logits.argmax(-1) == batch["y"]).mean()}
+
+
+def eval_fn(model, batch):
+    logits = model(batch["x"])
+    return {"accuracy": ((logits.argmax(-1) == batch["y"]) * batch["mask"]).sum(), "count": batch["mask"].sum(),
+            "logit_mean": (logits.mean(-1) * batch["mask"]).sum()}
+
+
+def make_config(num_steps=12, **overrides) -> ConfigDict:
+    config = ConfigDict({"num_steps": num_steps, "log_every": 2, "eval_every": 6, "checkpoint_every": 4,
+                         "max_to_keep": 10, "ema_decay": 0.0, "async_checkpoints": True})
+    config.update(overrides)
+    return config
+
+
+def run(workdir, config, make_iter=batches, seed=0):
+    task = loop.TrainTask(model=TinyNet(nnx.Rngs(0)), loss_fn=loss_fn, make_train_iterator=make_iter,
+                          eval_fn=eval_fn, make_eval_iterator=eval_batches)
+    tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(optax.cosine_decay_schedule(0.1, 12), momentum=0.9))
+    return loop.train(task, tx, config, str(workdir), seed=seed, show_progress=False)
+
+
+def saved_state(workdir, step=None):
+    """The raw arrays of a checkpoint, read back without any target structure."""
+    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+    step = manager.latest_step() if step is None else step
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    manager.close()
+    return step, restored
+
+
+def assert_trees_bitwise_equal(a, b):
+    leaves_a, tree_a = jax.tree_util.tree_flatten(a)
+    leaves_b, tree_b = jax.tree_util.tree_flatten(b)
+    assert tree_a == tree_b
+    assert len(leaves_a) > 4
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_after_sigterm_is_bitwise_identical(tmp_path):
+    straight = run(tmp_path / "straight", make_config())
+
+    def sigterm_at_step_5(step):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    interrupted = tmp_path / "interrupted"
+    run(interrupted, make_config(), make_iter=lambda s: batches(s, on_step=sigterm_at_step_5))
+    step, _ = saved_state(interrupted)
+    assert 0 < step < 12, "SIGTERM should have saved a checkpoint mid-run"
+    resumed = run(interrupted, make_config())
+
+    assert saved_state(interrupted)[0] == 12
+    assert_trees_bitwise_equal(saved_state(tmp_path / "straight")[1], saved_state(interrupted)[1])
+    assert straight == resumed
+    steps = [row["step"] for row in read_metrics(str(interrupted)) if "train/loss" in row]
+    assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12]
+
+
+def test_rerun_of_a_finished_run_reports_without_training(tmp_path):
+    first = run(tmp_path, make_config())
+    again = run(tmp_path, make_config())
+    assert first["eval/accuracy"] == again["eval/accuracy"]
+
+
+def test_metrics_jsonl_has_train_and_eval_rows(tmp_path):
+    final = run(tmp_path, make_config())
+    rows = read_metrics(str(tmp_path))
+    assert all("step" in row for row in rows)
+    eval_rows = [row for row in rows if "eval/accuracy" in row]
+    assert [row["step"] for row in eval_rows] == [6, 12]
+    assert final["eval/accuracy"] == eval_rows[-1]["eval/accuracy"]
+    assert 0.0 <= final["eval/accuracy"] <= 1.0
+    assert {"train/loss", "train/accuracy", "train/grad_norm", "train/steps_per_second"} <= set(rows[0])
+    assert os.listdir(tmp_path / "tensorboard")
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(loop.NonFiniteLossError, match=r"NaN/Inf between steps 8 and 10.*last good checkpoint is step 8"):
+        run(tmp_path, make_config(), make_iter=lambda s: batches(s, poison_at=9))
+    step, state = saved_state(tmp_path)
+    assert step == 8
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state))
+
+
+def test_ema_weights_are_used_for_eval(tmp_path):
+    final = run(tmp_path, make_config(ema_decay=0.9))
+    _, state = saved_state(tmp_path)
+    ema, model = state["ema"], state["optimizer"]["model"]
+    assert not np.allclose(ema["out"]["kernel"]["value"], model["out"]["kernel"]["value"])
+
+    def forward(x):  # eval-mode TinyNet with EMA weights and the running BatchNorm statistics
+        value = lambda tree: np.asarray(tree["value"])  # noqa: E731
+        h = x @ value(ema["hidden"]["kernel"]) + value(ema["hidden"]["bias"])
+        norm = model["norm"]
+        h = (h - value(norm["mean"])) / np.sqrt(value(norm["var"]) + 1e-5)
+        h = np.maximum(h * value(ema["norm"]["scale"]) + value(ema["norm"]["bias"]), 0)
+        return h @ value(ema["out"]["kernel"]) + value(ema["out"]["bias"])
+
+    expected = np.mean([forward(b["x"]).mean(-1) for b in eval_batches()])
+    np.testing.assert_allclose(final["eval/logit_mean"], expected, rtol=1e-5)
+
+
+def test_loss_goes_down(tmp_path):
+    run(tmp_path, make_config(num_steps=12))
+    losses = [row["train/loss"] for row in read_metrics(str(tmp_path)) if "train/loss" in row]
+    assert losses[-1] < losses[0]
+    assert jnp.isfinite(jnp.asarray(losses)).all()
