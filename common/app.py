@@ -5,9 +5,9 @@ A paper's main.py is three lines: `app.define_flags(__file__)`, then `absl.app.r
   train_and_evaluate(config, workdir) -> dict of final metrics
   build_for_dry_run(config) -> (model, input_shape)   # input_shape without the batch axis
 Flags:
-  --config=papers/<paper>/config.py[:variant]   ml_collections config, locked: a mistyped --config.key fails
-  --workdir=DIR                                 checkpoints, metrics.jsonl, TensorBoard; default workdirs/<paper>/<variant>
-  --dry_run                                     build the model, print `params: N` and `flops: F`, exit
+  --config=papers/<paper>/config.py[:variant]  ml_collections config, locked: a mistyped --config.key fails
+  --workdir=DIR              checkpoints, metrics.jsonl, TensorBoard; default workdirs/<paper>/<variant>
+  --dry_run                  build the model, print `params: N` and `flops: F`, exit
 """
 
 import json
@@ -36,6 +36,8 @@ def main_for(paper: ModuleType):
     def main(argv):
         if len(argv) > 1:
             raise ValueError(f"unexpected positional arguments: {argv[1:]}")
+        if not FLAGS["verbosity"].present:  # library INFO logs (Orbax writes a dozen per save) drown the progress bar
+            logging.getLogger("absl").setLevel(logging.WARNING)
         prepare_environment()
         config = FLAGS.config
         if FLAGS.dry_run:
@@ -45,7 +47,8 @@ def main_for(paper: ModuleType):
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
-        logging.info("workdir: %s\nconfig:\n%s", workdir, config)
+        print(f"workdir: {workdir}", flush=True)
+        logging.info("config:\n%s", config)
         final = paper.train_and_evaluate(config, workdir)
         print(json.dumps({"workdir": workdir, **{k: round(v, 6) for k, v in final.items()}}))
 

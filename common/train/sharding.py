@@ -38,6 +38,7 @@ def check_batch_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size")
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Turns this process's part of the batch (leading axis) into global arrays sharded over `data`."""
     sharding = batch_sharded(mesh)
+    check_batch_divisible(len(next(iter(batch.values()))), mesh, "batch size")
     return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
 
 

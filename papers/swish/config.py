@@ -22,6 +22,9 @@ from configs import presets
 def _default() -> ConfigDict:
     config = presets.image_classification("fashion_mnist_local")
     config.model = ConfigDict({"name": "resnet20", "activation": "swish"})
+    config.dataset.batch_size = 64
+    config.optimizer.update(learning_rate=0.05, warmup_steps=50)
+    config.train.update(num_steps=800, log_every=25, checkpoint_every=200)
     return config
 
 
@@ -45,8 +48,7 @@ def _digits() -> ConfigDict:
 
 def _benchmark() -> ConfigDict:
     config = _default()
-    config.optimizer.warmup_steps = 50
-    config.train.update(num_steps=600, log_every=50, checkpoint_every=300)
+    config.train.update(num_steps=400, log_every=50, checkpoint_every=200)
     return config
 
 
@@ -55,6 +57,7 @@ def _cifar_resnet164(dataset: str):
         config = _default()
         config.model.name = "resnet164"
         config.dataset = presets.dataset_preset(dataset)
+        config.dataset.batch_size = 128
         config.optimizer.update(learning_rate=0.1, schedule="steps", decay_boundaries=(0.5, 0.75), warmup_steps=0)
         config.train.update(num_steps=64_000, log_every=100, eval_every=2_000, checkpoint_every=2_000)
         return config

@@ -132,7 +132,8 @@ def test_metrics_jsonl_has_train_and_eval_rows(tmp_path):
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
-    with pytest.raises(loop.NonFiniteLossError, match=r"NaN/Inf between steps 8 and 10.*last good checkpoint is step 8"):
+    expected = r"NaN/Inf between steps 8 and 10.*last good checkpoint is step 8"
+    with pytest.raises(loop.NonFiniteLossError, match=expected):
         run(tmp_path, make_config(), make_iter=lambda s: batches(s, poison_at=9))
     step, state = saved_state(tmp_path)
     assert step == 8

@@ -1,0 +1,9 @@
+"""Offline tfds builders over real data that packages ship (see docs/data.md).
+
+Importing this package registers them with tfds, so `tfds.builder("fashion_mnist_local")` works too.
+"""
+
+from common.data.builders.digits_local import DigitsLocal
+from common.data.builders.fashion_mnist_local import FashionMnistLocal
+
+__all__ = ["DigitsLocal", "FashionMnistLocal"]

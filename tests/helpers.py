@@ -1,0 +1,27 @@
+"""Running a paper's main.py the way a user does, in a subprocess, for the end-to-end tests."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env(**extra) -> dict:
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    env.update(extra)
+    return env
+
+
+def run_main(paper: str, *flags: str, check: bool = True, timeout: int = 300, **env) -> subprocess.CompletedProcess:
+    """`python -m papers.<paper>.main FLAGS...`; returns the finished process with text stdout/stderr."""
+    result = subprocess.run([sys.executable, "-m", f"papers.{paper}.main", *flags], cwd=REPO, env=subprocess_env(**env),
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode:
+        raise AssertionError(f"main failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}")
+    return result
+
+
+def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", f"papers.{paper}.main", *flags], cwd=REPO,
+                            env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,104 @@
+"""The Swish paper end to end through its main.py, as a user runs it."""
+
+import json
+import os
+import re
+import signal
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from tests.helpers import run_main, start_main
+
+SMOKE = "--config=papers/swish/config.py:smoke"
+
+
+def final_params(workdir):
+    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+    step = manager.latest_step()
+    state = manager.restore(step, args=ocp.args.StandardRestore())
+    manager.close()
+    return step, state
+
+
+def test_smoke_run_learns_and_writes_outputs(tmp_path):
+    result = run_main("swish", SMOKE, f"--workdir={tmp_path}")
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
+    assert (tmp_path / "metrics.jsonl").exists()
+    assert (tmp_path / "config.json").exists()
+    assert os.listdir(tmp_path / "tensorboard")
+    assert final_params(tmp_path)[0] == 30
+
+
+def test_killed_run_resumes_to_identical_parameters(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_main("swish", SMOKE, f"--workdir={straight}")
+
+    process = start_main("swish", SMOKE, f"--workdir={killed}")
+    deadline = time.time() + 240
+    while not (killed / "checkpoints" / "10").exists():  # the first periodic checkpoint (every 10 steps)
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "checkpoints" / "30").exists(), "the run finished before it could be killed"
+
+    run_main("swish", SMOKE, f"--workdir={killed}")
+    (step_a, a), (step_b, b) = final_params(straight), final_params(killed)
+    assert step_a == step_b == 30
+    leaves_a = dict(_flatten(a))
+    leaves_b = dict(_flatten(b))
+    assert leaves_a.keys() == leaves_b.keys() and len(leaves_a) > 10
+    for key in leaves_a:
+        np.testing.assert_array_equal(leaves_a[key], leaves_b[key], err_msg=key)
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _flatten(value, f"{prefix}/{key}")
+    else:
+        yield prefix, np.asarray(tree)
+
+
+def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
+    process = start_main("swish", "--config=papers/swish/config.py:smoke", "--config.train.num_steps=100000",
+                         "--config.train.checkpoint_every=100000", f"--workdir={tmp_path}")
+    deadline = time.time() + 240
+    while not (tmp_path / "metrics.jsonl").exists():  # first log row: training is under way
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGTERM received: saved step" in stderr
+    step, state = final_params(tmp_path)
+    assert 10 <= step < 100000
+    assert "optimizer" in state
+
+
+def test_dry_run_prints_params_and_flops():
+    result = run_main("swish", "--config=papers/swish/config.py:default", "--dry_run")
+    params = int(re.search(r"^params: (\d+)$", result.stdout, re.M).group(1))
+    flops = int(re.search(r"^flops: (\d+)$", result.stdout, re.M).group(1))
+    # ResNet-20 (~0.27M weights) on one 28x28x1 image; swish adds a beta per channel per activation.
+    assert 260_000 < params < 290_000
+    assert 50e6 < flops < 90e6
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--config.train.num_stepz=5", "num_stepz"),
+    ("--config.model.activation=swishh", "unknown activation 'swishh'; valid choices: "),
+    ("--config.model.name=resnet21", "unknown resnet 'resnet21'; valid choices: "),
+    ("--config.dataset.name=fashion_mnst", "unknown dataset 'fashion_mnst'; valid choices: "),
+    ("--config.optimizer.name=adamm", "unknown optimizer 'adamm'; valid choices: adam, adamw, momentum, nesterov, sgd"),
+])
+def test_bad_config_values_fail_with_the_valid_choices(tmp_path, flag, message):
+    result = run_main("swish", SMOKE, flag, f"--workdir={tmp_path}", check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
