@@ -1,6 +1,6 @@
 """`make bench`: runs every benchmark and rewrites its section of docs/benchmarks.md.
 
-  python -m benchmarks.run_all [--only training] [--output docs/benchmarks.md]
+python -m benchmarks.run_all [--only training] [--output docs/benchmarks.md]
 """
 
 import argparse

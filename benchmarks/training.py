@@ -3,8 +3,8 @@
 1. Input pipeline: steps/s of the `make run` model fed by the real tf.data pipeline over offline
    Fashion-MNIST vs the same model fed from batches already in memory (numpy arrays, no tf.data).
    Overhead = 1 - pipeline / in-memory. The two are interleaved (A B A B ...) so machine noise hits both.
-2. Checkpointing: how long an Orbax save of the full training state blocks the loop (async: until the
-   arrays are copied off the devices; sync: until it is on disk), next to the time of one training step.
+2. Checkpointing: the time an Orbax save of the full training state adds to the loop (async: the loop waits
+   only while arrays are copied off the devices; sync: until the checkpoint is on disk), in training steps.
 """
 
 import itertools
@@ -12,12 +12,10 @@ import statistics
 import tempfile
 import time
 
-import jax
 from flax import nnx
 
 from common import report
 from common.train import classification, loop, optim
-from common.train.checkpoint import Checkpointer
 from common.train.metrics import read_metrics
 from papers.swish import config as swish_config
 from papers.swish import model as swish_model
@@ -25,9 +23,11 @@ from papers.swish import model as swish_model
 
 def _timed_run(config, dataset, make_iterator) -> float:
     """Steps/s over the logged windows after the first (which holds compilation)."""
-    task = loop.TrainTask(model=swish_model.build_model(config, dataset.input_shape, dataset.num_classes,
-                                                        nnx.Rngs(0)),
-                          loss_fn=classification.cross_entropy_loss, make_train_iterator=make_iterator)
+    task = loop.TrainTask(
+        model=swish_model.build_model(config, dataset.input_shape, dataset.num_classes, nnx.Rngs(0)),
+        loss_fn=classification.cross_entropy_loss,
+        make_train_iterator=make_iterator,
+    )
     tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
     with tempfile.TemporaryDirectory() as workdir:
         loop.train(task, tx, config.train, workdir, seed=0, show_progress=False)
@@ -49,47 +49,40 @@ def input_pipeline(num_steps: int = 120, repeats: int = 2) -> dict:
         pipeline_rates.append(_timed_run(config, dataset, dataset.make_train_iterator))
         memory_rates.append(_timed_run(config, dataset, from_memory))
     pipeline, memory = statistics.median(pipeline_rates), statistics.median(memory_rates)
-    return {"model": f"{config.model.name} ({config.model.activation})", "dataset": config.dataset.name,
-            "batch": config.dataset.batch_size, "steps": num_steps, "repeats": repeats,
-            "pipeline": pipeline, "memory": memory, "overhead": 1 - pipeline / memory}
+    return {
+        "model": f"{config.model.name} ({config.model.activation})",
+        "dataset": config.dataset.name,
+        "batch": config.dataset.batch_size,
+        "steps": num_steps,
+        "repeats": repeats,
+        "pipeline": pipeline,
+        "memory": memory,
+        "overhead": 1 - pipeline / memory,
+    }
 
 
-def checkpoint_cost(repeats: int = 5) -> dict:
+def checkpoint_cost(num_steps: int = 60, every: int = 10) -> dict:
+    """Steps/s with no checkpoint, an async save every `every` steps, and a synchronous one; same runs, interleaved."""
     config = swish_config.get_config("default")
+    config.train.update(num_steps=num_steps, log_every=every, max_to_keep=2)
     dataset = classification.load_dataset(config)
-    model = swish_model.build_model(config, dataset.input_shape, dataset.num_classes, nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, 100))
-    graphdef, state = nnx.split(optimizer)
-    batch = next(dataset.make_train_iterator(0))
+    in_memory = list(itertools.islice(dataset.make_train_iterator(0), 20))
 
-    @jax.jit
-    def step(state, batch):
-        optimizer = nnx.merge(graphdef, state)
-        grads = nnx.grad(lambda m: classification.cross_entropy_loss(m, batch, None)[0])(optimizer.model)
-        optimizer.update(grads)
-        return nnx.state(optimizer)
+    def from_memory(start_step):
+        return itertools.islice(itertools.cycle(in_memory), start_step % len(in_memory), None)
 
-    state = jax.block_until_ready(step(state, batch))
-    step_times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state = jax.block_until_ready(step(state, batch))
-        step_times.append(time.perf_counter() - start)
-    results = {"step": statistics.median(step_times),
-               "bytes": sum(x.nbytes for x in jax.tree_util.tree_leaves(state))}
-    for mode, async_save in (("async", True), ("sync", False)):
-        blocking, total = [], []
-        with tempfile.TemporaryDirectory() as workdir:
-            checkpointer = Checkpointer(workdir, save_every=1, max_to_keep=2, async_save=async_save)
-            for i in range(repeats):
-                start = time.perf_counter()
-                checkpointer.maybe_save(i + 1, {"optimizer": state}, force=True)
-                blocking.append(time.perf_counter() - start)
-                checkpointer.wait_until_finished()
-                total.append(time.perf_counter() - start)
-            checkpointer.close()
-        results[mode] = (statistics.median(blocking), statistics.median(total))
-    return results
+    settings = {"none": (10**9, True), "async": (every, True), "sync": (every, False)}
+    rates = {name: [] for name in settings}
+    for _ in range(2):
+        for name, (checkpoint_every, async_save) in settings.items():
+            config.train.update(checkpoint_every=checkpoint_every, async_checkpoints=async_save)
+            rates[name].append(_timed_run(config, dataset, from_memory))
+    step_time = {name: 1 / statistics.median(values) for name, values in rates.items()}
+    return {
+        "every": every,
+        "step": step_time["none"],
+        **{name: (step_time[name] - step_time["none"]) * every for name in ("async", "sync")},
+    }
 
 
 def markdown() -> str:
@@ -99,20 +92,32 @@ def markdown() -> str:
     minutes = (time.time() - started) / 60
     pipeline_table = report.markdown_table(
         ["feed", "steps/s", "input-pipeline overhead"],
-        [["tf.data pipeline over real Fashion-MNIST", f"{pipe['pipeline']:.2f}", f"{100 * pipe['overhead']:.1f}%"],
-         ["same batches from in-memory arrays", f"{pipe['memory']:.2f}", "(reference)"]])
+        [
+            ["tf.data pipeline over real Fashion-MNIST", f"{pipe['pipeline']:.2f}", f"{100 * pipe['overhead']:.1f}%"],
+            ["same batches from in-memory arrays", f"{pipe['memory']:.2f}", "(reference)"],
+        ],
+    )
     step_ms = 1000 * ckpt["step"]
     checkpoint_table = report.markdown_table(
         ["save", "blocks the loop (ms)", "until on disk (ms)", "blocking / one step"],
-        [[mode, f"{1000 * ckpt[mode][0]:.1f}", f"{1000 * ckpt[mode][1]:.1f}",
-          f"{1000 * ckpt[mode][0] / step_ms:.2f} steps"] for mode in ("async", "sync")])
+        [
+            [
+                mode,
+                f"{1000 * ckpt[mode][0]:.1f}",
+                f"{1000 * ckpt[mode][1]:.1f}",
+                f"{1000 * ckpt[mode][0] / step_ms:.2f} steps",
+            ]
+            for mode in ("async", "sync")
+        ],
+    )
     return (
         "## Training loop\n\n"
         f"Model {pipe['model']}, batch {pipe['batch']}, {pipe['steps']} steps per run, median of {pipe['repeats']} "
         "interleaved runs, compilation excluded. Target: input-pipeline overhead under 5%.\n\n"
         f"{pipeline_table}\n\n"
-        f"Checkpoint of the full training state ({ckpt['bytes'] / 1e6:.1f} MB: weights, BatchNorm statistics, "
-        f"optimizer state) with Orbax, median of 5 saves; one training step takes {step_ms:.1f} ms.\n\n"
+        "Checkpoint cost: the same model fed from memory, with no checkpoint vs an Orbax save of the full training "
+        f"state (weights, BatchNorm statistics, optimizer state) every {ckpt['every']} steps; the difference in "
+        f"step time, times {ckpt['every']}, is what one save adds. One step takes {step_ms:.1f} ms.\n\n"
         f"{checkpoint_table}\n\n"
         f"Measured on {report.machine_description()} in {minutes:.1f} min.\n"
     )

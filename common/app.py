@@ -63,8 +63,14 @@ def prepare_environment() -> None:
     tf.config.set_visible_devices([], "GPU")
     if _launched_multihost():
         jax.distributed.initialize()
-    logging.info("JAX %s on %d %s device(s), process %d of %d", jax.__version__, jax.device_count(),
-                 jax.default_backend(), jax.process_index(), jax.process_count())
+    logging.info(
+        "JAX %s on %d %s device(s), process %d of %d",
+        jax.__version__,
+        jax.device_count(),
+        jax.default_backend(),
+        jax.process_index(),
+        jax.process_count(),
+    )
 
 
 def _launched_multihost() -> bool:

@@ -11,8 +11,10 @@ def machine_description() -> str:
     """One line naming where a number was measured: device kind and count, CPU cores, OS."""
     device = jax.devices()[0]
     kind = device.device_kind if device.platform != "cpu" else "CPU"
-    return (f"{jax.device_count()} x {kind} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
-            f"{platform.system()} {platform.machine()}, JAX {jax.__version__}")
+    return (
+        f"{jax.device_count()} x {kind} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
+        f"{platform.system()} {platform.machine()}, JAX {jax.__version__}"
+    )
 
 
 def replace_block(path: str, name: str, content: str) -> None:

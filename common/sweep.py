@@ -70,8 +70,11 @@ def load_sweep(path: str) -> Sweep:
     return module.SWEEP
 
 
-def run_sweep(sweep: Sweep, train_and_evaluate: Callable[[ConfigDict, str], dict], root: str,
-              ) -> list[tuple[dict, dict]]:
+def run_sweep(
+    sweep: Sweep,
+    train_and_evaluate: Callable[[ConfigDict, str], dict],
+    root: str,
+) -> list[tuple[dict, dict]]:
     """Trains every point of the grid (skipping finished ones); returns (point, final metrics) pairs."""
     base = load_config(sweep.config)
     results = []

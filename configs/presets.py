@@ -9,31 +9,34 @@ from ml_collections import ConfigDict
 from common.registry import lookup
 
 
-def _dataset(name: str, *, batch_size: int, augment: str, eval_batch_size: int | None = None,
-             image_size: int | None = None) -> ConfigDict:
-    return ConfigDict({
-        "name": name,
-        "batch_size": batch_size,
-        "eval_batch_size": eval_batch_size or batch_size,
-        "augment": augment,
-        "image_size": image_size,
-        "data_dir": None,
-        "train_split": "train",
-        "eval_split": "validation" if name == "imagenet2012" else "test",
-    })
+def _dataset(
+    name: str, *, batch_size: int, augment: str, eval_batch_size: int | None = None, image_size: int | None = None
+) -> ConfigDict:
+    return ConfigDict(
+        {
+            "name": name,
+            "batch_size": batch_size,
+            "eval_batch_size": eval_batch_size or batch_size,
+            "augment": augment,
+            "image_size": image_size,
+            "data_dir": None,
+            "train_split": "train",
+            "eval_split": "validation" if name == "imagenet2012" else "test",
+        }
+    )
 
 
 DATASET_PRESETS = {
     # Offline, real data (see docs/data.md): the defaults on a machine without internet.
-    "fashion_mnist_local": lambda: _dataset("fashion_mnist_local", batch_size=128, augment="none",
-                                            eval_batch_size=500),
+    "fashion_mnist_local": lambda: _dataset("fashion_mnist_local", batch_size=128, augment="none", eval_batch_size=500),
     "digits_local": lambda: _dataset("digits_local", batch_size=32, augment="none", eval_batch_size=40),
     # Standard tfds names, for users who have the prepared data in their tfds data_dir.
     "mnist": lambda: _dataset("mnist", batch_size=128, augment="none", eval_batch_size=500),
     "cifar10": lambda: _dataset("cifar10", batch_size=128, augment="flip_crop", eval_batch_size=500),
     "cifar100": lambda: _dataset("cifar100", batch_size=128, augment="flip_crop", eval_batch_size=500),
-    "imagenet2012": lambda: _dataset("imagenet2012", batch_size=256, augment="inception_crop", image_size=224,
-                                     eval_batch_size=250),
+    "imagenet2012": lambda: _dataset(
+        "imagenet2012", batch_size=256, augment="inception_crop", image_size=224, eval_batch_size=250
+    ),
 }
 
 
@@ -43,26 +46,28 @@ def dataset_preset(name: str) -> ConfigDict:
 
 def image_classification(dataset: str = "fashion_mnist_local") -> ConfigDict:
     """seed, dataset, optimizer and train sections with defaults that suit a small CPU run."""
-    return ConfigDict({
-        "seed": 0,
-        "label_smoothing": 0.0,
-        "dataset": dataset_preset(dataset),
-        "optimizer": {
-            "name": "nesterov",
-            "learning_rate": 0.1,
-            "momentum": 0.9,
-            "weight_decay": 1e-4,
-            "schedule": "cosine",
-            "warmup_steps": 100,
-            "final_lr_fraction": 0.0,
-        },
-        "train": {
-            "num_steps": 1000,
-            "log_every": 50,
-            "eval_every": 0,
-            "checkpoint_every": 500,
-            "max_to_keep": 2,
-            "ema_decay": 0.0,
-            "async_checkpoints": True,
-        },
-    })
+    return ConfigDict(
+        {
+            "seed": 0,
+            "label_smoothing": 0.0,
+            "dataset": dataset_preset(dataset),
+            "optimizer": {
+                "name": "nesterov",
+                "learning_rate": 0.1,
+                "momentum": 0.9,
+                "weight_decay": 1e-4,
+                "schedule": "cosine",
+                "warmup_steps": 100,
+                "final_lr_fraction": 0.0,
+            },
+            "train": {
+                "num_steps": 1000,
+                "log_every": 50,
+                "eval_every": 0,
+                "checkpoint_every": 500,
+                "max_to_keep": 2,
+                "ema_decay": 0.0,
+                "async_checkpoints": True,
+            },
+        }
+    )

@@ -15,13 +15,25 @@ def subprocess_env(**extra) -> dict:
 
 def run_main(paper: str, *flags: str, check: bool = True, timeout: int = 300, **env) -> subprocess.CompletedProcess:
     """`python -m papers.<paper>.main FLAGS...`; returns the finished process with text stdout/stderr."""
-    result = subprocess.run([sys.executable, "-m", f"papers.{paper}.main", *flags], cwd=REPO, env=subprocess_env(**env),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", f"papers.{paper}.main", *flags],
+        cwd=REPO,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode:
         raise AssertionError(f"main failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}")
     return result
 
 
 def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", f"papers.{paper}.main", *flags], cwd=REPO,
-                            env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"papers.{paper}.main", *flags],
+        cwd=REPO,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

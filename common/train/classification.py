@@ -41,9 +41,16 @@ def load_dataset(config: ConfigDict) -> images.ImageDataset:
     """The dataset named by `config.dataset`, batched for training and eval."""
     ds = config.dataset
     return images.load_image_dataset(
-        ds.name, batch_size=ds.batch_size, eval_batch_size=ds.get("eval_batch_size"), seed=config.seed,
-        augment=ds.get("augment", "none"), image_size=ds.get("image_size"), data_dir=ds.get("data_dir"),
-        train_split=ds.get("train_split", "train"), eval_split=ds.get("eval_split", "test"))
+        ds.name,
+        batch_size=ds.batch_size,
+        eval_batch_size=ds.get("eval_batch_size"),
+        seed=config.seed,
+        augment=ds.get("augment", "none"),
+        image_size=ds.get("image_size"),
+        data_dir=ds.get("data_dir"),
+        train_split=ds.get("train_split", "train"),
+        eval_split=ds.get("eval_split", "test"),
+    )
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str, build_model: BuildModel) -> dict[str, float]:
@@ -55,7 +62,12 @@ def train_and_evaluate(config: ConfigDict, workdir: str, build_model: BuildModel
     def loss_fn(model, batch, rng):
         return cross_entropy_loss(model, batch, rng, label_smoothing=label_smoothing)
 
-    task = loop.TrainTask(model=model, loss_fn=loss_fn, make_train_iterator=dataset.make_train_iterator,
-                          eval_fn=eval_sums, make_eval_iterator=dataset.make_eval_iterator)
+    task = loop.TrainTask(
+        model=model,
+        loss_fn=loss_fn,
+        make_train_iterator=dataset.make_train_iterator,
+        eval_fn=eval_sums,
+        make_eval_iterator=dataset.make_eval_iterator,
+    )
     tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
     return loop.train(task, tx, config.train, workdir, seed=config.seed)

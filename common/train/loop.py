@@ -22,6 +22,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm.auto import tqdm
 
+from common import compat
 from common.train import sharding
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.metrics import MetricWriter
@@ -46,12 +47,25 @@ class TrainTask:
     make_eval_iterator: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None
 
 
+def _IN_MODEL(path, value) -> bool:  # noqa: N802 (an nnx filter, used like a type)
+    """Selects the model's half of the (model, optimizer) pair's state."""
+    return path[0] == 0
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss or gradient became NaN/Inf; the checkpoints on disk are from before it happened."""
 
 
-def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict, workdir: str, *,
-          seed: int, mesh=None, show_progress: bool = True) -> dict[str, float]:
+def train(
+    task: TrainTask,
+    tx: optax.GradientTransformation,
+    config: ConfigDict,
+    workdir: str,
+    *,
+    seed: int,
+    mesh=None,
+    show_progress: bool = True,
+) -> dict[str, float]:
     """Trains `task.model` for `config.num_steps` steps in `workdir`, resuming from its latest checkpoint.
 
     config fields: num_steps, log_every, eval_every (0: only at the end), checkpoint_every, max_to_keep,
@@ -61,10 +75,11 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
     num_steps = int(config.num_steps)
     model = task.model
     model.train()
-    optimizer = nnx.Optimizer(model, tx)
-    train_graphdef, state = nnx.split(optimizer)
+    optimizer = compat.new_optimizer(model, tx)
+    # One graph for the pair; the state is saved as {"model": ..., "optimizer": ...} (+ "ema").
+    graphdef, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
     ema_decay = float(config.get("ema_decay", 0.0))
-    train_state = {"optimizer": state}
+    train_state = {"model": model_state, "optimizer": optimizer_state}
     if ema_decay:
         train_state["ema"] = jax.tree_util.tree_map(jnp.copy, nnx.state(model, nnx.Param))
     model.eval()
@@ -72,9 +87,12 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
     model.train()
     train_state = jax.device_put(train_state, sharding.replicated(mesh))
 
-    checkpointer = Checkpointer(workdir, save_every=int(config.checkpoint_every),
-                                max_to_keep=int(config.get("max_to_keep", 3)),
-                                async_save=bool(config.get("async_checkpoints", True)))
+    checkpointer = Checkpointer(
+        workdir,
+        save_every=int(config.checkpoint_every),
+        max_to_keep=int(config.get("max_to_keep", 3)),
+        async_save=bool(config.get("async_checkpoints", True)),
+    )
     start_step = checkpointer.latest_step() or 0
     if start_step:
         train_state = checkpointer.restore(train_state, start_step)
@@ -82,27 +100,31 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
     writer = MetricWriter(workdir, resume_step=start_step)
     seed_key = jax.random.key(seed)
 
+    def loss_fn(model, batch, rng):  # positional only: nnx.value_and_grad cannot resolve keyword arguments
+        return task.loss_fn(model, batch, rng)
+
     def train_step(train_state, batch, step):
-        optimizer = nnx.merge(train_graphdef, train_state["optimizer"])
+        model, optimizer = nnx.merge(graphdef, train_state["model"], train_state["optimizer"])
         rng = jax.random.fold_in(seed_key, step)
-        (loss, metrics), grads = nnx.value_and_grad(task.loss_fn, has_aux=True)(optimizer.model, batch, rng)
-        optimizer.update(grads)
-        new_state = {"optimizer": nnx.state(optimizer)}
+        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch, rng)
+        compat.apply_gradients(optimizer, model, grads)
+        _, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
+        new_state = {"model": model_state, "optimizer": optimizer_state}
         if ema_decay:
-            params = nnx.state(optimizer.model, nnx.Param)
+            params = nnx.state(model, nnx.Param)
             new_state["ema"] = jax.tree_util.tree_map(
-                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params)
+                lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params
+            )
         grad_norm = optax.global_norm(grads)
         metrics = dict(metrics, loss=loss, grad_norm=grad_norm)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         return new_state, metrics, finite
 
     def eval_step(train_state, batch):
-        model = nnx.merge(train_graphdef, train_state["optimizer"]).model
-        graphdef_state = nnx.state(model)
+        model_state = train_state["model"][0]
         if ema_decay:
-            graphdef_state = nnx.State.merge(graphdef_state, train_state["ema"])
-        return task.eval_fn(nnx.merge(eval_graphdef, graphdef_state), batch)
+            model_state = nnx.State.merge(model_state, train_state["ema"])
+        return task.eval_fn(nnx.merge(eval_graphdef, model_state), batch)
 
     jit_train_step = jax.jit(train_step, donate_argnums=0)
     jit_eval_step = jax.jit(eval_step)
@@ -116,8 +138,15 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
         return {f"eval/{name}": value / count for name, value in sums.items()}
 
     stop = StopRequest()
-    progress = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not show_progress,
-                    mininterval=1.0, smoothing=0.1)
+    progress = tqdm(
+        total=num_steps,
+        initial=start_step,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not show_progress,
+        mininterval=1.0,
+        smoothing=0.1,
+    )
     last_metrics: dict[str, float] = {}
     sums, count, all_finite = None, 0, jnp.array(True)
     last_good_step = start_step
@@ -144,7 +173,8 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
                     raise NonFiniteLossError(
                         f"loss or gradient became NaN/Inf between steps {step - count} and {step}; stopped without"
                         f" saving. The last good checkpoint is step {last_good_step} in {checkpointer.directory}."
-                        " Lower the learning rate or check the data, then rerun to resume from it.")
+                        " Lower the learning rate or check the data, then rerun to resume from it."
+                    )
             if step % log_every == 0 or at_end:
                 now = time.perf_counter()
                 last_metrics = {f"train/{k}": float(v) / count for k, v in sums.items()}
@@ -160,8 +190,10 @@ def train(task: TrainTask, tx: optax.GradientTransformation, config: ConfigDict,
                 checkpointer.maybe_save(step, train_state, force=at_end or bool(stop.requested))
                 last_good_step = step
             if stop.requested:
-                progress.write(f"{stop.requested} received: saved step {step} to {checkpointer.directory}; "
-                               "rerun the same command to resume.")
+                progress.write(
+                    f"{stop.requested} received: saved step {step} to {checkpointer.directory}; "
+                    "rerun the same command to resume."
+                )
                 break
     finally:
         progress.close()

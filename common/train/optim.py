@@ -29,8 +29,9 @@ def _sgd_family(momentum: float | None, nesterov: bool):
         parts = []
         if cfg.get("weight_decay", 0.0):
             parts.append(optax.add_decayed_weights(cfg.weight_decay, mask=_decay_mask))
-        parts.append(optax.sgd(lr, momentum=cfg.get("momentum", 0.9) if momentum is None else momentum,
-                               nesterov=nesterov))
+        parts.append(
+            optax.sgd(lr, momentum=cfg.get("momentum", 0.9) if momentum is None else momentum, nesterov=nesterov)
+        )
         return optax.chain(*parts)
 
     return make
@@ -44,8 +45,14 @@ def _adam(cfg: ConfigDict, lr: optax.Schedule) -> optax.GradientTransformation:
 
 
 def _adamw(cfg: ConfigDict, lr: optax.Schedule) -> optax.GradientTransformation:
-    return optax.adamw(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8),
-                       weight_decay=cfg.get("weight_decay", 1e-4), mask=_decay_mask)
+    return optax.adamw(
+        lr,
+        b1=cfg.get("b1", 0.9),
+        b2=cfg.get("b2", 0.999),
+        eps=cfg.get("eps", 1e-8),
+        weight_decay=cfg.get("weight_decay", 1e-4),
+        mask=_decay_mask,
+    )
 
 
 OPTIMIZERS: dict[str, Callable[[ConfigDict, optax.Schedule], optax.GradientTransformation]] = {
@@ -71,7 +78,8 @@ def _steps(cfg: ConfigDict, total_steps: int) -> optax.Schedule:
     factor = cfg.get("decay_factor", 0.1)
     warmup = cfg.get("warmup_steps", 0)
     return optax.piecewise_constant_schedule(
-        cfg.learning_rate, {max(int(b * total_steps) - warmup, 1): factor for b in boundaries})
+        cfg.learning_rate, {max(int(b * total_steps) - warmup, 1): factor for b in boundaries}
+    )
 
 
 SCHEDULES: dict[str, Callable[[ConfigDict, int], optax.Schedule]] = {

@@ -34,10 +34,12 @@ def render_table(accuracies: dict[str, list[float]]) -> str:
     for name, values in sorted(accuracies.items(), key=lambda kv: -statistics.median(kv[1])):
         median = statistics.median(values)
         delta = f"{100 * (median - relu):+.2f}" if relu is not None else "n/a"
-        rows.append([name, f"{100 * median:.2f}", f"{100 * min(values):.2f} - {100 * max(values):.2f}", delta,
-                     len(values)])
-    return report.markdown_table(["activation", "median test acc. (%)", "min - max (%)", "vs ReLU (points)", "runs"],
-                                 rows)
+        rows.append(
+            [name, f"{100 * median:.2f}", f"{100 * min(values):.2f} - {100 * max(values):.2f}", delta, len(values)]
+        )
+    return report.markdown_table(
+        ["activation", "median test acc. (%)", "min - max (%)", "vs ReLU (points)", "runs"], rows
+    )
 
 
 def training_speed(root: str, results: list[tuple[dict, dict]]) -> float:
@@ -83,17 +85,20 @@ def main(argv=None) -> None:
     minutes = (time.time() - started) / 60
     accuracies = summarise(results)
     base = sweep.load_config(definition.config)
-    setting = (f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch "
-               f"{base.dataset.batch_size}")
+    setting = (
+        f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
+    )
     render_plot(accuracies, PLOT_PATH, f"{setting}\neach dot a seed, bar = median")
     speed = training_speed(args.workdir, results)
     table = render_table(accuracies)
     command = f"python -m papers.swish.benchmark --workdir {args.workdir} --readme {args.readme}"
-    block = (f"{table}\n\n![accuracy per activation]({os.path.basename(PLOT_PATH)})\n\n"
-             f"Measured by `{command}` (`make reproduce`), sweep `{args.sweep}`, on {report.machine_description()}; "
-             f"{len(results)} runs of {setting} at a median {speed:.1f} steps/s; this invocation took "
-             f"{minutes:.0f} min "
-             "(runs already finished in the workdir are only re-evaluated).")
+    block = (
+        f"{table}\n\n![accuracy per activation]({os.path.basename(PLOT_PATH)})\n\n"
+        f"Measured by `{command}` (`make reproduce`), sweep `{args.sweep}`, on {report.machine_description()}; "
+        f"{len(results)} runs of {setting} at a median {speed:.1f} steps/s; this invocation took "
+        f"{minutes:.0f} min "
+        "(runs already finished in the workdir are only re-evaluated)."
+    )
     report.replace_block(args.readme, "benchmark", block)
     print(table)
     sys.stdout.flush()

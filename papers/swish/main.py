@@ -1,6 +1,6 @@
 """Trains a ResNet with a chosen activation. Example:
 
-  python -m papers.swish.main --config=papers/swish/config.py:smoke --config.model.activation=gelu
+python -m papers.swish.main --config=papers/swish/config.py:smoke --config.model.activation=gelu
 """
 
 from absl import app as absl_app

@@ -57,20 +57,37 @@ def loss_fn(model, batch, rng):
 
 def eval_fn(model, batch):
     logits = model(batch["x"])
-    return {"accuracy": ((logits.argmax(-1) == batch["y"]) * batch["mask"]).sum(), "count": batch["mask"].sum(),
-            "logit_mean": (logits.mean(-1) * batch["mask"]).sum()}
+    return {
+        "accuracy": ((logits.argmax(-1) == batch["y"]) * batch["mask"]).sum(),
+        "count": batch["mask"].sum(),
+        "logit_mean": (logits.mean(-1) * batch["mask"]).sum(),
+    }
 
 
 def make_config(num_steps=12, **overrides) -> ConfigDict:
-    config = ConfigDict({"num_steps": num_steps, "log_every": 2, "eval_every": 6, "checkpoint_every": 4,
-                         "max_to_keep": 10, "ema_decay": 0.0, "async_checkpoints": True})
+    config = ConfigDict(
+        {
+            "num_steps": num_steps,
+            "log_every": 2,
+            "eval_every": 6,
+            "checkpoint_every": 4,
+            "max_to_keep": 10,
+            "ema_decay": 0.0,
+            "async_checkpoints": True,
+        }
+    )
     config.update(overrides)
     return config
 
 
 def run(workdir, config, make_iter=batches, seed=0):
-    task = loop.TrainTask(model=TinyNet(nnx.Rngs(0)), loss_fn=loss_fn, make_train_iterator=make_iter,
-                          eval_fn=eval_fn, make_eval_iterator=eval_batches)
+    task = loop.TrainTask(
+        model=TinyNet(nnx.Rngs(0)),
+        loss_fn=loss_fn,
+        make_train_iterator=make_iter,
+        eval_fn=eval_fn,
+        make_eval_iterator=eval_batches,
+    )
     tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(optax.cosine_decay_schedule(0.1, 12), momentum=0.9))
     return loop.train(task, tx, config, str(workdir), seed=seed, show_progress=False)
 
@@ -143,7 +160,7 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 def test_ema_weights_are_used_for_eval(tmp_path):
     final = run(tmp_path, make_config(ema_decay=0.9))
     _, state = saved_state(tmp_path)
-    ema, model = state["ema"], state["optimizer"]["model"]
+    ema, model = state["ema"], state["model"]["0"]
     assert not np.allclose(ema["out"]["kernel"]["value"], model["out"]["kernel"]["value"])
 
     def forward(x):  # eval-mode TinyNet with EMA weights and the running BatchNorm statistics

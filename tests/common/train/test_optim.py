@@ -12,8 +12,14 @@ from common.train import optim
 
 
 def config(**overrides) -> ConfigDict:
-    base = {"name": "nesterov", "learning_rate": 0.4, "momentum": 0.9, "weight_decay": 0.0,
-            "schedule": "cosine", "warmup_steps": 10}
+    base = {
+        "name": "nesterov",
+        "learning_rate": 0.4,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "warmup_steps": 10,
+    }
     base.update(overrides)
     return ConfigDict(base)
 
@@ -39,14 +45,16 @@ def test_warmup_then_cosine():
 
 
 def test_step_schedule_decays_at_fractions():
-    schedule = optim.make_schedule(config(schedule="steps", warmup_steps=0, decay_boundaries=(0.5, 0.75),
-                                          decay_factor=0.1), total_steps=100)
+    schedule = optim.make_schedule(
+        config(schedule="steps", warmup_steps=0, decay_boundaries=(0.5, 0.75), decay_factor=0.1), total_steps=100
+    )
     np.testing.assert_allclose([schedule(49), schedule(51), schedule(76)], [0.4, 0.04, 0.004], rtol=1e-5)
 
 
 def test_weight_decay_skips_biases():
-    tx = optim.make_optimizer(config(name="sgd", learning_rate=1.0, warmup_steps=0, weight_decay=0.5,
-                                     schedule="constant"), 10)
+    tx = optim.make_optimizer(
+        config(name="sgd", learning_rate=1.0, warmup_steps=0, weight_decay=0.5, schedule="constant"), 10
+    )
     params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
     zero = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}
     updates, _ = tx.update(zero, tx.init(params), params)
@@ -54,10 +62,13 @@ def test_weight_decay_skips_biases():
     np.testing.assert_allclose(updates["b"], 0.0)
 
 
-@pytest.mark.parametrize(("field", "bad", "message"), [
-    ("name", "adagrad", "unknown optimizer 'adagrad'; valid choices: adam, adamw, momentum, nesterov, sgd"),
-    ("schedule", "linear", "unknown schedule 'linear'; valid choices: constant, cosine, steps"),
-])
+@pytest.mark.parametrize(
+    ("field", "bad", "message"),
+    [
+        ("name", "adagrad", "unknown optimizer 'adagrad'; valid choices: adam, adamw, momentum, nesterov, sgd"),
+        ("schedule", "linear", "unknown schedule 'linear'; valid choices: constant, cosine, steps"),
+    ],
+)
 def test_unknown_names_list_the_choices(field, bad, message):
     with pytest.raises(UnknownNameError) as error:
         optim.make_optimizer(config(**{field: bad}), 100)

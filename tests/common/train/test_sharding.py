@@ -35,8 +35,14 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_one_and_four_devices_give_the_same_loss():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     losses = json.loads(result.stdout.strip().splitlines()[-1])
     one, four = losses["1"], losses["4"]

@@ -66,8 +66,13 @@ def _flatten(tree, prefix=""):
 
 
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
-    process = start_main("swish", "--config=papers/swish/config.py:smoke", "--config.train.num_steps=100000",
-                         "--config.train.checkpoint_every=100000", f"--workdir={tmp_path}")
+    process = start_main(
+        "swish",
+        "--config=papers/swish/config.py:smoke",
+        "--config.train.num_steps=100000",
+        "--config.train.checkpoint_every=100000",
+        f"--workdir={tmp_path}",
+    )
     deadline = time.time() + 240
     while not (tmp_path / "metrics.jsonl").exists():  # first log row: training is under way
         assert process.poll() is None, process.communicate()
@@ -91,13 +96,19 @@ def test_dry_run_prints_params_and_flops():
     assert 50e6 < flops < 90e6
 
 
-@pytest.mark.parametrize(("flag", "message"), [
-    ("--config.train.num_stepz=5", "num_stepz"),
-    ("--config.model.activation=swishh", "unknown activation 'swishh'; valid choices: "),
-    ("--config.model.name=resnet21", "unknown resnet 'resnet21'; valid choices: "),
-    ("--config.dataset.name=fashion_mnst", "unknown dataset 'fashion_mnst'; valid choices: "),
-    ("--config.optimizer.name=adamm", "unknown optimizer 'adamm'; valid choices: adam, adamw, momentum, nesterov, sgd"),
-])
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--config.train.num_stepz=5", "num_stepz"),
+        ("--config.model.activation=swishh", "unknown activation 'swishh'; valid choices: "),
+        ("--config.model.name=resnet21", "unknown resnet 'resnet21'; valid choices: "),
+        ("--config.dataset.name=fashion_mnst", "unknown dataset 'fashion_mnst'; valid choices: "),
+        (
+            "--config.optimizer.name=adamm",
+            "unknown optimizer 'adamm'; valid choices: adam, adamw, momentum, nesterov, sgd",
+        ),
+    ],
+)
 def test_bad_config_values_fail_with_the_valid_choices(tmp_path, flag, message):
     result = run_main("swish", SMOKE, flag, f"--workdir={tmp_path}", check=False)
     assert result.returncode != 0
