@@ -1,10 +1,12 @@
-"""Activations by name, for the ResNet backbone and the Swish benchmark.
+"""Activations by name, for the ResNet backbone and the Swish paper ("Searching for activation functions").
 
-Some activations carry parameters (PReLU's slope, Swish's beta, both per channel), so each use site builds its
-own instance: `make_activation(name, num_features, rngs=rngs)` returns an nnx.Module acting on the last axis.
+Some activations carry parameters (PReLU's slope, Swish's beta, both per channel), so every use site builds its
+own instance: `make_activation(name, num_features, rngs=rngs)` returns an nnx.Module acting elementwise, with any
+parameters indexed by the last (channel) axis. Add an activation by adding an entry to ACTIVATIONS.
 """
 
 from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +15,62 @@ from flax import nnx
 from common.registry import lookup
 
 
+class ActivationFactory(Protocol):
+    """Builds one activation for a layer with `num_features` channels on the last axis."""
+
+    def __call__(self, num_features: int, *, rngs: nnx.Rngs) -> nnx.Module: ...
+
+
+# Parameter-free activations; each docstring is the formula.
+
+
+def relu(x: jax.Array) -> jax.Array:
+    """max(x, 0)."""
+    return jax.nn.relu(x)
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    """x if x >= 0 else 0.01 x."""
+    return jax.nn.leaky_relu(x, negative_slope=0.01)
+
+
+def softplus(x: jax.Array) -> jax.Array:
+    """log(1 + exp(x))."""
+    return jax.nn.softplus(x)
+
+
+def elu(x: jax.Array) -> jax.Array:
+    """x if x > 0 else exp(x) - 1."""
+    return jax.nn.elu(x)
+
+
+def selu(x: jax.Array) -> jax.Array:
+    """lambda * (x if x > 0 else alpha (exp(x) - 1)), lambda = 1.0507, alpha = 1.6733 (self-normalising)."""
+    return jax.nn.selu(x)
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """x * Phi(x) = x/2 (1 + erf(x / sqrt 2)): the exact erf form the Swish paper compares against."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+def swish1(x: jax.Array) -> jax.Array:
+    """x * sigmoid(x): Swish with beta fixed at 1 (also called SiLU)."""
+    return jax.nn.silu(x)
+
+
+def tanh(x: jax.Array) -> jax.Array:
+    """(exp(x) - exp(-x)) / (exp(x) + exp(-x))."""
+    return jnp.tanh(x)
+
+
+def identity(x: jax.Array) -> jax.Array:
+    """x (a linear network, as a baseline)."""
+    return x
+
+
 class Elementwise(nnx.Module):
-    """A parameter-free activation: `fn(x)` elementwise."""
+    """Wraps a parameter-free activation so every entry of the table is built and called the same way."""
 
     def __init__(self, fn: Callable[[jax.Array], jax.Array]):
         self.fn = fn
@@ -23,45 +79,54 @@ class Elementwise(nnx.Module):
         return self.fn(x)
 
 
-class PReLU(nnx.Module):
-    """max(x, 0) + slope * min(x, 0), with a trainable slope per channel (He et al. 2015; init 0.25)."""
+def _parameter_free(fn: Callable[[jax.Array], jax.Array]) -> ActivationFactory:
+    def factory(num_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
+        del num_features, rngs  # nothing to learn
+        return Elementwise(fn)
 
-    def __init__(self, num_features: int, init: float = 0.25):
+    factory.__doc__ = fn.__doc__
+    return factory
+
+
+class PReLU(nnx.Module):
+    """x if x >= 0 else a_c x, with a trainable slope a_c per channel, initialised to 0.25 (He et al. 2015)."""
+
+    def __init__(self, num_features: int, *, rngs: nnx.Rngs, init: float = 0.25):
+        del rngs  # deterministic init
         self.slope = nnx.Param(jnp.full((num_features,), init, jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [..., num_features]."""
         return jnp.where(x >= 0, x, self.slope.value.astype(x.dtype) * x)
 
 
 class Swish(nnx.Module):
-    """x * sigmoid(beta * x) with a trainable beta per channel (init 1); jax.nn.swish has no beta."""
+    """x * sigmoid(beta_c x), with a trainable beta_c per channel, initialised to 1 (jax.nn.swish has no beta)."""
 
-    def __init__(self, num_features: int, init: float = 1.0):
+    def __init__(self, num_features: int, *, rngs: nnx.Rngs, init: float = 1.0):
+        del rngs  # deterministic init
         self.beta = nnx.Param(jnp.full((num_features,), init, jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [..., num_features]."""
         return x * jax.nn.sigmoid(self.beta.value.astype(x.dtype) * x)
 
 
-def _fixed(fn):
-    return lambda num_features, rngs: Elementwise(fn)
-
-
-ACTIVATIONS: dict[str, Callable[[int, nnx.Rngs], nnx.Module]] = {
-    "relu": _fixed(jax.nn.relu),  # max(x, 0)
-    "lrelu": _fixed(lambda x: jax.nn.leaky_relu(x, 0.01)),  # max(x, 0.01 x)
-    "prelu": lambda num_features, rngs: PReLU(num_features),
-    "softplus": _fixed(jax.nn.softplus),  # log(1 + exp(x))
-    "elu": _fixed(jax.nn.elu),  # x if x > 0 else exp(x) - 1
-    "selu": _fixed(jax.nn.selu),  # 1.0507 * elu with alpha 1.67326
-    "gelu": _fixed(lambda x: jax.nn.gelu(x, approximate=False)),  # x * Phi(x), the exact erf form
-    "swish": lambda num_features, rngs: Swish(num_features),
-    "swish1": _fixed(jax.nn.silu),  # x * sigmoid(x): Swish with beta fixed at 1
-    "tanh": _fixed(jnp.tanh),
-    "identity": _fixed(lambda x: x),
+ACTIVATIONS: dict[str, ActivationFactory] = {
+    "relu": _parameter_free(relu),
+    "lrelu": _parameter_free(leaky_relu),
+    "prelu": PReLU,
+    "softplus": _parameter_free(softplus),
+    "elu": _parameter_free(elu),
+    "selu": _parameter_free(selu),
+    "gelu": _parameter_free(gelu),
+    "swish": Swish,
+    "swish1": _parameter_free(swish1),
+    "tanh": _parameter_free(tanh),
+    "identity": _parameter_free(identity),
 }
 
 
 def make_activation(name: str, num_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """A fresh activation module for a layer with `num_features` channels (last axis)."""
-    return lookup(ACTIVATIONS, name, "activation")(num_features, rngs)
+    """A fresh activation for a layer with `num_features` channels (last axis); unknown names list the choices."""
+    return lookup(ACTIVATIONS, name, "activation")(num_features, rngs=rngs)

@@ -5,79 +5,98 @@ low-rank locally connected layers replace `spatial_layer` (the 3x3 conv of every
 replace `activation`. Everything else (blocks, stems, stage layout, BatchNorm, head) stays the same, so the
 comparison a paper makes isolates the one thing it changes.
 
-Layout (He et al. 2016, v1 with the stride on the 3x3 as in "ResNet v1.5"):
-  cifar stem     3x3 conv -> BN -> act;                        3 stages of widths w, 2w, 4w
-  imagenet stem  7x7/2 conv -> BN -> act -> 3x3/2 max pool;    4 stages of widths w, 2w, 4w, 8w
-  basic block       spatial -> BN -> act -> spatial -> BN, + shortcut, act
+Layout (He et al. 2016, post-activation "v1", with the stride on the 3x3 as in torchvision's "v1.5"):
+  cifar stem        3x3 conv -> BN -> act;                        3 stages of widths w, 2w, 4w
+  imagenet stem     7x7/2 conv -> BN -> act -> 3x3/2 max pool;    4 stages of widths w, 2w, 4w, 8w
+  basic block       spatial(stride) -> BN -> act -> spatial -> BN, + shortcut, act
   bottleneck block  1x1 -> BN -> act -> spatial(stride) -> BN -> act -> 1x1 (x4) -> BN, + shortcut, act
+  shortcut          identity, or 1x1 conv (stride s) -> BN where the shape changes
   head              global average pool -> linear
+Every stage but the first starts with a stride-2 block. Every activation is its own module instance, because
+PReLU and Swish learn per-channel parameters.
 """
 
 import dataclasses
+import functools
 from collections.abc import Sequence
-from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from common.nn.activations import make_activation
+from common.nn.activations import ACTIVATIONS, make_activation
 from common.registry import lookup
 
 
 class SpatialLayerFactory(Protocol):
-    """Builds the layer that mixes information across pixels: [N,H,W,Cin] -> [N,H/stride,W/stride,Cout]."""
+    """Builds the layer that mixes information across pixels: [N,H,W,Cin] -> [N,H/stride,W/stride,Cout].
+
+    The output size must be ceil(H / stride) like a SAME convolution. The ResNet follows it with BatchNorm, so
+    the layer needs no bias. It computes in whatever dtype it chooses; close over the model's dtype to match it.
+    """
 
     def __call__(self, in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs) -> nnx.Module: ...
 
 
-def conv3x3(in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs) -> nnx.Module:
-    """The default spatial layer: a 3x3 convolution, SAME padding, no bias (BatchNorm follows)."""
-    return nnx.Conv(in_features, out_features, (3, 3), strides=stride, padding="SAME", use_bias=False, rngs=rngs)
+def conv3x3(in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.Conv:
+    """The default spatial layer: 3x3 convolution, no bias, SAME-sized output.
 
-
-def _conv1x1(in_features: int, out_features: int, *, stride: int = 1, rngs: nnx.Rngs) -> nnx.Conv:
-    return nnx.Conv(in_features, out_features, (1, 1), strides=stride, use_bias=False, rngs=rngs)
+    The padding is 1 on every side rather than XLA's SAME, which at stride 2 pads only bottom/right: with
+    symmetric padding the strided 3x3 is centred on the even pixels, the same ones the strided 1x1 shortcut
+    samples (as in torchvision). At stride 1 the two are identical.
+    """
+    return nnx.Conv(
+        in_features, out_features, (3, 3), strides=stride, padding=1, use_bias=False, dtype=dtype, rngs=rngs
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockOptions:
-    """What every block of one network shares."""
+    """What every block (and the stem) of one network shares."""
 
     spatial_layer: SpatialLayerFactory
     activation: str
     bn_momentum: float
     zero_init_residual: bool
-    dtype: jnp.dtype
+    dtype: Any
 
 
-class _NormAct(nnx.Module):
-    """BatchNorm followed (optionally) by the network's activation."""
+def _conv1x1(
+    in_features: int, out_features: int, options: BlockOptions, *, stride: int = 1, rngs: nnx.Rngs
+) -> nnx.Conv:
+    return nnx.Conv(
+        in_features,
+        out_features,
+        (1, 1),
+        strides=stride,
+        padding="VALID",
+        use_bias=False,
+        dtype=options.dtype,
+        rngs=rngs,
+    )
 
-    def __init__(self, features: int, options: BlockOptions, *, act: bool = True, zero_scale: bool = False,
-                 rngs: nnx.Rngs):
-        scale_init = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
-        self.norm = nnx.BatchNorm(features, momentum=options.bn_momentum, epsilon=1e-5, scale_init=scale_init,
-                                  dtype=options.dtype, rngs=rngs)
-        self.act = make_activation(options.activation, features, rngs=rngs) if act else None
+
+def _batch_norm(features: int, options: BlockOptions, *, zero_scale: bool = False, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """BatchNorm; a zero scale makes a residual branch start as the identity (Goyal et al. 2017)."""
+    scale_init = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
+    return nnx.BatchNorm(
+        features, momentum=options.bn_momentum, epsilon=1e-5, scale_init=scale_init, dtype=options.dtype, rngs=rngs
+    )
+
+
+class Shortcut(nnx.Module):
+    """Identity, or a strided 1x1 projection + BN where the block changes the shape."""
+
+    def __init__(self, in_features: int, out_features: int, stride: int, options: BlockOptions, *, rngs: nnx.Rngs):
+        self.projects = stride != 1 or in_features != out_features
+        if self.projects:
+            self.conv = _conv1x1(in_features, out_features, options, stride=stride, rngs=rngs)
+            self.norm = _batch_norm(out_features, options, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.norm(x)
-        return x if self.act is None else self.act(x)
-
-
-class _Shortcut(nnx.Module):
-    """Identity, or a strided 1x1 projection + BN where the shape changes."""
-
-    def __init__(self, in_features: int, out_features: int, stride: int, options: BlockOptions, rngs: nnx.Rngs):
-        self.project = None
-        if stride != 1 or in_features != out_features:
-            self.project = _conv1x1(in_features, out_features, stride=stride, rngs=rngs)
-            self.norm = _NormAct(out_features, options, act=False, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return x if self.project is None else self.norm(self.project(x))
+        """x: [N, H, W, in_features] -> [N, H/stride, W/stride, out_features]."""
+        return self.norm(self.conv(x)) if self.projects else x
 
 
 class BasicBlock(nnx.Module):
@@ -85,17 +104,19 @@ class BasicBlock(nnx.Module):
 
     expansion = 1
 
-    def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, rngs: nnx.Rngs):
-        out_features = features * self.expansion
+    def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, *, rngs: nnx.Rngs):
         self.spatial1 = options.spatial_layer(in_features, features, stride=stride, rngs=rngs)
-        self.norm_act1 = _NormAct(features, options, rngs=rngs)
-        self.spatial2 = options.spatial_layer(features, out_features, stride=1, rngs=rngs)
-        self.norm2 = _NormAct(out_features, options, act=False, zero_scale=options.zero_init_residual, rngs=rngs)
-        self.shortcut = _Shortcut(in_features, out_features, stride, options, rngs)
-        self.act_out = make_activation(options.activation, out_features, rngs=rngs)
+        self.norm1 = _batch_norm(features, options, rngs=rngs)
+        self.act1 = make_activation(options.activation, features, rngs=rngs)
+        self.spatial2 = options.spatial_layer(features, features, stride=1, rngs=rngs)
+        self.norm2 = _batch_norm(features, options, zero_scale=options.zero_init_residual, rngs=rngs)
+        self.shortcut = Shortcut(in_features, features, stride, options, rngs=rngs)
+        self.act_out = make_activation(options.activation, features, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.norm2(self.spatial2(self.norm_act1(self.spatial1(x))))
+        """x: [N, H, W, in_features] -> [N, H/stride, W/stride, features]."""
+        y = self.act1(self.norm1(self.spatial1(x)))
+        y = self.norm2(self.spatial2(y))
         return self.act_out(y + self.shortcut(x))
 
 
@@ -104,20 +125,23 @@ class BottleneckBlock(nnx.Module):
 
     expansion = 4
 
-    def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, rngs: nnx.Rngs):
+    def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, *, rngs: nnx.Rngs):
         out_features = features * self.expansion
-        self.reduce = _conv1x1(in_features, features, rngs=rngs)
-        self.norm_act1 = _NormAct(features, options, rngs=rngs)
+        self.reduce = _conv1x1(in_features, features, options, rngs=rngs)
+        self.norm1 = _batch_norm(features, options, rngs=rngs)
+        self.act1 = make_activation(options.activation, features, rngs=rngs)
         self.spatial = options.spatial_layer(features, features, stride=stride, rngs=rngs)
-        self.norm_act2 = _NormAct(features, options, rngs=rngs)
-        self.expand = _conv1x1(features, out_features, rngs=rngs)
-        self.norm3 = _NormAct(out_features, options, act=False, zero_scale=options.zero_init_residual, rngs=rngs)
-        self.shortcut = _Shortcut(in_features, out_features, stride, options, rngs)
+        self.norm2 = _batch_norm(features, options, rngs=rngs)
+        self.act2 = make_activation(options.activation, features, rngs=rngs)
+        self.expand = _conv1x1(features, out_features, options, rngs=rngs)
+        self.norm3 = _batch_norm(out_features, options, zero_scale=options.zero_init_residual, rngs=rngs)
+        self.shortcut = Shortcut(in_features, out_features, stride, options, rngs=rngs)
         self.act_out = make_activation(options.activation, out_features, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.norm_act1(self.reduce(x))
-        y = self.norm_act2(self.spatial(y))
+        """x: [N, H, W, in_features] -> [N, H/stride, W/stride, 4 * features]."""
+        y = self.act1(self.norm1(self.reduce(x)))
+        y = self.act2(self.norm2(self.spatial(y)))
         y = self.norm3(self.expand(y))
         return self.act_out(y + self.shortcut(x))
 
@@ -126,88 +150,129 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": BottleneckBlock}
 
 
 class CifarStem(nnx.Module):
-    """3x3 conv -> BN -> act at full resolution (small images)."""
+    """3x3 conv -> BN -> act at full resolution, for 32x32 images; three stages follow."""
 
     num_stages = 3
 
-    def __init__(self, in_features: int, width: int, options: BlockOptions, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(in_features, width, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
-        self.norm_act = _NormAct(width, options, rngs=rngs)
+    def __init__(self, in_features: int, width: int, options: BlockOptions, *, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(in_features, width, (3, 3), padding=1, use_bias=False, dtype=options.dtype, rngs=rngs)
+        self.norm = _batch_norm(width, options, rngs=rngs)
+        self.act = make_activation(options.activation, width, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.norm_act(self.conv(x))
+        """x: [N, H, W, in_features] -> [N, H, W, width]."""
+        return self.act(self.norm(self.conv(x)))
 
 
 class ImageNetStem(nnx.Module):
-    """7x7/2 conv -> BN -> act -> 3x3/2 max pool: 4x downsampling before the first stage."""
+    """7x7/2 conv -> BN -> act -> 3x3/2 max pool: 4x downsampling before the first of four stages."""
 
     num_stages = 4
 
-    def __init__(self, in_features: int, width: int, options: BlockOptions, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(in_features, width, (7, 7), strides=2, padding=((3, 3), (3, 3)), use_bias=False,
-                             rngs=rngs)
-        self.norm_act = _NormAct(width, options, rngs=rngs)
+    def __init__(self, in_features: int, width: int, options: BlockOptions, *, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(
+            in_features, width, (7, 7), strides=2, padding=3, use_bias=False, dtype=options.dtype, rngs=rngs
+        )
+        self.norm = _batch_norm(width, options, rngs=rngs)
+        self.act = make_activation(options.activation, width, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.norm_act(self.conv(x))
+        """x: [N, H, W, in_features] -> [N, H/4, W/4, width]."""
+        x = self.act(self.norm(self.conv(x)))
         return nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
 
+# A stem is a module class built as `Stem(in_features, width, options, rngs=rngs)`, mapping [N,H,W,in_features]
+# to [N,H',W',width], with a class attribute `num_stages` (how many stages of widths width * 2**i follow it).
+# To add one (say, an attention stem), write such a class and add it here.
 STEMS = {"cifar": CifarStem, "imagenet": ImageNetStem}
 
 
 class ResNet(nnx.Module):
-    """Stem, stages of residual blocks (stride 2 at the start of every stage but the first), pooled linear head."""
+    """Stem, stages of residual blocks, global-average-pooled linear head.
 
-    def __init__(self, *, stage_sizes: Sequence[int], block: str, num_classes: int, in_features: int, width: int,
-                 stem: str, spatial_layer: SpatialLayerFactory = conv3x3, activation: str = "relu",
-                 bn_momentum: float = 0.9, zero_init_residual: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
+    `dtype` is the computation dtype of every layer the network builds itself (parameters stay float32); the
+    default `conv3x3` follows it too, while a custom `spatial_layer` factory picks its own. Train/eval mode
+    (BatchNorm batch vs running statistics) is nnx's `model.train()` / `model.eval()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        stage_sizes: Sequence[int],
+        block: str,
+        num_classes: int,
+        in_features: int,
+        width: int,
+        stem: str,
+        spatial_layer: SpatialLayerFactory = conv3x3,
+        activation: str = "relu",
+        bn_momentum: float = 0.9,
+        zero_init_residual: bool = True,
+        dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         block_cls = lookup(BLOCKS, block, "resnet block")
         stem_cls = lookup(STEMS, stem, "resnet stem")
         if len(stage_sizes) != stem_cls.num_stages:
             raise ValueError(f"a {stem!r} stem takes {stem_cls.num_stages} stages, got stage_sizes={stage_sizes}")
+        if spatial_layer is conv3x3:
+            spatial_layer = functools.partial(conv3x3, dtype=dtype)
         options = BlockOptions(spatial_layer, activation, bn_momentum, zero_init_residual, dtype)
-        self.stem = stem_cls(in_features, width, options, rngs)
+        lookup(ACTIVATIONS, activation, "activation")  # fail on a bad name before building anything large
+
+        self.stem = stem_cls(in_features, width, options, rngs=rngs)
         blocks = []
         features = width
         for stage, num_blocks in enumerate(stage_sizes):
             stage_width = width * 2**stage
             for index in range(num_blocks):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(block_cls(features, stage_width, stride, options, rngs))
+                blocks.append(block_cls(features, stage_width, stride, options, rngs=rngs))
                 features = stage_width * block_cls.expansion
         self.blocks = blocks
         self.head = nnx.Linear(features, num_classes, dtype=dtype, rngs=rngs)
         self.dtype = dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """x: [N, H, W, C] images -> [N, num_classes] logits."""
+        """x: [N, H, W, in_features] images -> [N, num_classes] logits (in `dtype`)."""
         x = self.stem(x.astype(self.dtype))
         for block in self.blocks:
             x = block(x)
         return self.head(x.mean(axis=(1, 2)))
 
 
-_cifar = partial(dict, stem="cifar", width=16)
-_imagenet = partial(dict, stem="imagenet", block="bottleneck", width=64)
-
-# name -> ResNet keyword arguments.
-RESNETS: dict[str, dict] = {
-    "resnet_tiny": _cifar(block="basic", stage_sizes=(1, 1, 1), width=8),  # tests and smoke runs
-    "resnet20": _cifar(block="basic", stage_sizes=(3, 3, 3)),
-    "resnet56": _cifar(block="basic", stage_sizes=(9, 9, 9)),
-    "resnet164": _cifar(block="bottleneck", stage_sizes=(18, 18, 18)),  # v1 ordering, not pre-activation
-    "resnet26": _imagenet(stage_sizes=(1, 2, 4, 1)),
-    "resnet38": _imagenet(stage_sizes=(2, 3, 5, 2)),
-    "resnet50": _imagenet(stage_sizes=(3, 4, 6, 3)),
+# name -> ResNet keyword arguments. The CIFAR nets are from He et al. (2016); resnet164 keeps this file's
+# post-activation block order rather than the pre-activation order of He et al. (2016b), same layers and
+# parameter count (1.70M). resnet26/38 are the shallower ImageNet nets of the local self-attention papers.
+RESNETS: dict[str, dict[str, Any]] = {
+    "resnet_tiny": dict(stem="cifar", block="basic", stage_sizes=(1, 1, 1), width=8),  # tests and smoke runs
+    "resnet20": dict(stem="cifar", block="basic", stage_sizes=(3, 3, 3), width=16),
+    "resnet56": dict(stem="cifar", block="basic", stage_sizes=(9, 9, 9), width=16),
+    "resnet164": dict(stem="cifar", block="bottleneck", stage_sizes=(18, 18, 18), width=16),
+    "resnet26": dict(stem="imagenet", block="bottleneck", stage_sizes=(1, 2, 4, 1), width=64),
+    "resnet38": dict(stem="imagenet", block="bottleneck", stage_sizes=(2, 3, 5, 2), width=64),
+    "resnet50": dict(stem="imagenet", block="bottleneck", stage_sizes=(3, 4, 6, 3), width=64),
 }
 
 
-def make_resnet(name: str, *, num_classes: int, in_features: int, spatial_layer: SpatialLayerFactory = conv3x3,
-                activation: str = "relu", rngs: nnx.Rngs, **overrides) -> ResNet:
-    """The named architecture from RESNETS, with any ResNet keyword overridden."""
-    kwargs = dict(lookup(RESNETS, name, "resnet"), **overrides)
-    return ResNet(num_classes=num_classes, in_features=in_features, spatial_layer=spatial_layer,
-                  activation=activation, rngs=rngs, **kwargs)
-
-
+def make_resnet(
+    name: str,
+    *,
+    num_classes: int,
+    in_features: int,
+    spatial_layer: SpatialLayerFactory = conv3x3,
+    activation: str = "relu",
+    rngs: nnx.Rngs,
+    **overrides,
+) -> ResNet:
+    """The named architecture from RESNETS; `overrides` replace any of its ResNet keyword arguments."""
+    kwargs = {**lookup(RESNETS, name, "resnet"), **overrides}
+    return ResNet(
+        num_classes=num_classes,
+        in_features=in_features,
+        spatial_layer=spatial_layer,
+        activation=activation,
+        rngs=rngs,
+        **kwargs,
+    )

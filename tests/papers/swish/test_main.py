@@ -79,9 +79,9 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
         assert time.time() < deadline
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr[-3000:]
-    assert "SIGTERM received: saved step" in stderr
+    assert "SIGTERM received: saved step" in stdout + stderr
     step, state = final_params(tmp_path)
     assert 10 <= step < 100000
     assert "optimizer" in state
