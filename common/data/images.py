@@ -38,9 +38,15 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "fashion_mnist_local": DatasetSpec("fashion_mnist_local", 10, (28, 28, 1), (0.2860,), (0.3530,),
-                                       fashion_mnist_local.FashionMnistLocal,
-                                       fashion_mnist_local.check_files_present),
+    "fashion_mnist_local": DatasetSpec(
+        "fashion_mnist_local",
+        10,
+        (28, 28, 1),
+        (0.2860,),
+        (0.3530,),
+        fashion_mnist_local.FashionMnistLocal,
+        fashion_mnist_local.check_files_present,
+    ),
     "digits_local": DatasetSpec("digits_local", 10, (8, 8, 1), (0.3053,), (0.3760,), digits_local.DigitsLocal),
     "mnist": DatasetSpec("mnist", 10, (28, 28, 1), (0.1307,), (0.3081,)),
     "fashion_mnist": DatasetSpec("fashion_mnist", 10, (28, 28, 1), (0.2860,), (0.3530,)),
@@ -109,7 +115,8 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
             f"tfds dataset {name!r} is not prepared in {builder.data_dir_root}. This machine does not download "
             f"datasets: run `tfds build {spec.tfds_name}` on a machine with internet (imagenet2012 also needs its "
             "manual download), copy the result there or pass --config.dataset.data_dir=DIR, or use an offline "
-            f"dataset: {', '.join(n for n, s in DATASETS.items() if s.builder_class is not None)}.")
+            f"dataset: {', '.join(n for n, s in DATASETS.items() if s.builder_class is not None)}."
+        )
     return builder
 
 
@@ -142,8 +149,14 @@ def _inception_crop(image, seed, size):
     """ImageNet-style: a random crop of 8%-100% of the area, aspect 3/4-4/3, resized to `size`; random flip."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), tf.zeros([0, 0, 4]), seed=crop_seed, area_range=(0.08, 1.0),
-        aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10, use_image_if_no_bounding_boxes=True)
+        tf.shape(image),
+        tf.zeros([0, 0, 4]),
+        seed=crop_seed,
+        area_range=(0.08, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
     image = tf.slice(image, begin, crop_size)
     image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
@@ -169,10 +182,20 @@ def _seed_pair(seed: int, salt: int) -> tf.Tensor:
     return tf.constant([seed % (2**31), salt], tf.int64)
 
 
-def load_image_dataset(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
-                       augment: str = "none", image_size: int | None = None, data_dir: str | None = None,
-                       train_split: str = "train", eval_split: str = "test", shuffle_buffer: int | None = None,
-                       cache: bool = True) -> ImageDataset:
+def load_image_dataset(
+    name: str,
+    *,
+    batch_size: int,
+    eval_batch_size: int | None = None,
+    seed: int = 0,
+    augment: str = "none",
+    image_size: int | None = None,
+    data_dir: str | None = None,
+    train_split: str = "train",
+    eval_split: str = "test",
+    shuffle_buffer: int | None = None,
+    cache: bool = True,
+) -> ImageDataset:
     """Builds the train and eval pipelines of dataset `name` (one of DATASETS)."""
     spec = lookup(DATASETS, name, "dataset")
     train_transform, eval_transform = lookup(AUGMENTATIONS, augment, "augmentation")
@@ -205,8 +228,9 @@ def load_image_dataset(name: str, *, batch_size: int, eval_batch_size: int | Non
         start_epoch, skip = divmod(start_example, num_train)
 
         def epoch(e):
-            shuffled = examples.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e,
-                                        reshuffle_each_iteration=False)
+            shuffled = examples.shuffle(
+                buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False
+            )
             positioned = shuffled.enumerate().map(lambda i, ex: (e, i, ex[0], ex[1]))
             return positioned.skip(tf.where(e == start_epoch, tf.cast(skip, tf.int64), tf.constant(0, tf.int64)))
 
@@ -228,18 +252,30 @@ def load_image_dataset(name: str, *, batch_size: int, eval_batch_size: int | Non
         for batch in ds.batch(eval_batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             yield _pad_batch(batch, eval_batch_size)
 
-    return ImageDataset(name=name, input_shape=input_shape, num_classes=num_classes, num_train_examples=num_train,
-                        num_eval_examples=num_eval, train_batch_size=batch_size, eval_batch_size=eval_batch_size,
-                        make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+    return ImageDataset(
+        name=name,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        num_train_examples=num_train,
+        num_eval_examples=num_eval,
+        train_batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        make_train_iterator=make_train_iterator,
+        make_eval_iterator=make_eval_iterator,
+    )
 
 
 def _pad_batch(batch: Batch, size: int) -> Batch:
     """Pads a short final eval batch to `size` examples so every batch has one static shape; adds "mask"."""
     real = len(batch["label"])
-    padded = {key: np.concatenate([value, np.zeros((size - real, *value.shape[1:]), value.dtype)])
-              for key, value in batch.items()} if real < size else batch
+    padded = (
+        {
+            key: np.concatenate([value, np.zeros((size - real, *value.shape[1:]), value.dtype)])
+            for key, value in batch.items()
+        }
+        if real < size
+        else batch
+    )
     mask = np.zeros(size, np.float32)
     mask[:real] = 1.0
     return dict(padded, mask=mask)
-
-

@@ -13,18 +13,19 @@ class DigitsLocal(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(8, 8, 1)),
-                "label": tfds.features.ClassLabel(num_classes=10),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(8, 8, 1)),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
         )
 
     def _split_generators(self, dl_manager):
         order = np.random.default_rng(0).permutation(1797)
-        return {"train": self._generate_examples(order[:NUM_TRAIN]),
-                "test": self._generate_examples(order[NUM_TRAIN:])}
+        return {"train": self._generate_examples(order[:NUM_TRAIN]), "test": self._generate_examples(order[NUM_TRAIN:])}
 
     def _generate_examples(self, indices: np.ndarray):
         images, labels = load_scaled_digits()

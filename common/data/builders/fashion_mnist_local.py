@@ -9,8 +9,7 @@ import tensorflow_datasets as tfds
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 DIR_ENV = "REPRISE_FASHION_MNIST_DIR"
-CLASS_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-               "ankle boot"]
+CLASS_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -33,7 +32,8 @@ def check_files_present() -> None:
             f"fashion_mnist_local needs the Fashion-MNIST IDX files, and {directory} lacks {', '.join(missing)}. "
             "Install them with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; `make setup` does this "
             f"as root), which puts them in {DEFAULT_DIR}, or set {DIR_ENV} to a folder holding the four .gz files. "
-            "Without them, use dataset 'digits_local'.")
+            "Without them, use dataset 'digits_local'."
+        )
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -43,7 +43,7 @@ def read_idx(path: str) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()})")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says {shape}, file holds {array.size} bytes")
@@ -57,10 +57,12 @@ class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(28, 28, 1)),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(28, 28, 1)),
+                    "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://github.com/zalandoresearch/fashion-mnist",
         )

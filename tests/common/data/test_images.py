@@ -47,7 +47,7 @@ def test_digits_local_is_sklearns_digits(data_dir):
     order = np.random.default_rng(0).permutation(1797)
     batches = list(ds.make_eval_iterator())
     pixels = np.concatenate([b["image"] for b in batches])[:360] * (0.3760 * 255) + 0.3053 * 255
-    test_indices = order[digits_local.NUM_TRAIN:]
+    test_indices = order[digits_local.NUM_TRAIN :]
     assert_same_images(pixels, scaled[test_indices])
     eval_labels = np.concatenate([b["label"] for b in batches])[:360]
     assert np.bincount(eval_labels).tolist() == np.bincount(labels[test_indices]).tolist()
@@ -111,8 +111,10 @@ def test_image_size_resizes(data_dir):
 def test_unknown_names_list_the_choices(data_dir):
     with pytest.raises(UnknownNameError) as error:
         images.load_image_dataset("fashion_mnst", batch_size=8, data_dir=data_dir)
-    assert str(error.value) == ("unknown dataset 'fashion_mnst'; valid choices: cifar10, cifar100, digits_local, "
-                                "fashion_mnist, fashion_mnist_local, imagenet2012, mnist")
+    assert str(error.value) == (
+        "unknown dataset 'fashion_mnst'; valid choices: cifar10, cifar100, digits_local, "
+        "fashion_mnist, fashion_mnist_local, imagenet2012, mnist"
+    )
     with pytest.raises(UnknownNameError, match="unknown augmentation 'mixup'; valid choices: flip_crop, "):
         images.load_image_dataset("digits_local", batch_size=8, data_dir=data_dir, augment="mixup")
 
