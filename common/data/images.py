@@ -4,13 +4,16 @@
 needs (input shape, number of classes, example counts). Sources are tfds datasets: the offline builders in
 common/data/builders over real local data, or standard tfds names for users who have them prepared.
 
-Resumable by construction: the training stream is a concatenation of epochs, each shuffled with a seed derived
-from (seed, epoch) and augmented with stateless ops seeded by (seed, epoch, position). So
-`make_train_iterator(s)` yields exactly what `make_train_iterator(0)` yields from batch s on, without replaying
-the history.
+Resumable by construction. The training stream is a sequence of epochs; epoch e is the train split shuffled with
+a seed derived from (seed, e), cut to steps_per_epoch whole batches, and augmented with stateless random ops
+seeded by (seed, e, position in the epoch). Batch s therefore depends only on s, so `make_train_iterator(s)`
+starts at epoch s // steps_per_epoch, skips the batches before s within it, and yields exactly what
+`make_train_iterator(0)` yields from batch s on, without replaying the history.
 """
 
 import dataclasses
+import functools
+import logging
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -30,29 +33,48 @@ class DatasetSpec:
 
     tfds_name: str
     num_classes: int
-    native_shape: tuple[int | None, int | None, int]  # None: images vary in size (set image_size)
-    mean: tuple[float, ...]
+    native_shape: tuple[int | None, int | None, int]  # (H, W, C); None: images vary in size (set image_size)
+    mean: tuple[float, ...]  # per channel, of pixels scaled to [0, 1]
     std: tuple[float, ...]
-    builder_class: type | None = None  # offline builder; None: a standard tfds dataset
-    check_available: Callable[[], None] | None = None
+    default_eval_split: str = "test"
+    builder_class: type[tfds.core.GeneratorBasedBuilder] | None = None  # offline builder; None: standard tfds
+    check_available: Callable[[], None] | None = None  # raises DatasetNotAvailableError when the source is missing
+
+    @property
+    def is_offline(self) -> bool:
+        return self.builder_class is not None
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "fashion_mnist_local": DatasetSpec(
         "fashion_mnist_local",
-        10,
-        (28, 28, 1),
-        (0.2860,),
-        (0.3530,),
-        fashion_mnist_local.FashionMnistLocal,
-        fashion_mnist_local.check_files_present,
+        num_classes=10,
+        native_shape=(28, 28, 1),
+        mean=(0.2860,),
+        std=(0.3530,),
+        builder_class=fashion_mnist_local.FashionMnistLocal,
+        check_available=fashion_mnist_local.check_files_present,
     ),
-    "digits_local": DatasetSpec("digits_local", 10, (8, 8, 1), (0.3053,), (0.3760,), digits_local.DigitsLocal),
+    "digits_local": DatasetSpec(
+        "digits_local",
+        num_classes=10,
+        native_shape=(8, 8, 1),
+        mean=(0.3053,),
+        std=(0.3760,),
+        builder_class=digits_local.DigitsLocal,
+    ),
     "mnist": DatasetSpec("mnist", 10, (28, 28, 1), (0.1307,), (0.3081,)),
     "fashion_mnist": DatasetSpec("fashion_mnist", 10, (28, 28, 1), (0.2860,), (0.3530,)),
     "cifar10": DatasetSpec("cifar10", 10, (32, 32, 3), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": DatasetSpec("cifar100", 100, (32, 32, 3), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagenet2012": DatasetSpec("imagenet2012", 1000, (None, None, 3), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagenet2012": DatasetSpec(
+        "imagenet2012",
+        1000,
+        (None, None, 3),
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        default_eval_split="validation",
+    ),
 }
 
 
@@ -60,13 +82,13 @@ DATASETS: dict[str, DatasetSpec] = {
 class ImageDataset:
     """What every image-classification paper gets back, whatever the source.
 
-    make_train_iterator(start_step) yields {"image": float32 [B,H,W,C], "label": int32 [B]} forever.
-    make_eval_iterator() yields one pass over the eval split in batches of eval_batch_size, the last one padded;
-    eval batches add "mask": float32 [B] (1 for real examples, 0 for padding).
+    make_train_iterator(start_step) yields {"image": float32 [B,H,W,C], "label": int32 [B]} forever, starting at
+    batch `start_step` of the stream. make_eval_iterator() yields one pass over the eval split in batches of
+    eval_batch_size, the last one padded; eval batches add "mask": float32 [B] (1 real example, 0 padding).
     """
 
     name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, int, int]  # (H, W, C) after preprocessing
     num_classes: int
     num_train_examples: int
     num_eval_examples: int
@@ -77,15 +99,17 @@ class ImageDataset:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Batches per epoch; the examples left over after the last whole batch sit that epoch out."""
         return self.num_train_examples // self.train_batch_size
 
 
+@functools.cache
 def hide_accelerators_from_tensorflow() -> None:
-    """TensorFlow only feeds data: keep it from claiming GPU memory that JAX needs."""
+    """TensorFlow only feeds data: keep it from claiming GPU memory that JAX needs. Safe to call repeatedly."""
     try:
         tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # already initialised; visibility can no longer change
-        pass
+    except RuntimeError:  # TensorFlow already initialised its devices; visibility can no longer change
+        logging.warning("TensorFlow was initialised before its GPUs could be hidden; it may hold GPU memory")
 
 
 def dataset_shapes(name: str, image_size: int | None = None) -> tuple[tuple[int, int, int], int]:
@@ -94,7 +118,7 @@ def dataset_shapes(name: str, image_size: int | None = None) -> tuple[tuple[int,
     height, width, channels = spec.native_shape
     if image_size:
         height = width = image_size
-    if height is None:
+    if height is None or width is None:
         raise ValueError(f"dataset {name!r} has images of varying size: set config.dataset.image_size")
     return (height, width, channels), spec.num_classes
 
@@ -102,84 +126,120 @@ def dataset_shapes(name: str, image_size: int | None = None) -> tuple[tuple[int,
 def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
     """The prepared tfds builder for `name`: offline builders are prepared on first use; nothing downloads."""
     spec = lookup(DATASETS, name, "dataset")
-    if spec.builder_class is not None:
+    if spec.is_offline:
         builder = spec.builder_class(data_dir=data_dir)
         if not builder.is_prepared():
             if spec.check_available is not None:
                 spec.check_available()
-            builder.download_and_prepare()
+            # Offline builders read local files only; also skip tfds's lookup of a prepared copy on GCS.
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
         return builder
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
+        offline = ", ".join(n for n, s in DATASETS.items() if s.is_offline)
         raise DatasetNotAvailableError(
-            f"tfds dataset {name!r} is not prepared in {builder.data_dir_root}. This machine does not download "
-            f"datasets: run `tfds build {spec.tfds_name}` on a machine with internet (imagenet2012 also needs its "
-            "manual download), copy the result there or pass --config.dataset.data_dir=DIR, or use an offline "
-            f"dataset: {', '.join(n for n, s in DATASETS.items() if s.builder_class is not None)}."
+            f"tfds dataset {name!r} is not prepared in data_dir {builder.data_dir_root}, and Reprise never "
+            f"downloads at run time. To get it, run `tfds build {spec.tfds_name}` on a machine with internet "
+            "(imagenet2012 also needs its manual download) and copy the prepared folder into that data_dir, or pass "
+            f"--config.dataset.data_dir=DIR where it already is. Or use an offline dataset: {offline}."
         )
     return builder
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Augmentations: (image uint8 [H,W,C], seed int32 [2], out_size) -> image float32 [out,out,C] in [0, 255].
+# Augmentations. Each takes (image uint8 [H,W,C], seed int64 [2] or None at eval, output side or None) and returns
+# float32 [H',W',C] pixels in [0, 255]. Train transforms use only stateless random ops seeded by `seed`.
 
 
-def _resize(image: tf.Tensor, size: int | None) -> tf.Tensor:
+def _to_float_resized(image: tf.Tensor, size: int | None) -> tf.Tensor:
+    """Bilinear resize to size x size, unless `size` is None or already the image's size."""
     image = tf.cast(image, tf.float32)
     if size is None or (image.shape[0] == size and image.shape[1] == size):
         return image
     return tf.image.resize(image, (size, size), method="bilinear")
 
 
-def _none(image, seed, size):
-    return _resize(image, size)
+def _no_augmentation(image: tf.Tensor, seed: tf.Tensor | None, size: int | None) -> tf.Tensor:
+    return _to_float_resized(image, size)
 
 
-def _flip_crop(image, seed, size):
-    """CIFAR-style: zero-pad 4 pixels, random crop back, random horizontal flip."""
-    image = _resize(image, size)
+FLIP_CROP_PADDING = 4
+
+
+def _flip_crop(image: tf.Tensor, seed: tf.Tensor, size: int | None) -> tf.Tensor:
+    """CIFAR-style: zero-pad 4 pixels on each side, random crop back to the original size, random h-flip."""
+    image = _to_float_resized(image, size)
     height, width, channels = image.shape
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    pad = FLIP_CROP_PADDING
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = tf.image.stateless_random_crop(padded, (height, width, channels), seed=crop_seed)
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
-def _inception_crop(image, seed, size):
-    """ImageNet-style: a random crop of 8%-100% of the area, aspect 3/4-4/3, resized to `size`; random flip."""
+def _inception_crop(image: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    """ImageNet-style: a random crop of 8%-100% of the area with aspect 3/4-4/3, resized to `size`; random h-flip."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+    begin, crop_shape, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
-        tf.zeros([0, 0, 4]),
+        bounding_boxes=tf.zeros([1, 0, 4]),
         seed=crop_seed,
         area_range=(0.08, 1.0),
         aspect_ratio_range=(3 / 4, 4 / 3),
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
-    image = tf.slice(image, begin, crop_size)
+    image = tf.slice(image, begin, crop_shape)
     image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
-def _centre_crop(image, seed, size):
-    """ImageNet eval: resize the shorter side to size/0.875, then take the central size x size."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = (size / 0.875) / tf.reduce_min(shape)
-    resized = tf.image.resize(tf.cast(image, tf.float32), tf.cast(tf.round(shape * scale), tf.int32))
+CENTRE_CROP_FRACTION = 0.875  # the usual ImageNet eval: 224 from a 256 resize
+
+
+def _centre_crop(image: tf.Tensor, seed: tf.Tensor | None, size: int) -> tf.Tensor:
+    """ImageNet eval: resize the shorter side to size / 0.875 (bilinear), then take the central size x size."""
+    height_width = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = (size / CENTRE_CROP_FRACTION) / tf.reduce_min(height_width)
+    new_height_width = tf.maximum(tf.cast(tf.round(height_width * scale), tf.int32), size)
+    resized = tf.image.resize(tf.cast(image, tf.float32), new_height_width, method="bilinear")
     return tf.image.resize_with_crop_or_pad(resized, size, size)
 
 
-# name -> (train transform, eval transform)
-AUGMENTATIONS = {
-    "none": (_none, _none),
-    "flip_crop": (_flip_crop, _none),
-    "inception_crop": (_inception_crop, _centre_crop),
+Transform = Callable[[tf.Tensor, tf.Tensor | None, int | None], tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    train: Transform
+    eval: Transform
+    needs_image_size: bool = False
+
+
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "none": Augmentation(_no_augmentation, _no_augmentation),
+    "flip_crop": Augmentation(_flip_crop, _no_augmentation),
+    "inception_crop": Augmentation(_inception_crop, _centre_crop, needs_image_size=True),
 }
 
+# ---------------------------------------------------------------------------------------------------------------
+# Seeds. Everything random in the training stream is a pure function of (seed, epoch, position).
 
-def _seed_pair(seed: int, salt: int) -> tf.Tensor:
-    return tf.constant([seed % (2**31), salt], tf.int64)
+_SHUFFLE_STREAM = 0
+_AUGMENT_STREAM = 1
+_NO_END = 2**62  # epochs: the training stream is infinite in practice
+
+
+def _epoch_shuffle_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
+    """An int64 scalar for Dataset.shuffle, distinct for every (seed, epoch)."""
+    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SHUFFLE_STREAM], tf.int64), epoch)
+    return tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
+
+
+def _example_augment_seed(seed: int, epoch: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    """int64 [2] seed for the stateless augmentation of the example at `position` in epoch `epoch`."""
+    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _AUGMENT_STREAM], tf.int64), epoch)
+    return tf.random.experimental.stateless_fold_in(key, position)
 
 
 def load_image_dataset(
@@ -192,65 +252,95 @@ def load_image_dataset(
     image_size: int | None = None,
     data_dir: str | None = None,
     train_split: str = "train",
-    eval_split: str = "test",
+    eval_split: str | None = None,
     shuffle_buffer: int | None = None,
     cache: bool = True,
 ) -> ImageDataset:
-    """Builds the train and eval pipelines of dataset `name` (one of DATASETS)."""
+    """Builds the train and eval pipelines of dataset `name` (one of DATASETS).
+
+    augment: one of AUGMENTATIONS (the eval split gets that augmentation's deterministic eval transform).
+    image_size: output side in pixels; None keeps the native size (required for inception_crop and imagenet2012).
+    data_dir: tfds data dir (default ~/tensorflow_datasets); offline datasets are prepared there on first use.
+    train_split / eval_split: tfds split names, slices allowed ("train[:90%]"); eval_split None takes the dataset's
+      usual one (DATASETS[name].default_eval_split: "test", or "validation" for imagenet2012).
+    shuffle_buffer: examples held by the per-epoch shuffle; None shuffles the whole train split.
+    cache: keep the decoded splits in memory after their first pass (turn off for ImageNet-sized data).
+    """
     spec = lookup(DATASETS, name, "dataset")
-    train_transform, eval_transform = lookup(AUGMENTATIONS, augment, "augmentation")
+    augmentation = lookup(AUGMENTATIONS, augment, "augmentation")
+    if augmentation.needs_image_size and image_size is None:
+        raise ValueError(f"augment={augment!r} needs image_size")
     input_shape, num_classes = dataset_shapes(name, image_size)
-    if image_size is None and augment == "inception_crop":
-        raise ValueError("augment='inception_crop' needs image_size")
+    if batch_size <= 0 or (eval_batch_size is not None and eval_batch_size <= 0):
+        raise ValueError(f"batch sizes must be positive, got batch_size={batch_size}, eval={eval_batch_size}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    eval_batch_size = eval_batch_size or batch_size
+    eval_split = eval_split or spec.default_eval_split
+
     hide_accelerators_from_tensorflow()
     builder = get_builder(name, data_dir)
     num_train = builder.info.splits[train_split].num_examples
     num_eval = builder.info.splits[eval_split].num_examples
-    eval_batch_size = eval_batch_size or batch_size
-    size = image_size
+    steps_per_epoch = num_train // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {batch_size} exceeds the {num_train} examples of {name}'s {train_split!r}")
+    examples_per_epoch = steps_per_epoch * batch_size
+    buffer_size = shuffle_buffer or num_train
     mean = tf.constant(spec.mean, tf.float32) * 255.0
     std = tf.constant(spec.std, tf.float32) * 255.0
-    read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
 
     def read(split: str) -> tf.data.Dataset:
+        """(image uint8 [H,W,C], label int32 []) pairs of `split` in one fixed order."""
+        read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)  # fixed file order
         ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
-        return ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.cache() if cache else ds
 
-    def normalise(image):
-        return (image - mean) / std
+    # Built once, so the in-memory caches are filled once and shared by every iterator made below.
+    train_examples = read(train_split)
+    eval_examples = read(eval_split)
+
+    def normalise(pixels: tf.Tensor) -> tf.Tensor:
+        """float32 [H,W,C] in [0, 255] -> per-channel standardised."""
+        return (pixels - mean) / std
 
     def make_train_iterator(start_step: int = 0) -> Iterator[Batch]:
-        examples = read(train_split)
-        if cache:
-            examples = examples.cache()
-        buffer = shuffle_buffer or num_train
-        start_example = start_step * batch_size
-        start_epoch, skip = divmod(start_example, num_train)
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        start_epoch, step_in_epoch = divmod(int(start_step), steps_per_epoch)
+        examples_to_skip = step_in_epoch * batch_size
 
-        def epoch(e):
-            shuffled = examples.shuffle(
-                buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False
+        def epoch_examples(epoch: tf.Tensor) -> tf.data.Dataset:
+            shuffled = train_examples.shuffle(
+                buffer_size, seed=_epoch_shuffle_seed(seed, epoch), reshuffle_each_iteration=False
             )
-            positioned = shuffled.enumerate().map(lambda i, ex: (e, i, ex[0], ex[1]))
-            return positioned.skip(tf.where(e == start_epoch, tf.cast(skip, tf.int64), tf.constant(0, tf.int64)))
+            positioned = shuffled.take(examples_per_epoch).enumerate()
+            skip = tf.where(epoch == start_epoch, tf.constant(examples_to_skip, tf.int64), tf.constant(0, tf.int64))
+            return positioned.skip(skip).map(lambda position, example: (epoch, position, *example))
 
-        def preprocess(e, i, image, label):
-            example_seed = _seed_pair(seed, 0) + tf.stack([tf.constant(0, tf.int64), e * num_train + i])
-            image = train_transform(image, tf.cast(example_seed, tf.int32), size)
-            return {"image": normalise(image), "label": label}
+        def augment_example(epoch, position, image, label):
+            pixels = augmentation.train(image, _example_augment_seed(seed, epoch, position), image_size)
+            return {"image": normalise(pixels), "label": label}
 
-        ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
-        ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return ds.as_numpy_iterator()
+        stream = tf.data.Dataset.range(start_epoch, _NO_END).flat_map(epoch_examples)
+        stream = stream.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # Every epoch contributes a whole number of batches, so batch s is always step s of the stream.
+        stream = stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return stream.as_numpy_iterator()
+
+    def eval_example(image, label):
+        return {"image": normalise(augmentation.eval(image, None, image_size)), "label": label}
+
+    eval_batches = (
+        eval_examples.map(eval_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(eval_batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
     def make_eval_iterator() -> Iterator[Batch]:
-        def preprocess(image, label):
-            return {"image": normalise(eval_transform(image, None, size)), "label": label}
-
-        ds = read(eval_split).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        for batch in ds.batch(eval_batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
-            yield _pad_batch(batch, eval_batch_size)
+        for batch in eval_batches.as_numpy_iterator():
+            yield pad_batch(batch, eval_batch_size)
 
     return ImageDataset(
         name=name,
@@ -265,17 +355,16 @@ def load_image_dataset(
     )
 
 
-def _pad_batch(batch: Batch, size: int) -> Batch:
-    """Pads a short final eval batch to `size` examples so every batch has one static shape; adds "mask"."""
+def pad_batch(batch: Batch, size: int) -> Batch:
+    """Pads a short final eval batch with zeros to `size` examples so every batch has one static shape.
+
+    batch: arrays with a leading [B] axis, B <= size. Adds "mask": float32 [size], 1 for the B real examples.
+    """
     real = len(batch["label"])
-    padded = (
-        {
-            key: np.concatenate([value, np.zeros((size - real, *value.shape[1:]), value.dtype)])
-            for key, value in batch.items()
-        }
-        if real < size
-        else batch
-    )
+    padded = {
+        key: np.concatenate([value, np.zeros((size - real, *value.shape[1:]), value.dtype)]) if real < size else value
+        for key, value in batch.items()
+    }
     mask = np.zeros(size, np.float32)
     mask[:real] = 1.0
     return dict(padded, mask=mask)

@@ -167,7 +167,8 @@ def train(
             all_finite = all_finite & finite
             progress.update(1)
             at_end = step == num_steps
-            wants_save = at_end or step % int(config.checkpoint_every) == 0 or stop.requested
+            stopping = stop.requested is not None  # read once: a signal may land at any moment below
+            wants_save = at_end or step % int(config.checkpoint_every) == 0 or stopping
             if step % log_every == 0 or at_end or wants_save:
                 if not bool(all_finite):
                     raise NonFiniteLossError(
@@ -187,9 +188,9 @@ def train(
                 writer.write(step, last_metrics)
                 progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last_metrics.items()))
             if wants_save:
-                checkpointer.maybe_save(step, train_state, force=at_end or bool(stop.requested))
+                checkpointer.maybe_save(step, train_state, force=at_end or stopping)
                 last_good_step = step
-            if stop.requested:
+            if stopping:
                 progress.write(
                     f"{stop.requested} received: saved step {step} to {checkpointer.directory}; "
                     "rerun the same command to resume."
