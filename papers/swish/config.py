@@ -6,7 +6,7 @@ Variants:
               4 minutes on 2 CPU cores (`make run`).
   digits      ResNet-20 on sklearn's digits: the fallback of `make run` where Debian's Fashion-MNIST is absent.
   smoke       a tiny ResNet on sklearn digits for 30 steps: seconds; what the tests run.
-  benchmark   the setting of papers/swish/README.md's table: ResNet-20 on Fashion-MNIST, 600 steps per run,
+  benchmark   the setting of papers/swish/README.md's table: ResNet-20 on Fashion-MNIST, 400 steps per run,
               swept over activations and seeds by `python -m papers.swish.benchmark`.
   cifar10_resnet164 / cifar100_resnet164   the paper's ResNet-164 CIFAR setting (needs prepared tfds CIFAR data
               and an accelerator: 64k steps).
