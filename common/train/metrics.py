@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
 
@@ -16,16 +17,21 @@ class MetricWriter:
     """Writes scalar metrics to TensorBoard event files and a JSON-lines file under `workdir`."""
 
     def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True):
+        self._enabled = jax.process_index() == 0  # one writer per job, however many hosts
+        self._summary_writer = None
+        if not self._enabled:
+            return
         os.makedirs(workdir, exist_ok=True)
         self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
         _truncate_after(self.jsonl_path, resume_step)
-        self._summary_writer = None
         if tensorboard:
             from flax.metrics.tensorboard import SummaryWriter
 
             self._summary_writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        if not self._enabled:
+            return
         row = {"step": int(step)}
         row.update({name: _to_float(value) for name, value in metrics.items()})
         with open(self.jsonl_path, "a") as f:
