@@ -12,6 +12,7 @@ from common.registry import lookup
 # name -> module with a markdown() -> str function. One section of docs/benchmarks.md each.
 BENCHMARKS = {
     "training": "benchmarks.training",
+    "local_attention": "benchmarks.local_attention",
 }
 
 

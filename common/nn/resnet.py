@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.nn import local_attention
 from common.nn.activations import ACTIVATIONS, make_activation
 from common.registry import lookup
 
@@ -185,7 +186,7 @@ class ImageNetStem(nnx.Module):
 # A stem is a module class built as `Stem(in_features, width, options, rngs=rngs)`, mapping [N,H,W,in_features]
 # to [N,H',W',width], with a class attribute `num_stages` (how many stages of widths width * 2**i follow it).
 # To add one (say, an attention stem), write such a class and add it here.
-STEMS = {"cifar": CifarStem, "imagenet": ImageNetStem}
+STEMS = {"cifar": CifarStem, "imagenet": ImageNetStem, "attention": local_attention.AttentionStem}
 
 
 class ResNet(nnx.Module):

@@ -26,17 +26,28 @@ def test_batched_dot_general():
     assert counting.count_flops(attention_logits, abstract((2, 3, 5, 8)), abstract((2, 3, 7, 8))) == 2 * 6 * 5 * 7 * 8
 
 
-@pytest.mark.parametrize(("kernel", "stride", "padding", "groups", "out_size"), [
-    (3, 1, "SAME", 1, 10),
-    (3, 2, "SAME", 1, 5),
-    (3, 1, "VALID", 1, 8),
-    (5, 3, "VALID", 1, 2),
-    (3, 1, "SAME", 4, 10),
-    (3, 2, "SAME", 8, 5),  # depthwise
-])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "groups", "out_size"),
+    [
+        (3, 1, "SAME", 1, 10),
+        (3, 2, "SAME", 1, 5),
+        (3, 1, "VALID", 1, 8),
+        (5, 3, "VALID", 1, 2),
+        (3, 1, "SAME", 4, 10),
+        (3, 2, "SAME", 8, 5),  # depthwise
+    ],
+)
 def test_conv_flops(kernel, stride, padding, groups, out_size):
-    conv = nnx.Conv(8, 16, (kernel, kernel), strides=stride, padding=padding, feature_group_count=groups,
-                    use_bias=False, rngs=nnx.Rngs(0))
+    conv = nnx.Conv(
+        8,
+        16,
+        (kernel, kernel),
+        strides=stride,
+        padding=padding,
+        feature_group_count=groups,
+        use_bias=False,
+        rngs=nnx.Rngs(0),
+    )
     assert counting.count_params(conv) == kernel * kernel * (8 // groups) * 16
     flops = 2 * out_size * out_size * 16 * (8 // groups) * kernel * kernel
     assert counting.count_model_flops(conv, (10, 10, 8)) == flops
@@ -115,11 +126,14 @@ def bottleneck_resnet_counts(stage_sizes, size=224, num_classes=1000):
     return params, macs
 
 
-@pytest.mark.parametrize(("name", "stage_sizes"), [
-    ("resnet26", (1, 2, 4, 1)),
-    ("resnet38", (2, 3, 5, 2)),
-    ("resnet50", (3, 4, 6, 3)),
-])
+@pytest.mark.parametrize(
+    ("name", "stage_sizes"),
+    [
+        ("resnet26", (1, 2, 4, 1)),
+        ("resnet38", (2, 3, 5, 2)),
+        ("resnet50", (3, 4, 6, 3)),
+    ],
+)
 def test_imagenet_resnets_match_hand_counts(name, stage_sizes):
     model = nnx.eval_shape(lambda: resnet.make_resnet(name, num_classes=1000, in_features=3, rngs=nnx.Rngs(0)))
     params, macs = bottleneck_resnet_counts(stage_sizes)

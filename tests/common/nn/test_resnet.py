@@ -52,7 +52,8 @@ def test_spatial_layer_factory_is_used_in_every_basic_block():
     widths = [16] * 3 + [32] * 3 + [64] * 3
     in_widths = [16, *widths[:-1]]
     assert [block.spatial1.kernel.value.shape for block in model.blocks] == [
-        (5, 5, cin, cout) for cin, cout in zip(in_widths, widths, strict=True)]
+        (5, 5, cin, cout) for cin, cout in zip(in_widths, widths, strict=True)
+    ]
     assert [block.spatial2.kernel.value.shape for block in model.blocks] == [(5, 5, c, c) for c in widths]
     assert [block.spatial1.strides for block in model.blocks].count(2) == 2  # first block of stages 2 and 3
     assert model.stem.conv.kernel.value.shape == (3, 3, 1, 16)  # the stem keeps its own conv
@@ -91,7 +92,9 @@ def test_activation_is_used_with_its_own_parameters():
     assert model.blocks[1].act1 is not model.blocks[1].act_out
     bottleneck = abstract_resnet("resnet26", num_classes=10, in_features=3, activation="prelu")
     assert [bottleneck.blocks[0].act1.slope.value.shape, bottleneck.blocks[0].act_out.slope.value.shape] == [
-        (64,), (256,)]
+        (64,),
+        (256,),
+    ]
     assert len(param_shapes(bottleneck, "slope")) == 1 + 3 * 8
 
 
@@ -99,14 +102,14 @@ def test_residual_branches_start_at_zero_unless_disabled():
     model = resnet.make_resnet("resnet_tiny", num_classes=3, in_features=3, rngs=nnx.Rngs(0))
     assert all(np.all(block.norm2.scale.value == 0) for block in model.blocks)
     assert np.all(model.blocks[0].norm1.scale.value == 1)
-    model = resnet.make_resnet("resnet_tiny", num_classes=3, in_features=3, zero_init_residual=False,
-                               rngs=nnx.Rngs(0))
+    model = resnet.make_resnet("resnet_tiny", num_classes=3, in_features=3, zero_init_residual=False, rngs=nnx.Rngs(0))
     assert all(np.all(block.norm2.scale.value == 1) for block in model.blocks)
 
 
 def test_jit_through_split_merge_matches_eager():
-    model = resnet.make_resnet("resnet_tiny", num_classes=4, in_features=3, activation="swish",
-                               zero_init_residual=False, rngs=nnx.Rngs(1))
+    model = resnet.make_resnet(
+        "resnet_tiny", num_classes=4, in_features=3, activation="swish", zero_init_residual=False, rngs=nnx.Rngs(1)
+    )
     model.eval()
     x = random_images(3, 10, 10, 3)
     graphdef, state = nnx.split(model)
@@ -151,7 +154,7 @@ def test_unknown_names_list_choices():
         resnet.make_resnet("resnet18", num_classes=2, in_features=1, rngs=nnx.Rngs(0))
     with pytest.raises(UnknownNameError, match="unknown resnet block 'wide'; valid choices: basic, bottleneck$"):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, block="wide", rngs=nnx.Rngs(0))
-    with pytest.raises(UnknownNameError, match="unknown resnet stem 'vit'; valid choices: cifar, imagenet$"):
+    with pytest.raises(UnknownNameError, match="unknown resnet stem 'vit'; valid choices: attention, cifar, imagenet$"):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, stem="vit", rngs=nnx.Rngs(0))
     with pytest.raises(UnknownNameError, match="unknown activation 'swsh'; valid choices: elu, "):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, activation="swsh", rngs=nnx.Rngs(0))

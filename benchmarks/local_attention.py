@@ -1,0 +1,90 @@
+"""Local self-attention kernels: blockwise (haloed query blocks) vs the per-pixel unfold, side by side.
+
+At the ResNet-50 stage shapes (batch 8, k = 7, 8 heads) it measures one forward + backward pass of
+`LocalSelfAttention` (gradients wrt the input and the parameters): throughput in images/s (median of a few
+timed calls after compilation) and peak temporary memory, read from the compiled executable's memory analysis
+(`temp_size_in_bytes`: the buffers XLA allocates beyond inputs and outputs).
+
+python -m benchmarks.run_all --only local_attention
+"""
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from common import report
+from common.nn.local_attention import LocalSelfAttention
+
+# (height = width, channels) of the 3x3 conv inputs of the four ResNet-50 stages at 224 px.
+STAGE_SHAPES = ((56, 64), (28, 128), (14, 256), (7, 512))
+BATCH, KERNEL_SIZE, NUM_HEADS, BLOCK_SIZE = 8, 7, 8, 8
+
+
+def _forward_backward(implementation: str, size: int, channels: int):
+    """A jitted loss-and-gradients function of the layer and its input, with its arguments."""
+    layer = LocalSelfAttention(
+        channels,
+        channels,
+        kernel_size=KERNEL_SIZE,
+        num_heads=NUM_HEADS,
+        block_size=BLOCK_SIZE,
+        implementation=implementation,
+        rngs=nnx.Rngs(0),
+    )
+    graphdef, params = nnx.split(layer)
+    x = jax.random.normal(jax.random.PRNGKey(0), (BATCH, size, size, channels))
+
+    def loss(params, x):
+        return jnp.sum(nnx.merge(graphdef, params)(x) ** 2)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (params, x)
+
+
+def measure(implementation: str, size: int, channels: int, repeats: int = 3) -> dict:
+    step, args = _forward_backward(implementation, size, channels)
+    compiled = step.lower(*args).compile()
+    memory = compiled.memory_analysis()
+    temp_bytes = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
+    jax.block_until_ready(compiled(*args))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return {"images_per_second": BATCH / statistics.median(times), "temp_mib": (temp_bytes or 0) / 2**20}
+
+
+def markdown(shapes=STAGE_SHAPES) -> str:
+    rows = []
+    for size, channels in shapes:
+        results = {impl: measure(impl, size, channels) for impl in ("blockwise", "naive")}
+        blockwise, naive = results["blockwise"], results["naive"]
+        rows.append(
+            [
+                f"{size}x{size}x{channels}",
+                f"{blockwise['images_per_second']:.1f}",
+                f"{naive['images_per_second']:.1f}",
+                f"{blockwise['temp_mib']:.0f}",
+                f"{naive['temp_mib']:.0f}",
+                f"{naive['temp_mib'] / max(blockwise['temp_mib'], 1e-9):.1f}x",
+            ]
+        )
+    table = report.markdown_table(
+        [
+            "input (H x W x C)",
+            "blockwise img/s",
+            "unfold img/s",
+            "blockwise temp MiB",
+            "unfold temp MiB",
+            "memory saved",
+        ],
+        rows,
+    )
+    return (
+        f"{table}\n\nForward + backward of one `LocalSelfAttention` layer (common/nn/local_attention.py), batch "
+        f"{BATCH}, k = {KERNEL_SIZE}, {NUM_HEADS} heads, query blocks of {BLOCK_SIZE}x{BLOCK_SIZE}, float32, on "
+        f"{report.machine_description()}. Temp memory: XLA's `temp_size_in_bytes` of the compiled step."
+    )

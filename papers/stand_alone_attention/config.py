@@ -1,0 +1,115 @@
+"""Configs for "Stand-Alone Self-Attention in Vision Models" (Ramachandran et al. 2019).
+
+Run:  python -m papers.stand_alone_attention.main --config=papers/stand_alone_attention/config.py:<variant>
+Variants:
+  r26_baseline, r38_baseline, r50_baseline      ResNet-26/38/50, 3x3 convs, conv stem (Table 1 "baseline")
+  r26_conv_stem, r38_conv_stem, r50_conv_stem   every 3x3 conv -> 7x7 local attention, 8 heads; conv stem
+  r26_full, r38_full, r50_full                  the same plus the attention stem ("full attention")
+      ImageNet at 224 px with the paper's training recipe: need a prepared tfds imagenet2012 and accelerators.
+  fashion_baseline, fashion_attention   a small bottleneck ResNet (CIFAR-style stem, 3 stages) on offline
+      Fashion-MNIST, 3x3 conv vs 7x7 attention with 4 heads: the CPU-scale comparison.
+  smoke       a tiny attention ResNet on sklearn digits: seconds; what the tests run.
+Model fields: name (common/nn/resnet.py RESNETS), stem / width / stage_sizes / bn_momentum (None: the table's),
+spatial_layer (conv3x3 | attention), kernel_size, num_heads, block_size, implementation (blockwise | naive).
+"""
+
+from ml_collections import ConfigDict
+
+from common.registry import lookup
+from configs import presets
+
+IMAGENET_TRAIN_EXAMPLES = 1_281_167
+
+
+def _model(name: str, *, spatial_layer: str, stem: str | None = None, kernel_size: int = 7, num_heads: int = 8):
+    return ConfigDict(
+        {
+            "name": name,
+            "stem": stem,
+            "width": None,
+            "stage_sizes": None,
+            "bn_momentum": None,
+            "spatial_layer": spatial_layer,
+            "kernel_size": kernel_size,
+            "num_heads": num_heads,
+            "block_size": 8,
+            "implementation": "blockwise",
+        }
+    )
+
+
+def _imagenet(depth: int, setting: str):
+    """The paper's ImageNet recipe: 130 epochs of Nesterov at lr 1.6 (batch 4096), 10 warm-up epochs, cosine."""
+
+    def make() -> ConfigDict:
+        config = presets.image_classification("imagenet2012")
+        spatial, stem = {
+            "baseline": ("conv3x3", "imagenet"),
+            "conv_stem": ("attention", "imagenet"),
+            "full": ("attention", "attention"),
+        }[setting]
+        config.model = _model(f"resnet{depth}", spatial_layer=spatial, stem=stem)
+        config.model.bn_momentum = 0.9999
+        batch = 4096
+        steps_per_epoch = IMAGENET_TRAIN_EXAMPLES // batch
+        config.dataset.batch_size = batch
+        config.optimizer.update(
+            name="nesterov",
+            learning_rate=0.1 * batch / 256,  # 1.6 at batch 4096, scaled linearly with the batch
+            momentum=0.9,
+            weight_decay=1e-4,
+            schedule="cosine",
+            warmup_steps=10 * steps_per_epoch,
+        )
+        config.train.update(
+            num_steps=130 * steps_per_epoch,
+            log_every=100,
+            eval_every=5 * steps_per_epoch,
+            checkpoint_every=steps_per_epoch,
+            ema_decay=0.9999,
+        )
+        return config
+
+    return make
+
+
+def _fashion(spatial_layer: str):
+    def make() -> ConfigDict:
+        config = presets.image_classification("fashion_mnist_local")
+        config.model = _model("resnet164", spatial_layer=spatial_layer, kernel_size=7, num_heads=4)
+        config.model.update(stage_sizes=(1, 1, 1), width=16)
+        config.dataset.batch_size = 64
+        config.optimizer.update(learning_rate=0.05, warmup_steps=50)
+        config.train.update(num_steps=600, log_every=25, checkpoint_every=200)
+        return config
+
+    return make
+
+
+def _smoke() -> ConfigDict:
+    config = presets.image_classification("digits_local")
+    config.model = _model("resnet_tiny", spatial_layer="attention", kernel_size=3, num_heads=2)
+    config.model.block_size = 4
+    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
+    config.train.update(num_steps=40, log_every=10, checkpoint_every=20)
+    return config
+
+
+VARIANTS = {
+    "r26_baseline": _imagenet(26, "baseline"),
+    "r26_conv_stem": _imagenet(26, "conv_stem"),
+    "r26_full": _imagenet(26, "full"),
+    "r38_baseline": _imagenet(38, "baseline"),
+    "r38_conv_stem": _imagenet(38, "conv_stem"),
+    "r38_full": _imagenet(38, "full"),
+    "r50_baseline": _imagenet(50, "baseline"),
+    "r50_conv_stem": _imagenet(50, "conv_stem"),
+    "r50_full": _imagenet(50, "full"),
+    "fashion_baseline": _fashion("conv3x3"),
+    "fashion_attention": _fashion("attention"),
+    "smoke": _smoke,
+}
+
+
+def get_config(variant: str = "smoke") -> ConfigDict:
+    return lookup(VARIANTS, variant, "stand_alone_attention config variant")()

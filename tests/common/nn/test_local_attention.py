@@ -1,0 +1,171 @@
+"""Local self-attention: the blockwise kernel against the per-pixel oracle, and the layer's invariants."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from common.nn import counting, local_attention, resnet
+from common.nn.local_attention import (
+    LocalSelfAttention,
+    blockwise_local_attention,
+    local_attention_layer,
+    naive_local_attention,
+)
+
+# (kernel_size, height, width, heads, block_size): odd sizes, blocks that do and do not divide, windows bigger
+# than the map.
+CASES = [(3, 9, 11, 1, 4), (5, 9, 11, 2, 8), (7, 9, 11, 4, 3), (7, 8, 8, 2, 4), (3, 5, 7, 2, 5)]
+
+
+def _random_qkv(seed, kernel_size, height, width, heads, d=4):
+    keys = jax.random.split(jax.random.PRNGKey(seed), 5)
+    q, k, v = (jax.random.normal(keys[i], (2, height, width, heads, d)) for i in range(3))
+    rel_row = jax.random.normal(keys[3], (kernel_size, d // 2))
+    rel_col = jax.random.normal(keys[4], (kernel_size, d // 2))
+    return q, k, v, rel_row, rel_col
+
+
+def _value_and_grads(attention, args, cotangent):
+    """<attention(q, k, v, r_row, r_col), cotangent> and its gradients wrt all five arguments."""
+    return jax.value_and_grad(lambda *a: jnp.sum(attention(*a) * cotangent), argnums=(0, 1, 2, 3, 4))(*args)
+
+
+@pytest.mark.parametrize(("kernel_size", "height", "width", "heads", "block_size"), CASES)
+def test_blockwise_matches_naive_in_values_and_gradients(kernel_size, height, width, heads, block_size):
+    args = _random_qkv(kernel_size + height + heads, kernel_size, height, width, heads)
+    cotangent = jax.random.normal(jax.random.PRNGKey(7), args[0].shape)
+    value_n, grads_n = _value_and_grads(
+        functools.partial(naive_local_attention, kernel_size=kernel_size), args, cotangent
+    )
+    value_b, grads_b = _value_and_grads(
+        functools.partial(blockwise_local_attention, kernel_size=kernel_size, block_size=block_size), args, cotangent
+    )
+    np.testing.assert_allclose(value_b, value_n, rtol=1e-4, atol=1e-4)
+    for g_b, g_n in zip(grads_b, grads_n, strict=True):
+        np.testing.assert_allclose(g_b, g_n, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_layer_blockwise_matches_naive_including_parameter_gradients(stride):
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 9, 11, 6))
+    layers = {
+        impl: LocalSelfAttention(
+            6, 8, kernel_size=5, num_heads=2, stride=stride, block_size=4, implementation=impl, rngs=nnx.Rngs(3)
+        )
+        for impl in ("naive", "blockwise")
+    }
+    outputs, grads = {}, {}
+    for impl, layer in layers.items():
+
+        def loss(layer, x):
+            return jnp.sum(jnp.sin(layer(x)))
+
+        outputs[impl] = layer(x)
+        grads[impl] = nnx.grad(loss, argnums=(0, 1))(layer, x)
+    assert outputs["blockwise"].shape == (2, -(-9 // stride), -(-11 // stride), 8)
+    np.testing.assert_allclose(outputs["blockwise"], outputs["naive"], rtol=1e-4, atol=1e-5)
+    param_grads = [jax.tree_util.tree_leaves(grads[impl][0]) for impl in ("naive", "blockwise")]
+    assert len(param_grads[0]) == 5  # query, key, value, rel_row, rel_col
+    for g_n, g_b in zip(*param_grads, strict=True):
+        np.testing.assert_allclose(g_b, g_n, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads["blockwise"][1], grads["naive"][1], rtol=1e-4, atol=1e-5)
+
+
+def test_relative_logits_are_a_gather_of_the_row_and_column_tables():
+    """With zero keys and one in-window key per query, the logits reduce to q . concat(r_row[a], r_col[b])."""
+    kernel_size, d = 5, 6
+    rel_row = jax.random.normal(jax.random.PRNGKey(0), (kernel_size, d // 2))
+    rel_col = jax.random.normal(jax.random.PRNGKey(1), (kernel_size, d // 2))
+    table = local_attention.full_relative_table(rel_row, rel_col)
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            np.testing.assert_array_equal(table[a, b], np.concatenate([rel_row[a], rel_col[b]]))
+    # End to end: zero keys, values = one-hot of the pixel index, so the output is the softmax over the window of
+    # q . r(a, b); compare it with softmax of the explicitly gathered relative logits at an interior pixel.
+    h = w = 7
+    q = jax.random.normal(jax.random.PRNGKey(2), (1, h, w, 1, d))
+    k = jnp.zeros((1, h, w, 1, d))
+    v = jnp.eye(h * w).reshape(1, h, w, 1, h * w)
+    out = blockwise_local_attention(q, k, v, rel_row, rel_col, kernel_size=kernel_size, block_size=3)
+    pad = kernel_size // 2
+    i, j = 3, 3
+    expected = np.zeros((h, w))
+    logits = np.array([[q[0, i, j, 0] @ table[a, b] for b in range(kernel_size)] for a in range(kernel_size)])
+    weights = np.exp(logits - logits.max())
+    expected[i - pad : i + pad + 1, j - pad : j + pad + 1] = weights / weights.sum()
+    np.testing.assert_allclose(out[0, i, j, 0].reshape(h, w), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_padded_keys_are_masked_so_a_corner_attends_only_inside_the_image():
+    q, k, _, rel_row, rel_col = _random_qkv(0, 5, 6, 6, 1)
+    v = jnp.eye(36).reshape(1, 6, 6, 1, 36)
+    q, k = q[:1], k[:1]
+    weights = blockwise_local_attention(q, k, v, rel_row, rel_col, kernel_size=5, block_size=4)[0, 0, 0, 0]
+    weights = np.asarray(weights).reshape(6, 6)
+    np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-5)
+    assert np.all(weights[3:, :] == 0) and np.all(weights[:, 3:] == 0)  # only the 3x3 in-image corner
+    assert np.all(weights[:3, :3] > 0)
+
+
+def test_translation_equivariance_away_from_borders():
+    layer = LocalSelfAttention(4, 8, kernel_size=5, num_heads=2, block_size=4, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.PRNGKey(5), (1, 16, 17, 4))
+    shifted = jnp.roll(x, shift=(1, 2), axis=(1, 2))
+    y, y_shifted = layer(x), layer(shifted)
+    pad = 2  # outputs whose window never reaches a border or the wrapped-around pixels
+    np.testing.assert_allclose(
+        y_shifted[:, 1 + pad + 1 : -pad, 2 + pad + 2 : -pad], y[:, pad + 1 : -pad - 1, pad + 2 : -pad - 2], atol=1e-5
+    )
+
+
+def test_parameter_count_depends_on_the_kernel_size_only_through_the_tables():
+    counts = {
+        k: counting.count_params(LocalSelfAttention(16, 32, kernel_size=k, num_heads=4, rngs=nnx.Rngs(0)))
+        for k in (3, 5, 7)
+    }
+    head = 32 // 4
+    for k, count in counts.items():
+        assert count == 3 * 16 * 32 + k * head == local_attention.attention_param_count(16, 32, k, 4)
+
+
+def test_resnet50_with_attention_stem_and_layers_builds_and_runs():
+    model = nnx.eval_shape(
+        lambda: resnet.make_resnet(
+            "resnet50",
+            num_classes=1000,
+            in_features=3,
+            stem="attention",
+            spatial_layer=local_attention_layer(7, 8),
+            rngs=nnx.Rngs(0),
+        )
+    )
+    assert abs(counting.count_params(model) - 18.0e6) / 18.0e6 < 0.01
+    tiny = resnet.make_resnet(
+        "resnet26",
+        num_classes=10,
+        in_features=1,
+        stem="attention",
+        width=8,
+        spatial_layer=local_attention_layer(3, 2, block_size=4),
+        rngs=nnx.Rngs(0),
+    )
+    assert tiny(jnp.ones((2, 30, 29, 1))).shape == (2, 10)
+
+
+def test_attention_stem_has_output_stride_four_and_position_dependent_values():
+    options = resnet.BlockOptions(resnet.conv3x3, "relu", 0.9, True, jnp.float32)
+    stem = local_attention.AttentionStem(3, 16, options, rngs=nnx.Rngs(0))
+    assert stem(jnp.ones((2, 10, 13, 3))).shape == (2, 3, 4, 16)
+    weights = stem.value_weights()
+    assert weights.shape == (4, 4, 3, 16)
+    assert not np.allclose(weights[0, 0], weights[3, 2])  # spatially aware: the value projection moves with (a, b)
+
+
+@pytest.mark.parametrize("kernel_size", [0, 4])
+def test_even_or_empty_windows_are_rejected(kernel_size):
+    with pytest.raises(ValueError, match="odd"):
+        LocalSelfAttention(4, 8, kernel_size=kernel_size, num_heads=2, rngs=nnx.Rngs(0))
