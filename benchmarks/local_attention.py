@@ -16,11 +16,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from common import report
-from common.nn.local_attention import LocalSelfAttention
+from common.nn.local_attention import LocalSelfAttention, default_block_size
 
 # (height = width, channels) of the 3x3 conv inputs of the four ResNet-50 stages at 224 px.
 STAGE_SHAPES = ((56, 64), (28, 128), (14, 256), (7, 512))
-BATCH, KERNEL_SIZE, NUM_HEADS, BLOCK_SIZE = 8, 7, 8, 8
+BATCH, KERNEL_SIZE, NUM_HEADS = 8, 7, 8
+BLOCK_SIZE = None  # None: the layer's default rule (`default_block_size`), what the models use
 
 
 def _forward_backward(implementation: str, size: int, channels: int):
@@ -62,9 +63,11 @@ def markdown(shapes=STAGE_SHAPES) -> str:
     for size, channels in shapes:
         results = {impl: measure(impl, size, channels) for impl in ("blockwise", "naive")}
         blockwise, naive = results["blockwise"], results["naive"]
+        block = BLOCK_SIZE or default_block_size(KERNEL_SIZE, size, size)
         rows.append(
             [
                 f"{size}x{size}x{channels}",
+                block,
                 f"{blockwise['images_per_second']:.1f}",
                 f"{naive['images_per_second']:.1f}",
                 f"{blockwise['temp_mib']:.0f}",
@@ -75,6 +78,7 @@ def markdown(shapes=STAGE_SHAPES) -> str:
     table = report.markdown_table(
         [
             "input (H x W x C)",
+            "query block",
             "blockwise img/s",
             "unfold img/s",
             "blockwise temp MiB",
@@ -85,6 +89,6 @@ def markdown(shapes=STAGE_SHAPES) -> str:
     )
     return (
         f"{table}\n\nForward + backward of one `LocalSelfAttention` layer (common/nn/local_attention.py), batch "
-        f"{BATCH}, k = {KERNEL_SIZE}, {NUM_HEADS} heads, query blocks of {BLOCK_SIZE}x{BLOCK_SIZE}, float32, on "
-        f"{report.machine_description()}. Temp memory: XLA's `temp_size_in_bytes` of the compiled step."
+        f"{BATCH}, k = {KERNEL_SIZE}, {NUM_HEADS} heads, b x b query blocks (b from `default_block_size`), float32, "
+        f"on {report.machine_description()}. Temp memory: XLA's `temp_size_in_bytes` of the compiled step."
     )

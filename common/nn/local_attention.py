@@ -15,10 +15,20 @@ Choices this file makes where the paper is silent (the README lists them too):
   * Stride 2: the attention runs at full resolution, then a 2x2 average pool with stride 2 (the paper's rule;
     odd sizes round up, the pool averaging only in-image pixels).
 
+Positional encodings (`positional`, the paper's ablation "none / absolute / relative"):
+  * "relative" (the default, the paper's layer): the q . r(a - i, b - j) term above.
+  * "absolute": an embedding of the key's absolute position in the feature map is added to the key,
+    k_ab + e(a, b) with e(a, b) = concat(e_row[a], e_col[b]) (factorised like the relative tables, shared by the
+    heads, one row/column entry per position up to `max_positions`), so logit = q_ij . (k_ab + e(a, b)).
+    The paper gives no formula for its absolute variant; this is the Transformer's additive embedding, applied
+    where the relative term would be (the logits, not the values), so the three options differ only in it.
+  * "none": q_ij . k_ab only; each output then depends on its window's pixels but not on where they lie in it.
+
 Two implementations compute the same function:
   * `blockwise_local_attention` (the default): the map is cut into b x b query blocks; each block attends to its
     (b+k-1)^2 haloed memory block with a mask that leaves each query its own k x k window. Keys and values are
-    held about (b+k-1)^2/b^2 times, not k^2 times as with a per-pixel unfold.
+    held about (b+k-1)^2/b^2 times, not k^2 times as with a per-pixel unfold. b defaults to `default_block_size`
+    (4 at k = 7 on maps over 8x8; one block of the whole map up to 8x8).
   * `naive_local_attention`: the explicit per-pixel unfold of keys, values and the full k x k relative table; the
     test oracle, and the formulation whose FLOPs the paper counts (`--dry_run` counts this one).
 """
@@ -48,14 +58,44 @@ def full_relative_table(rel_row: jax.Array, rel_col: jax.Array) -> jax.Array:
     return jnp.concatenate([rows, cols], axis=-1)
 
 
+def absolute_position_table(abs_row: jax.Array, abs_col: jax.Array, height: int, width: int) -> jax.Array:
+    """e_row [P, d/2], e_col [P, d/2] -> e [height, width, d] with e[a, b] = concat(e_row[a], e_col[b])."""
+    if height > abs_row.shape[0] or width > abs_col.shape[0]:
+        raise ValueError(
+            f"a {height}x{width} map needs absolute positions beyond the {abs_row.shape[0]}x{abs_col.shape[0]} "
+            "tables; raise max_positions"
+        )
+    rows = jnp.broadcast_to(abs_row[:height, None, :], (height, width, abs_row.shape[-1]))
+    cols = jnp.broadcast_to(abs_col[None, :width, :], (height, width, abs_col.shape[-1]))
+    return jnp.concatenate([rows, cols], axis=-1)
+
+
+def _add_absolute_positions(k: jax.Array, abs_row: jax.Array | None, abs_col: jax.Array | None) -> jax.Array:
+    """k [N, H, W, heads, d] + e(a, b) (shared by the heads); unchanged when there are no absolute tables."""
+    if abs_row is None:
+        return k
+    table = absolute_position_table(abs_row, abs_col, k.shape[1], k.shape[2])
+    return k + table[None, :, :, None, :].astype(k.dtype)
+
+
 def naive_local_attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, rel_row: jax.Array, rel_col: jax.Array, *, kernel_size: int
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    rel_row: jax.Array | None,
+    rel_col: jax.Array | None,
+    *,
+    kernel_size: int,
+    abs_row: jax.Array | None = None,
+    abs_col: jax.Array | None = None,
 ) -> jax.Array:
     """Per-pixel reference: q, k [N, H, W, heads, d] (q already scaled), v [N, H, W, heads, dv] -> like v.
 
     Unfolds the k x k neighbourhood of every pixel (k^2 copies of keys and values) and masks padded keys.
+    Relative tables None: no q . r term; absolute tables [P, d/2] given: e(a, b) is added to the keys.
     """
     _check_kernel_size(kernel_size)
+    k = _add_absolute_positions(k, abs_row, abs_col)
     n, h, w, heads, d = q.shape
     pad = kernel_size // 2
     spatial_pad = ((0, 0), (pad, pad), (pad, pad), (0, 0), (0, 0))
@@ -65,8 +105,10 @@ def naive_local_attention(
     k_windows = jnp.stack([k_padded[:, a : a + h, b : b + w] for a, b in offsets], axis=3)  # [N,H,W,k*k,heads,d]
     v_windows = jnp.stack([v_padded[:, a : a + h, b : b + w] for a, b in offsets], axis=3)
     valid = jnp.stack([inside[a : a + h, b : b + w] for a, b in offsets], axis=-1)  # [H, W, k*k]
-    relative = full_relative_table(rel_row, rel_col).reshape(kernel_size * kernel_size, d)
-    logits = jnp.einsum("nhwgd,nhwogd->nhwgo", q, k_windows) + jnp.einsum("nhwgd,od->nhwgo", q, relative)
+    logits = jnp.einsum("nhwgd,nhwogd->nhwgo", q, k_windows)
+    if rel_row is not None:
+        relative = full_relative_table(rel_row, rel_col).reshape(kernel_size * kernel_size, d)
+        logits = logits + jnp.einsum("nhwgd,od->nhwgo", q, relative)
     logits = jnp.where(valid[None, :, :, None, :], logits, MASKED_LOGIT)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
     return jnp.einsum("nhwgo,nhwogd->nhwgd", weights, v_windows)
@@ -88,21 +130,43 @@ def _offset_one_hot(block_size: int, kernel_size: int) -> np.ndarray:
     return (offset[:, :, None] == np.arange(kernel_size)[None, None, :]).astype(np.float32)
 
 
+def default_block_size(kernel_size: int, height: int, width: int) -> int:
+    """The query block edge b used when none is given: one block if the map fits 8x8, else max(4, (k+1)//2).
+
+    A block holds (b+k-1)^2 logits per query (heads x that, in float32, forward and backward): with b = 8 and
+    k = 7 that is 4x the k^2 of the window, and at 56x56x64 those logits, not the keys and values, fill most of
+    the memory (only 2.2x less than the unfold). b = (k+1)//2 keeps them about 2x the window's (b = 4 at k = 7,
+    3.5x less memory than the unfold at 56x56x64, and still faster), while keys and values are held
+    (b+k-1)^2/b^2 = 6x instead of k^2 = 49x. Maps up to 8x8 (the last stages) are one block of the map's size:
+    no padded queries at all (7x7x512: 16x less memory than the unfold). benchmarks/local_attention.py measures it.
+    """
+    _check_kernel_size(kernel_size)
+    if max(height, width) <= 8:
+        return max(height, width)
+    return max(4, (kernel_size + 1) // 2)
+
+
 def blockwise_local_attention(
     q: jax.Array,
     k: jax.Array,
     v: jax.Array,
-    rel_row: jax.Array,
-    rel_col: jax.Array,
+    rel_row: jax.Array | None,
+    rel_col: jax.Array | None,
     *,
     kernel_size: int,
-    block_size: int = 8,
+    block_size: int | None = None,
+    abs_row: jax.Array | None = None,
+    abs_col: jax.Array | None = None,
 ) -> jax.Array:
     """Same function as `naive_local_attention`, per b x b query block: q, k [N, H, W, heads, d], v [..., dv].
 
     H and W need not divide by `block_size`: the map is padded up to whole blocks and the padding cropped off.
+    `block_size=None` picks it with `default_block_size`.
     """
     _check_kernel_size(kernel_size)
+    k = _add_absolute_positions(k, abs_row, abs_col)
+    if block_size is None:
+        block_size = default_block_size(kernel_size, q.shape[1], q.shape[2])
     n, h, w, heads, d = q.shape
     pad, b = kernel_size // 2, block_size
     blocks_h, blocks_w = -(-h // b), -(-w // b)
@@ -124,14 +188,15 @@ def blockwise_local_attention(
     valid = _haloed_blocks(_haloed_blocks(inside, 0, blocks_h, b, memory), 2, blocks_w, b, memory)
     valid = valid.transpose(0, 2, 1, 3)  # [Bh, Bw, M, M]
 
-    half = rel_row.shape[-1]
     one_hot = jnp.asarray(_offset_one_hot(b, kernel_size), q.dtype)  # [b, M, k]
-    row_logits = jnp.einsum("...xyc,oc->...xyo", q[..., :half], rel_row.astype(q.dtype))
-    row_logits = jnp.einsum("...xyo,xmo->...xym", row_logits, one_hot)  # [N,Bh,Bw,g,b,b,M]
-    col_logits = jnp.einsum("...xyc,oc->...xyo", q[..., half:], rel_col.astype(q.dtype))
-    col_logits = jnp.einsum("...xyo,ymo->...xym", col_logits, one_hot)
     logits = jnp.einsum("...xyd,...mpd->...xymp", q, k_blocks)  # [N,Bh,Bw,g,b,b,M,M]
-    logits = logits + row_logits[..., :, None] + col_logits[..., None, :]
+    if rel_row is not None:
+        half = rel_row.shape[-1]
+        row_logits = jnp.einsum("...xyc,oc->...xyo", q[..., :half], rel_row.astype(q.dtype))
+        row_logits = jnp.einsum("...xyo,xmo->...xym", row_logits, one_hot)  # [N,Bh,Bw,g,b,b,M]
+        col_logits = jnp.einsum("...xyc,oc->...xyo", q[..., half:], rel_col.astype(q.dtype))
+        col_logits = jnp.einsum("...xyo,ymo->...xym", col_logits, one_hot)
+        logits = logits + row_logits[..., :, None] + col_logits[..., None, :]
 
     in_window = one_hot.sum(-1).astype(bool)  # [b, M]: memory row m is within query row x's window
     window = in_window[:, None, :, None] & in_window[None, :, None, :]  # [b, b, M, M]
@@ -161,13 +226,16 @@ def _sum_pool_2x2(x: jax.Array) -> jax.Array:
 
 
 IMPLEMENTATIONS = {"blockwise": blockwise_local_attention, "naive": naive_local_attention}
+POSITIONAL_ENCODINGS = ("relative", "absolute", "none")
 
 
 class LocalSelfAttention(nnx.Module):
-    """Multi-head k x k local self-attention with factorised relative logits; [N,H,W,Cin] -> [N,H/s,W/s,Cout].
+    """Multi-head k x k local self-attention; [N,H,W,Cin] -> [N,H/s,W/s,Cout].
 
-    Parameters: 3 * Cin * Cout for the projections plus k * d_head for the two relative tables; only the tables
-    depend on k. `implementation` picks the kernel ("blockwise" or "naive"), not the function.
+    Parameters: 3 * Cin * Cout for the projections plus the position tables, shared by the heads:
+    `positional="relative"` two [k, d_head/2] tables (only they depend on k), `"absolute"` two
+    [max_positions, d_head/2] tables, `"none"` nothing. `implementation` picks the kernel ("blockwise" or
+    "naive"), not the function; `block_size=None` lets `default_block_size` pick the query block per map.
     """
 
     def __init__(
@@ -178,8 +246,10 @@ class LocalSelfAttention(nnx.Module):
         kernel_size: int = 7,
         num_heads: int = 8,
         stride: int = 1,
-        block_size: int = 8,
+        block_size: int | None = None,
         implementation: str = "blockwise",
+        positional: str = "relative",
+        max_positions: int = 64,
         dtype: Any = None,
         rngs: nnx.Rngs,
     ):
@@ -192,8 +262,15 @@ class LocalSelfAttention(nnx.Module):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"unknown implementation {implementation!r}; valid choices: {sorted(IMPLEMENTATIONS)}")
+        if positional not in POSITIONAL_ENCODINGS:
+            raise ValueError(
+                f"unknown positional encoding {positional!r}; valid choices: {sorted(POSITIONAL_ENCODINGS)}"
+            )
+        if block_size is not None and block_size < 1:
+            raise ValueError(f"block_size must be positive or None, got {block_size}")
         self.kernel_size, self.num_heads, self.stride = kernel_size, num_heads, stride
         self.block_size, self.implementation, self.dtype = block_size, implementation, dtype
+        self.positional = positional
         self.head_features = out_features // num_heads
 
         def projection():
@@ -202,8 +279,20 @@ class LocalSelfAttention(nnx.Module):
         self.query, self.key, self.value = projection(), projection(), projection()
         table_init = nnx.initializers.normal(stddev=self.head_features**-0.5)
         half = self.head_features // 2
-        self.rel_row = nnx.Param(table_init(rngs.params(), (kernel_size, half)))
-        self.rel_col = nnx.Param(table_init(rngs.params(), (kernel_size, half)))
+        if positional == "relative":
+            self.rel_row = nnx.Param(table_init(rngs.params(), (kernel_size, half)))
+            self.rel_col = nnx.Param(table_init(rngs.params(), (kernel_size, half)))
+        elif positional == "absolute":
+            self.abs_row = nnx.Param(table_init(rngs.params(), (max_positions, half)))
+            self.abs_col = nnx.Param(table_init(rngs.params(), (max_positions, half)))
+
+    def position_tables(self) -> dict[str, jax.Array | None]:
+        """The kernels' position arguments: relative tables (or None) and absolute tables (or absent)."""
+        if self.positional == "relative":
+            return {"rel_row": self.rel_row.value, "rel_col": self.rel_col.value}
+        if self.positional == "absolute":
+            return {"rel_row": None, "rel_col": None, "abs_row": self.abs_row.value, "abs_col": self.abs_col.value}
+        return {"rel_row": None, "rel_col": None}
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [N, H, W, in_features] -> [N, ceil(H/stride), ceil(W/stride), out_features]."""
@@ -216,7 +305,7 @@ class LocalSelfAttention(nnx.Module):
         k, v = heads(self.key(x)), heads(self.value(x))
         kwargs = {"block_size": self.block_size} if self.implementation == "blockwise" else {}
         out = IMPLEMENTATIONS[self.implementation](
-            q, k, v, self.rel_row.value, self.rel_col.value, kernel_size=self.kernel_size, **kwargs
+            q, k, v, kernel_size=self.kernel_size, **self.position_tables(), **kwargs
         )
         out = out.reshape(n, h, w, self.num_heads * self.head_features)
         return average_pool_2x2(out) if self.stride == 2 else out
@@ -226,8 +315,10 @@ def local_attention_layer(
     kernel_size: int = 7,
     num_heads: int = 8,
     *,
-    block_size: int = 8,
+    block_size: int | None = None,
     implementation: str = "blockwise",
+    positional: str = "relative",
+    max_positions: int = 64,
     dtype: Any = None,
 ):
     """A ResNet `SpatialLayerFactory` that builds `LocalSelfAttention` with these settings."""
@@ -241,6 +332,8 @@ def local_attention_layer(
             stride=stride,
             block_size=block_size,
             implementation=implementation,
+            positional=positional,
+            max_positions=max_positions,
             dtype=dtype,
             rngs=rngs,
         )
@@ -312,16 +405,27 @@ class AttentionStem(nnx.Module):
         return nnx.max_pool(out, (s, s), strides=(s, s), padding="SAME")
 
 
-def attention_param_count(in_features: int, out_features: int, kernel_size: int, num_heads: int) -> int:
-    """What LocalSelfAttention holds: three projections and the two relative tables ([k, d_head/2] each)."""
-    return 3 * in_features * out_features + kernel_size * (out_features // num_heads)
+def attention_param_count(
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    num_heads: int,
+    positional: str = "relative",
+    max_positions: int = 64,
+) -> int:
+    """What LocalSelfAttention holds: three projections and the position tables ([k or P, d_head/2] each)."""
+    table_rows = {"relative": kernel_size, "absolute": max_positions, "none": 0}[positional]
+    return 3 * in_features * out_features + table_rows * (out_features // num_heads)
 
 
 __all__ = [
     "AttentionStem",
     "LocalSelfAttention",
+    "POSITIONAL_ENCODINGS",
+    "absolute_position_table",
     "attention_param_count",
     "blockwise_local_attention",
+    "default_block_size",
     "full_relative_table",
     "local_attention_layer",
     "naive_local_attention",

@@ -8,9 +8,16 @@ Variants:
       ImageNet at 224 px with the paper's training recipe: need a prepared tfds imagenet2012 and accelerators.
   fashion_baseline, fashion_attention   a small bottleneck ResNet (CIFAR-style stem, 3 stages) on offline
       Fashion-MNIST, 3x3 conv vs 7x7 attention with 4 heads: the CPU-scale comparison.
+  fashion_attention_{early,late}        attention in the first / last stage only, 3x3 convs elsewhere
+  fashion_attention_{absolute,no_pos}   absolute position embeddings on the keys / no position term
+  fashion_ablation    the small-scale ablation base (configs/sweeps/sasa_ablation.py): fashion_attention with
+      width 8, 2 heads and 250 steps, so the sweep's 36 runs fit in about an hour on 2 CPU cores.
   smoke       a tiny attention ResNet on sklearn digits: seconds; what the tests run.
 Model fields: name (common/nn/resnet.py RESNETS), stem / width / stage_sizes / bn_momentum (None: the table's),
-spatial_layer (conv3x3 | attention), kernel_size, num_heads, block_size, implementation (blockwise | naive).
+spatial_layer (conv3x3 | attention), kernel_size, num_heads, block_size (0: default_block_size's rule from k and
+the map), implementation (blockwise | naive), positional (relative | absolute | none), max_positions (rows of
+the absolute tables), attention_stages ("all" | "early" | "late" | comma-separated stage indices such
+as "1,2" or "-1": where spatial_layer=attention puts attention; the other stages keep the 3x3 conv).
 """
 
 from ml_collections import ConfigDict
@@ -32,8 +39,11 @@ def _model(name: str, *, spatial_layer: str, stem: str | None = None, kernel_siz
             "spatial_layer": spatial_layer,
             "kernel_size": kernel_size,
             "num_heads": num_heads,
-            "block_size": 8,
+            "block_size": 0,
             "implementation": "blockwise",
+            "positional": "relative",
+            "max_positions": 64,
+            "attention_stages": "all",
         }
     )
 
@@ -73,17 +83,25 @@ def _imagenet(depth: int, setting: str):
     return make
 
 
-def _fashion(spatial_layer: str):
+def _fashion(spatial_layer: str, **model_fields):
     def make() -> ConfigDict:
         config = presets.image_classification("fashion_mnist_local")
         config.model = _model("resnet164", spatial_layer=spatial_layer, kernel_size=7, num_heads=4)
-        config.model.update(stage_sizes=(1, 1, 1), width=16)
+        config.model.update(stage_sizes=(1, 1, 1), width=16, **model_fields)
         config.dataset.batch_size = 64
         config.optimizer.update(learning_rate=0.05, warmup_steps=50)
         config.train.update(num_steps=600, log_every=25, checkpoint_every=200)
         return config
 
     return make
+
+
+def _fashion_ablation() -> ConfigDict:
+    """fashion_attention made cheap enough to train 36 times in about an hour: width 8, 2 heads, 250 steps."""
+    config = _fashion("attention")()
+    config.model.update(width=8, num_heads=2, max_positions=28)
+    config.train.update(num_steps=250, log_every=50, checkpoint_every=250)
+    return config
 
 
 def _smoke() -> ConfigDict:
@@ -107,6 +125,11 @@ VARIANTS = {
     "r50_full": _imagenet(50, "full"),
     "fashion_baseline": _fashion("conv3x3"),
     "fashion_attention": _fashion("attention"),
+    "fashion_attention_early": _fashion("attention", attention_stages="early"),
+    "fashion_attention_late": _fashion("attention", attention_stages="late"),
+    "fashion_attention_absolute": _fashion("attention", positional="absolute", max_positions=28),
+    "fashion_attention_no_pos": _fashion("attention", positional="none"),
+    "fashion_ablation": _fashion_ablation,
     "smoke": _smoke,
 }
 

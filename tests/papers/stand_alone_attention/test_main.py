@@ -3,11 +3,16 @@
 import json
 import re
 
+import jax.numpy as jnp
 import pytest
+from flax import nnx
 
+from common import sweep
 from common.nn import counting
+from common.nn.local_attention import LocalSelfAttention
+from papers.stand_alone_attention import ablation, train
 from papers.stand_alone_attention import config as sasa_config
-from papers.stand_alone_attention import train
+from papers.stand_alone_attention import model as sasa_model
 from tests.helpers import run_main
 
 CONFIG = "--config=papers/stand_alone_attention/config.py"
@@ -60,3 +65,74 @@ def test_bad_spatial_layer_fails_with_the_valid_choices(tmp_path):
     )
     assert result.returncode != 0
     assert "unknown spatial layer 'atention'; valid choices: attention, conv3x3" in result.stderr
+
+
+def _spatial_layers(model):
+    """The spatial layer of every block, in order (the fashion nets are bottleneck ResNets)."""
+    return [block.spatial for block in model.blocks]
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [("all", (0, 1, 2)), ("early", (0,)), ("late", (2,)), ("1,2", (1, 2)), ("-1", (2,)), ("", ())],
+)
+def test_attention_stages_place_attention_in_the_chosen_stages_only(stages, expected):
+    config = sasa_config.get_config("fashion_attention")
+    config.model.attention_stages = stages
+    model, _ = train.build_for_dry_run(config)
+    kinds = [isinstance(layer, LocalSelfAttention) for layer in _spatial_layers(model)]
+    assert kinds == [stage in expected for stage in range(3)]
+    assert all(
+        isinstance(layer, nnx.Conv) for layer in _spatial_layers(model) if not isinstance(layer, LocalSelfAttention)
+    )
+
+
+def test_late_attention_on_resnet50_is_the_papers_conv_1_2_attention_3_4():
+    config = sasa_config.get_config("r50_conv_stem")
+    config.model.attention_stages = "late"
+    model, _ = train.build_for_dry_run(config)
+    kinds = [isinstance(layer, LocalSelfAttention) for layer in _spatial_layers(model)]
+    assert kinds == [False] * 7 + [True] * 9  # stages of 3, 4, 6, 3 blocks
+
+
+def test_bad_attention_stages_fail_clearly():
+    assert sasa_model.attention_stage_indices(None, 4) == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="out of range"):
+        sasa_model.attention_stage_indices((0, 4), 4)
+    with pytest.raises(ValueError, match="expected one of"):
+        sasa_model.attention_stage_indices("middle", 4)
+
+
+@pytest.mark.parametrize("variant", ["fashion_attention_absolute", "fashion_attention_no_pos", "fashion_ablation"])
+def test_fashion_variants_build_and_run(variant):
+    config = sasa_config.get_config(variant)
+    model = sasa_model.build_model(config, (28, 28, 1), 10, nnx.Rngs(0))
+    assert model(jnp.ones((2, 28, 28, 1))).shape == (2, 10)
+    positional = config.model.positional
+    assert all(layer.positional == positional for layer in _spatial_layers(model))
+
+
+def test_ablation_sweep_covers_the_grid_and_every_point_builds():
+    definition = sweep.load_sweep("configs/sweeps/sasa_ablation.py")
+    points = definition.points()
+    assert len(points) == 36
+    base = sweep.load_config(definition.config)
+    for point in points:
+        if point["seed"] == 0:
+            model, _ = train.build_for_dry_run(sweep.apply_overrides(base, point))
+            assert any(isinstance(layer, LocalSelfAttention) for layer in _spatial_layers(model))
+
+
+def test_ablation_report_tables_and_plot(tmp_path):
+    results = [
+        ({"model.kernel_size": k, "model.positional": p, "seed": s}, {"eval/accuracy": 0.5 + 0.01 * k + 0.001 * s})
+        for k in (3, 7)
+        for p in ("none", "relative")
+        for s in (0, 1)
+    ]
+    table = ablation.render_factor_table(results, "model.kernel_size")
+    assert "| 3 | 53.05 ± 0.06 |" in table and "| 7 | 57.05 ± 0.06 |" in table
+    grid = ablation.render_grid_table(results)
+    assert grid.count("\n") == 2 + 4 - 1  # header, rule and one row per (k, positional) cell
+    ablation.render_plot(results, str(tmp_path / "plot.png"), "title")
+    assert (tmp_path / "plot.png").stat().st_size > 0
