@@ -1,0 +1,18 @@
+"""Blocked local self-attention with halos (HaloNets): a pure-jnp reference (the XLA path) and Pallas kernels.
+
+halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size, impl="auto") is the public function;
+impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere). Imports only jax and numpy.
+"""
+
+from kernels.halo_attention.api import IMPLEMENTATIONS, halo_attention, resolve_impl
+from kernels.halo_attention.pallas import KernelConfig, halo_attention_pallas
+from kernels.halo_attention.reference import halo_attention_reference
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "KernelConfig",
+    "halo_attention",
+    "halo_attention_pallas",
+    "halo_attention_reference",
+    "resolve_impl",
+]

@@ -1,0 +1,42 @@
+"""The public entry point: one function, the implementation picked by name."""
+
+import jax
+
+from kernels.halo_attention import layout, pallas
+from kernels.halo_attention.reference import halo_attention_reference
+
+IMPLEMENTATIONS = ("xla", "pallas", "auto")
+
+
+def resolve_impl(impl: str) -> str:
+    """'xla' or 'pallas' for a requested impl; 'auto' is Pallas on GPU/TPU and XLA elsewhere."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
+    if impl == "auto":
+        return "pallas" if pallas.accelerator() is not None else "xla"
+    return impl
+
+
+def halo_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    rel_h: jax.Array,
+    rel_w: jax.Array,
+    *,
+    block_size: int,
+    halo_size: int,
+    impl: str = "auto",
+) -> jax.Array:
+    """Blocked local attention with halos: q, k, v [N, H, W, heads, d] -> [N, H, W, heads, d].
+
+    Each b x b query block attends to the (b+2h) x (b+2h) window around it; for a query at (y, x) and a key at
+    (y', x') the logit is q.k + q.rel_h[y'-y+b+h-1] + q.rel_w[x'-x+b+h-1] (rel_h, rel_w [2(b+h)-1, d]; the caller
+    scales q). Keys and values outside the image are zeros and are not masked. H and W must be multiples of b.
+    impl: "xla" (pure jnp), "pallas" (the kernel; interpreted on CPU) or "auto" (Pallas on GPU/TPU, else XLA).
+    """
+    choice = resolve_impl(impl)
+    layout.check_inputs(q, k, v, rel_h, rel_w, block_size, halo_size)
+    if choice == "xla":
+        return halo_attention_reference(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)
+    return pallas.halo_attention_pallas(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)
