@@ -11,9 +11,14 @@ Layout (He et al. 2016, post-activation "v1", with the stride on the 3x3 as in t
   basic block       spatial(stride) -> BN -> act -> spatial -> BN, + shortcut, act
   bottleneck block  1x1 -> BN -> act -> spatial(stride) -> BN -> act -> 1x1 (x4) -> BN, + shortcut, act
   shortcut          identity, or 1x1 conv (stride s) -> BN where the shape changes
-  head              global average pool -> linear
+  head              [optional 1x1 conv -> BN -> act] -> global average pool -> linear
 Every stage but the first starts with a stride-2 block. Every activation is its own module instance, because
 PReLU and Swish learn per-channel parameters.
+
+Options that leave the default nets unchanged (HaloNet's family needs them): one spatial layer factory per
+stage instead of one for all; bottleneck width multipliers (the spatial layer outputs `spatial_ratio` x the
+block's width, the block outputs `output_ratio` x it instead of 4x); a final 1x1 conv of `final_features`
+channels before the pool.
 """
 
 import dataclasses
@@ -61,6 +66,8 @@ class BlockOptions:
     bn_momentum: float
     zero_init_residual: bool
     dtype: Any
+    spatial_ratio: float = 1.0  # bottleneck: the spatial layer outputs round(width * spatial_ratio) channels
+    output_ratio: float | None = None  # bottleneck: the block outputs round(width * output_ratio); None: 4 * width
 
 
 def _conv1x1(
@@ -106,6 +113,9 @@ class BasicBlock(nnx.Module):
     expansion = 1
 
     def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, *, rngs: nnx.Rngs):
+        if options.spatial_ratio != 1.0 or options.output_ratio is not None:
+            raise ValueError("spatial_ratio and output_ratio are bottleneck options; a basic block keeps its width")
+        self.out_features = features
         self.spatial1 = options.spatial_layer(in_features, features, stride=stride, rngs=rngs)
         self.norm1 = _batch_norm(features, options, rngs=rngs)
         self.act1 = make_activation(options.activation, features, rngs=rngs)
@@ -122,19 +132,26 @@ class BasicBlock(nnx.Module):
 
 
 class BottleneckBlock(nnx.Module):
-    """1x1 reduce, spatial layer (carries the stride), 1x1 expand by 4; ResNet-26/38/50 and CIFAR ResNet-164."""
+    """1x1 reduce, spatial layer (carries the stride), 1x1 expand by 4; ResNet-26/38/50 and CIFAR ResNet-164.
+
+    With `options.spatial_ratio` / `output_ratio` (HaloNet's rv / rb): 1x1 to `features`, spatial layer to
+    round(features * spatial_ratio), 1x1 to round(features * output_ratio) channels.
+    """
 
     expansion = 4
 
     def __init__(self, in_features: int, features: int, stride: int, options: BlockOptions, *, rngs: nnx.Rngs):
-        out_features = features * self.expansion
+        ratio = options.output_ratio
+        out_features = features * self.expansion if ratio is None else round(features * ratio)
+        spatial_features = round(features * options.spatial_ratio)
+        self.out_features = out_features
         self.reduce = _conv1x1(in_features, features, options, rngs=rngs)
         self.norm1 = _batch_norm(features, options, rngs=rngs)
         self.act1 = make_activation(options.activation, features, rngs=rngs)
-        self.spatial = options.spatial_layer(features, features, stride=stride, rngs=rngs)
-        self.norm2 = _batch_norm(features, options, rngs=rngs)
-        self.act2 = make_activation(options.activation, features, rngs=rngs)
-        self.expand = _conv1x1(features, out_features, options, rngs=rngs)
+        self.spatial = options.spatial_layer(features, spatial_features, stride=stride, rngs=rngs)
+        self.norm2 = _batch_norm(spatial_features, options, rngs=rngs)
+        self.act2 = make_activation(options.activation, spatial_features, rngs=rngs)
+        self.expand = _conv1x1(spatial_features, out_features, options, rngs=rngs)
         self.norm3 = _batch_norm(out_features, options, zero_scale=options.zero_init_residual, rngs=rngs)
         self.shortcut = Shortcut(in_features, out_features, stride, options, rngs=rngs)
         self.act_out = make_activation(options.activation, out_features, rngs=rngs)
@@ -190,11 +207,14 @@ STEMS = {"cifar": CifarStem, "imagenet": ImageNetStem, "attention": local_attent
 
 
 class ResNet(nnx.Module):
-    """Stem, stages of residual blocks, global-average-pooled linear head.
+    """Stem, stages of residual blocks, [1x1 conv,] global-average-pooled linear head.
 
-    `dtype` is the computation dtype of every layer the network builds itself (parameters stay float32); the
-    default `conv3x3` follows it too, while a custom `spatial_layer` factory picks its own. Train/eval mode
-    (BatchNorm batch vs running statistics) is nnx's `model.train()` / `model.eval()`.
+    `spatial_layer` is one factory for every block, or a sequence of one per stage (say attention in the later
+    stages and the 3x3 conv in the others). `spatial_ratio`, `output_ratio` (bottleneck widths) and
+    `final_features` (a 1x1 conv -> BN -> act before the pool) are off by default. `dtype` is the computation
+    dtype of every layer the network builds itself (parameters stay float32); the default `conv3x3` follows it
+    too, while a custom `spatial_layer` factory picks its own. Train/eval mode (BatchNorm batch vs running
+    statistics) is nnx's `model.train()` / `model.eval()`.
     """
 
     def __init__(
@@ -206,10 +226,13 @@ class ResNet(nnx.Module):
         in_features: int,
         width: int,
         stem: str,
-        spatial_layer: SpatialLayerFactory = conv3x3,
+        spatial_layer: SpatialLayerFactory | Sequence[SpatialLayerFactory] = conv3x3,
         activation: str = "relu",
         bn_momentum: float = 0.9,
         zero_init_residual: bool = True,
+        spatial_ratio: float = 1.0,
+        output_ratio: float | None = None,
+        final_features: int | None = None,
         dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -217,9 +240,15 @@ class ResNet(nnx.Module):
         stem_cls = lookup(STEMS, stem, "resnet stem")
         if len(stage_sizes) != stem_cls.num_stages:
             raise ValueError(f"a {stem!r} stem takes {stem_cls.num_stages} stages, got stage_sizes={stage_sizes}")
-        if spatial_layer is conv3x3:
-            spatial_layer = functools.partial(conv3x3, dtype=dtype)
-        options = BlockOptions(spatial_layer, activation, bn_momentum, zero_init_residual, dtype)
+        stage_layers = (
+            list(spatial_layer) if isinstance(spatial_layer, Sequence) else [spatial_layer] * len(stage_sizes)
+        )
+        if len(stage_layers) != len(stage_sizes):
+            raise ValueError(f"got {len(stage_layers)} spatial layer factories for {len(stage_sizes)} stages")
+        stage_layers = [functools.partial(conv3x3, dtype=dtype) if f is conv3x3 else f for f in stage_layers]
+        options = BlockOptions(
+            stage_layers[0], activation, bn_momentum, zero_init_residual, dtype, spatial_ratio, output_ratio
+        )
         lookup(ACTIVATIONS, activation, "activation")  # fail on a bad name before building anything large
 
         self.stem = stem_cls(in_features, width, options, rngs=rngs)
@@ -227,11 +256,18 @@ class ResNet(nnx.Module):
         features = width
         for stage, num_blocks in enumerate(stage_sizes):
             stage_width = width * 2**stage
+            stage_options = dataclasses.replace(options, spatial_layer=stage_layers[stage])
             for index in range(num_blocks):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(block_cls(features, stage_width, stride, options, rngs=rngs))
-                features = stage_width * block_cls.expansion
+                blocks.append(block_cls(features, stage_width, stride, stage_options, rngs=rngs))
+                features = blocks[-1].out_features
         self.blocks = blocks
+        self.final_features = final_features
+        if final_features:
+            self.final_conv = _conv1x1(features, final_features, options, rngs=rngs)
+            self.final_norm = _batch_norm(final_features, options, rngs=rngs)
+            self.final_act = make_activation(activation, final_features, rngs=rngs)
+            features = final_features
         self.head = nnx.Linear(features, num_classes, dtype=dtype, rngs=rngs)
         self.dtype = dtype
 
@@ -240,7 +276,44 @@ class ResNet(nnx.Module):
         x = self.stem(x.astype(self.dtype))
         for block in self.blocks:
             x = block(x)
+        if self.final_features:
+            x = self.final_act(self.final_norm(self.final_conv(x)))
         return self.head(x.mean(axis=(1, 2)))
+
+
+def stage_indices(stages: str | Sequence[int] | None, num_stages: int) -> tuple[int, ...]:
+    """A choice of stages (say, which ones use attention) -> sorted indices in [0, num_stages).
+
+    None or "all": every stage; "early": the first half (num_stages // 2, at least one); "late": the last half;
+    "none" or "": no stage; or 0-based indices, as a sequence or a comma-separated string ("1,2", "-1"; negative
+    ones count from the end).
+    """
+    half = max(1, num_stages // 2)
+    named = {
+        "all": range(num_stages),
+        "early": range(half),
+        "late": range(num_stages - half, num_stages),
+        "none": (),
+        "": (),
+    }
+    if stages is None:
+        stages = "all"
+    if isinstance(stages, str) and stages.strip() in named:
+        indices = list(named[stages.strip()])
+    else:
+        if isinstance(stages, str):
+            text = stages.strip().strip("()[]")
+            try:
+                stages = [int(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                choices = sorted(name for name in named if name)
+                raise ValueError(
+                    f"stages={stages!r}: expected one of {choices} or 0-based indices like '1,2'"
+                ) from None
+        indices = [int(i) for i in stages]
+        if any(not -num_stages <= i < num_stages for i in indices):
+            raise ValueError(f"stages {tuple(indices)} out of range for {num_stages} stages")
+    return tuple(sorted({i % num_stages for i in indices}))
 
 
 # name -> ResNet keyword arguments. The CIFAR nets are from He et al. (2016); resnet164 keeps this file's

@@ -27,35 +27,6 @@ def _local_attention(model_config: ConfigDict) -> resnet.SpatialLayerFactory:
 SPATIAL_LAYERS = {"conv3x3": _conv3x3, "attention": _local_attention}
 
 
-def attention_stage_indices(attention_stages, num_stages: int) -> tuple[int, ...]:
-    """`model.attention_stages` -> sorted stage indices in [0, num_stages).
-
-    None or "all": every stage; "early": the first half of the stages (num_stages // 2, at least one), "late":
-    the last half (the paper's best placement: conv in groups 1-2, attention in 3-4 of ResNet-50); or stage
-    indices, as a sequence or a comma-separated string ("1,2", "-1"; negative ones count from the end; "" or ()
-    is none).
-    """
-    half = max(1, num_stages // 2)
-    named = {"all": range(num_stages), "early": range(half), "late": range(num_stages - half, num_stages)}
-    if attention_stages is None:
-        attention_stages = "all"
-    if isinstance(attention_stages, str) and attention_stages.strip() in named:
-        indices = named[attention_stages.strip()]
-    else:
-        if isinstance(attention_stages, str):
-            text = attention_stages.strip().strip("()[]")
-            try:
-                attention_stages = [int(part) for part in text.split(",") if part.strip()]
-            except ValueError:
-                raise ValueError(
-                    f"attention_stages={attention_stages!r}: expected one of {sorted(named)} or indices like '1,2'"
-                ) from None
-        indices = [int(i) for i in attention_stages]
-        if any(not -num_stages <= i < num_stages for i in indices):
-            raise ValueError(f"attention_stages={tuple(indices)} out of range for {num_stages} stages")
-    return tuple(sorted({i % num_stages for i in indices}))
-
-
 def _stage_of(out_features: int, width: int, num_stages: int) -> int:
     """Stage s has spatial layers of width * 2**s output channels (common/nn/resnet.py), in both block kinds."""
     for stage in range(num_stages):
@@ -91,7 +62,7 @@ def build_model(
     if attention_stages is not None and model_config.spatial_layer == "attention":
         architecture = {**lookup(resnet.RESNETS, model_config.name, "resnet"), **overrides}
         num_stages = len(architecture["stage_sizes"])
-        stages = attention_stage_indices(attention_stages, num_stages)
+        stages = resnet.stage_indices(attention_stages, num_stages)
         if stages != tuple(range(num_stages)):
             spatial_layer = placed_spatial_layer(spatial_layer, stages, architecture["width"], num_stages)
     return resnet.make_resnet(

@@ -158,3 +158,54 @@ def test_unknown_names_list_choices():
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, stem="vit", rngs=nnx.Rngs(0))
     with pytest.raises(UnknownNameError, match="unknown activation 'swsh'; valid choices: elu, "):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, activation="swsh", rngs=nnx.Rngs(0))
+
+
+def test_one_spatial_layer_per_stage():
+    model = abstract_resnet(
+        "resnet26", num_classes=10, in_features=3, spatial_layer=[conv5x5, resnet.conv3x3, conv5x5, resnet.conv3x3]
+    )
+    assert [block.spatial.kernel_size for block in model.blocks] == [(5, 5)] + [(3, 3)] * 2 + [(5, 5)] * 4 + [(3, 3)]
+    with pytest.raises(ValueError, match="2 spatial layer factories for 4 stages"):
+        abstract_resnet("resnet26", num_classes=10, in_features=3, spatial_layer=[conv5x5, conv5x5])
+
+
+def test_bottleneck_width_ratios_and_final_conv():
+    """HaloNet's rv (spatial layer width), rb (block output width) and df (1x1 conv before the pool)."""
+    model = abstract_resnet(
+        "resnet26", num_classes=10, in_features=3, spatial_ratio=2.5, output_ratio=0.5, final_features=100
+    )
+    first, last = model.blocks[0], model.blocks[-1]
+    assert first.spatial.kernel.value.shape == (3, 3, 64, 160)
+    assert first.expand.kernel.value.shape == (1, 1, 160, 32)
+    assert first.shortcut.conv.kernel.value.shape == (1, 1, 64, 32)
+    assert last.reduce.kernel.value.shape == (1, 1, 128, 512)
+    assert model.final_conv.kernel.value.shape == (1, 1, 256, 100)
+    assert model.head.kernel.value.shape == (100, 10)
+    graphdef, state = nnx.split(model)
+    x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+    assert jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state, x).shape == (1, 10)
+    with pytest.raises(ValueError, match="bottleneck options"):
+        abstract_resnet("resnet20", num_classes=10, in_features=3, output_ratio=2.0)
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [
+        (None, (0, 1, 2, 3)),
+        ("late", (2, 3)),
+        ("early", (0, 1)),
+        ("none", ()),
+        ("", ()),
+        ("1, -1", (1, 3)),
+        ((2,), (2,)),
+    ],
+)
+def test_stage_indices(stages, expected):
+    assert resnet.stage_indices(stages, 4) == expected
+
+
+def test_bad_stage_indices_fail_clearly():
+    with pytest.raises(ValueError, match="out of range"):
+        resnet.stage_indices("4", 4)
+    with pytest.raises(ValueError, match="expected one of"):
+        resnet.stage_indices("middle", 4)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from common import sweep
-from common.nn import counting
+from common.nn import counting, resnet
 from common.nn.local_attention import LocalSelfAttention
 from papers.stand_alone_attention import ablation, train
 from papers.stand_alone_attention import config as sasa_config
@@ -96,11 +96,11 @@ def test_late_attention_on_resnet50_is_the_papers_conv_1_2_attention_3_4():
 
 
 def test_bad_attention_stages_fail_clearly():
-    assert sasa_model.attention_stage_indices(None, 4) == (0, 1, 2, 3)
+    assert resnet.stage_indices(None, 4) == (0, 1, 2, 3)
     with pytest.raises(ValueError, match="out of range"):
-        sasa_model.attention_stage_indices((0, 4), 4)
+        resnet.stage_indices((0, 4), 4)
     with pytest.raises(ValueError, match="expected one of"):
-        sasa_model.attention_stage_indices("middle", 4)
+        resnet.stage_indices("middle", 4)
 
 
 @pytest.mark.parametrize("variant", ["fashion_attention_absolute", "fashion_attention_no_pos", "fashion_ablation"])

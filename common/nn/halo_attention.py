@@ -1,0 +1,286 @@
+"""Halo attention (HaloNets, Vaswani et al. 2021) as a ResNet `spatial_layer`, on top of kernels/halo_attention.
+
+The map is cut into b x b query blocks; every query of a block attends to the block's (b+2h) x (b+2h) window
+("halo" h). Per head, with q = W_Q x, k = W_K x, v = W_V x (1x1 projections, no bias), q scaled by d^-1/2:
+
+  logit(q at (y, x), key at (y', x')) = q . k + q[:d/2] . r_h[y' - y] + q[d/2:] . r_w[x' - x]
+  out = sum softmax(logit) v
+
+Choices, each for a reason:
+  * Relative embeddings as the paper describes them: shared by the layer's heads, factorised into a height
+    table and a width table of 2(b+h)-1 offsets, each half a head's (query/key) channels wide. The kernel adds
+    two full-width [2(b+h)-1, d] tables, so each half table is zero-padded to the head width (r_h in the first
+    half of the channels, r_w in the second): the kernel then computes exactly the factorised logits, and the
+    layer holds the paper's (2(b+h)-1) x d_head parameters.
+  * Border: keys and values outside the image are zeros and stay in the softmax, as in the paper and the kernel.
+  * Map sizes that are not multiples of b: q, k and v are zero-padded at the bottom/right up to whole blocks and
+    the output is cropped. The padded keys are zeros, exactly what the kernel uses outside the image, so the
+    padding changes no output, only how many (cropped) queries are computed.
+  * q and k may be narrower than v (`qk_features`; HaloNet's rv widens only the values). The kernel takes one
+    head width, so on the kernel the narrower side is zero-padded to the wider: zero q/k channels add nothing to
+    the logits and zero v channels are cropped. That padded work is real and is counted where it runs.
+  * Stride 2 ("strided attention that subsamples queries like a strided convolution", keys and values at
+    stride 1): the kept query of each 2x2 is its top-left pixel (even row, even column). That is the pixel the
+    ResNet's strided 1x1 shortcut samples and the centre of the strided 3x3 conv (common/nn/resnet.py), so the
+    residual sum adds outputs of the same pixel; and with an even b every b x b block keeps a (b/2) x (b/2) grid,
+    so the kept queries tile into blocks of b/2 over the same memories. Odd sizes round up like a SAME conv.
+
+Which code computes it (`impl`, and `HaloAttention.uses_kernel`):
+  * "pallas": always the kernel package's `halo_attention` (the Pallas kernel). The kernel has no strided-query
+    mode, so a strided layer runs at full resolution and keeps the top-left queries: 4x the attention work of
+    those layers, and q projected at every pixel.
+  * "xla": the kernel package's XLA path where its contract fits (stride 1, q/k as wide as v); elsewhere
+    `halo_attention_xla` here, the same einsums generalised to the kept queries only (a quarter of the logits, q
+    projected on the kept pixels only) and to q/k of their own width. No discarded or padded work, so this is
+    the path `--dry_run` counts. The tests check both paths give the same outputs.
+  * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise. Strided layers take the XLA path even on a
+    GPU: the kernel's measured forward + backward speed-up over XLA (1.1-1.9x, docs/halo_attention_gpu.md) is
+    less than the 4x of work the full-resolution run would waste.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from kernels.halo_attention import halo_attention, layout, resolve_impl
+from kernels.halo_attention.api import IMPLEMENTATIONS
+
+
+def _ceil_to(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def halo_attention_xla(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    rel_h: jax.Array,
+    rel_w: jax.Array,
+    *,
+    block_size: int,
+    halo_size: int,
+) -> jax.Array:
+    """Halo attention in pure jnp, generalised to kept queries and to q/k narrower or wider than v.
+
+    q [N, H/s, W/s, heads, d] with s = 1, or s = 2 for the kept queries (even rows and columns) of a strided
+    layer; k [N, H, W, heads, d], v [N, H, W, heads, dv]; rel_h, rel_w [2(b+h)-1, d] -> [N, H/s, W/s, heads, dv].
+    H and W are multiples of b (an even b when s = 2). Kept query (i, j) gets exactly what the kernel's
+    `halo_attention` gives the full-resolution query (2i, 2j): same block, same (b+2h)^2 memory, same relative
+    offsets, zeros outside the image not masked. Same einsums as kernels/halo_attention/reference.py, on output
+    blocks of b/s queries over the memories of the b x b input blocks, so no discarded or padded work is done.
+    """
+    b, memory = block_size, block_size + 2 * halo_size
+    n, height, width, heads, depth = k.shape
+    if b < 1 or halo_size < 0:
+        raise ValueError(f"need block_size >= 1 and halo_size >= 0, got {block_size}, {halo_size}")
+    if height % b or width % b:
+        raise ValueError(f"H={height} and W={width} must be multiples of block_size={b}")
+    if v.shape[:4] != k.shape[:4]:
+        raise ValueError(f"v must be [N, H, W, heads, dv] like k {k.shape[:4]}, got {v.shape}")
+    stride = height // q.shape[1] if q.shape[1] else 0
+    if stride not in (1, 2) or q.shape != (n, height // stride, width // stride, heads, depth):
+        raise ValueError(f"q must be k's shape {k.shape} or [N, H/2, W/2, heads, d], got {q.shape}")
+    if stride == 2 and b % 2:
+        raise ValueError(f"kept queries need an even block_size, got {b}")
+    expected = (layout.num_offsets(b, halo_size), depth)
+    if rel_h.shape != expected or rel_w.shape != expected:
+        raise ValueError(f"rel_h and rel_w must be {expected}, got {rel_h.shape} and {rel_w.shape}")
+    precision = layout.matmul_precision(q.dtype)
+
+    def einsum(spec, x, y):
+        return jnp.einsum(spec, x, y, precision=precision, preferred_element_type=jnp.float32)
+
+    queries = layout.to_query_blocks(q, b // stride)  # [N, H/b, W/b, g, b/s, b/s, d]
+    keys = layout.to_memory_blocks(k, b, halo_size, memory)  # [N, H/b, W/b, g, M, M, d]
+    values = layout.to_memory_blocks(v, b, halo_size, memory)
+    # Kept query row y' sits at in-block row s*y' of the full-resolution block: every s-th row of the tables.
+    row_table = layout.relative_table(rel_h, b, halo_size, b, memory)[::stride].astype(q.dtype)  # [b/s, M, d]
+    col_table = layout.relative_table(rel_w, b, halo_size, b, memory)[::stride].astype(q.dtype)
+
+    logits = einsum("...yxd,...jid->...yxji", queries, keys)  # [N, H/b, W/b, g, b/s, b/s, M, M]
+    row_logits = einsum("...yxd,yjd->...yxj", queries, row_table)
+    col_logits = einsum("...yxd,xid->...yxi", queries, col_table)
+    logits = logits + row_logits[..., :, None] + col_logits[..., None, :]
+    logits = logits.reshape(*logits.shape[:-2], memory * memory)
+    weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    values = values.reshape(*values.shape[:-3], memory * memory, v.shape[-1])
+    out = einsum("...yxo,...od->...yxd", weights, values).astype(v.dtype)
+    return layout.from_query_blocks(out)
+
+
+class HaloAttention(nnx.Module):
+    """Multi-head blocked local attention with halos; [N, H, W, Cin] -> [N, ceil(H/s), ceil(W/s), Cout].
+
+    Parameters: Cin x (2 qk_features + Cout) for the projections plus the two relative tables, [2(b+h)-1,
+    d_qk/2] each, shared by the heads (d_qk = qk_features / num_heads; qk_features defaults to Cout).
+    `impl` ("xla" | "pallas" | "auto") is handed to the kernel; stride 2 keeps the top-left query of each 2x2
+    (see the module docstring for the rule and which path computes it).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        block_size: int = 8,
+        halo_size: int = 3,
+        num_heads: int = 8,
+        qk_features: int | None = None,
+        stride: int = 1,
+        impl: str = "auto",
+        dtype: Any = None,
+        rngs: nnx.Rngs,
+    ):
+        qk_features = out_features if qk_features is None else qk_features
+        if num_heads < 1 or out_features % num_heads or qk_features % num_heads:
+            raise ValueError(
+                f"out_features={out_features} and qk_features={qk_features} must split into {num_heads} heads"
+            )
+        if (qk_features // num_heads) % 2:
+            raise ValueError(
+                f"query/key head width {qk_features // num_heads} must be even (height and width table halves)"
+            )
+        if block_size < 1 or halo_size < 0:
+            raise ValueError(f"need block_size >= 1 and halo_size >= 0, got {block_size}, {halo_size}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        if stride == 2 and block_size % 2:
+            raise ValueError(f"stride 2 keeps every other query of a block: block_size must be even, got {block_size}")
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
+        self.block_size, self.halo_size, self.num_heads, self.stride = block_size, halo_size, num_heads, stride
+        self.impl, self.dtype = impl, dtype
+        self.qk_head_features = qk_features // num_heads
+        self.v_head_features = out_features // num_heads
+
+        def projection(features):
+            return nnx.Linear(in_features, features, use_bias=False, dtype=dtype, rngs=rngs)
+
+        self.query, self.key, self.value = projection(qk_features), projection(qk_features), projection(out_features)
+        table_init = nnx.initializers.normal(stddev=self.qk_head_features**-0.5)
+        shape = (layout.num_offsets(block_size, halo_size), self.qk_head_features // 2)
+        self.rel_h = nnx.Param(table_init(rngs.params(), shape))
+        self.rel_w = nnx.Param(table_init(rngs.params(), shape))
+
+    def kernel_tables(self, depth: int) -> tuple[jax.Array, jax.Array]:
+        """The kernel's two [2(b+h)-1, depth] tables: r_h in channels [0, d_qk/2), r_w in [d_qk/2, d_qk), zeros after.
+
+        The kernel adds q . table_h + q . table_w, which is then q[:d/2] . r_h + q[d/2:] . r_w, the paper's
+        factorised logits.
+        """
+        half = self.qk_head_features // 2
+        rel_h = jnp.pad(self.rel_h.value, ((0, 0), (0, depth - half)))
+        rel_w = jnp.pad(self.rel_w.value, ((0, 0), (half, depth - 2 * half)))
+        return rel_h, rel_w
+
+    def uses_kernel(self) -> bool:
+        """Whether the kernel package's `halo_attention` runs (else `halo_attention_xla`); rule in the module docstring.
+
+        The kernel pads q/k and v to one width and computes strided layers at full resolution; the XLA fallback
+        computes only the kept queries with q/k at their own width.
+        """
+        resolved = "xla" if self.stride == 2 and self.impl == "auto" else resolve_impl(self.impl)
+        if resolved == "pallas":
+            return True
+        return self.stride == 1 and self.qk_head_features == self.v_head_features
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [N, H, W, in_features] -> [N, ceil(H/stride), ceil(W/stride), out_features]."""
+        n, height, width, _ = x.shape
+        b, s, heads = self.block_size, self.stride, self.num_heads
+        d_qk, d_v = self.qk_head_features, self.v_head_features
+        out_h, out_w = -(-height // s), -(-width // s)
+        padded_h, padded_w = _ceil_to(height, b), _ceil_to(width, b)
+        kernel = self.uses_kernel()
+        # The kernel takes one head width: the narrower of q/k and v is zero-padded up to the wider.
+        qk_depth, v_depth = (max(d_qk, d_v),) * 2 if kernel else (d_qk, d_v)
+        query_stride = 1 if kernel else s
+
+        def heads_of(t, features, rows, cols, depth):
+            """[N, h, w, heads * features] -> [N, rows, cols, heads, depth], zero-padded in space and channels."""
+            t = t.reshape(*t.shape[:3], heads, features)
+            pad = ((0, 0), (0, rows - t.shape[1]), (0, cols - t.shape[2]), (0, 0), (0, depth - features))
+            return jnp.pad(t, pad)
+
+        x_query = x[:, ::query_stride, ::query_stride]  # stride 2: the kept queries, even rows and columns
+        q_rows, q_cols = padded_h // query_stride, padded_w // query_stride
+        q = heads_of(self.query(x_query) * d_qk**-0.5, d_qk, q_rows, q_cols, qk_depth)
+        k = heads_of(self.key(x), d_qk, padded_h, padded_w, qk_depth)
+        v = heads_of(self.value(x), d_v, padded_h, padded_w, v_depth)
+        rel_h, rel_w = (table.astype(q.dtype) for table in self.kernel_tables(qk_depth))
+        kwargs = {"block_size": b, "halo_size": self.halo_size}
+        if kernel:
+            out = halo_attention(q, k, v, rel_h, rel_w, impl=resolve_impl(self.impl), **kwargs)
+            out = out[:, ::s, ::s]  # stride 2: keep the top-left query of each 2x2
+        else:
+            out = halo_attention_xla(q, k, v, rel_h, rel_w, **kwargs)
+        return out[:, :out_h, :out_w, :, :d_v].reshape(n, out_h, out_w, heads * d_v)
+
+
+def halo_attention_layer(
+    block_size: int = 8,
+    halo_size: int = 3,
+    num_heads: int | None = 8,
+    *,
+    head_features: int | None = None,
+    qk_features: str = "out",
+    impl: str = "auto",
+    dtype: Any = None,
+):
+    """A ResNet `SpatialLayerFactory` that builds `HaloAttention` with these settings.
+
+    head_features: channels per (query/key) head; when given, the number of heads follows from the width
+    (HaloNet-50's 16 channels per head) and `num_heads` is ignored. qk_features: "out" (q and k as wide as the
+    layer's output) or "in" (as wide as its input: HaloNet's rv then widens only the values).
+    """
+    if qk_features not in ("in", "out"):
+        raise ValueError(f"qk_features must be 'in' or 'out', got {qk_features!r}")
+    if num_heads is None and head_features is None:
+        raise ValueError("give num_heads or head_features")
+
+    def make(in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs) -> HaloAttention:
+        qk = in_features if qk_features == "in" else out_features
+        if head_features is not None:
+            if qk % head_features:
+                raise ValueError(f"{qk} query/key channels do not split into heads of {head_features}")
+            heads = qk // head_features
+        else:
+            heads = num_heads
+        return HaloAttention(
+            in_features,
+            out_features,
+            block_size=block_size,
+            halo_size=halo_size,
+            num_heads=heads,
+            qk_features=qk,
+            stride=stride,
+            impl=impl,
+            dtype=dtype,
+            rngs=rngs,
+        )
+
+    return make
+
+
+def halo_attention_param_count(
+    in_features: int,
+    out_features: int,
+    *,
+    block_size: int,
+    halo_size: int,
+    num_heads: int,
+    qk_features: int | None = None,
+) -> int:
+    """What HaloAttention holds: the q, k, v projections and two [2(b+h)-1, d_qk/2] tables."""
+    qk = out_features if qk_features is None else qk_features
+    return in_features * (2 * qk + out_features) + layout.num_offsets(block_size, halo_size) * (qk // num_heads)
+
+
+__all__ = [
+    "HaloAttention",
+    "halo_attention_layer",
+    "halo_attention_param_count",
+    "halo_attention_xla",
+]

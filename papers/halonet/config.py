@@ -1,0 +1,134 @@
+"""Configs for "Scaling Local Self-Attention for Parameter Efficient Visual Backbones" (HaloNets, Vaswani et al. 2021).
+
+Run:  python -m papers.halonet.main --config=papers/halonet/config.py:<variant>
+Variants:
+  h0 ... h7        HaloNet H0-H7 (the paper's appendix table) at their ImageNet image sizes (256 ... 600 px), SiLU,
+      the paper's recipe (350 epochs, batch 4096, lr 1.6): need a prepared tfds imagenet2012 and accelerators;
+      `--dry_run` prints their parameter and FLOP counts in seconds on a CPU.
+  h7_conv1, h7_conv12, h7_conv123   the paper's conv/attention hybrids of H7: 3x3 convs in stage 1 / stages 1-2 /
+      stages 1-3 (the paper's 1-based numbering), halo attention in the others.
+  halonet50        ResNet-50's layout with every 3x3 conv replaced by b = 8, h = 3 attention, 16 channels per head
+      (ReLU, 150 epochs at 256 px: the paper's comparison with ResNet-50).
+  fashion_halo     a small HaloNet on offline Fashion-MNIST (CIFAR-style stem, 3 stages of one bottleneck, width 16,
+      b = 4, h = 2, 2/4/4 heads), 400 steps of batch 64: a few minutes on 2 CPU cores. What it reaches: not
+      measured yet (see the README).
+  fashion_conv     the same network with 3x3 convs (the baseline); fashion_hybrid: convs in the first stage.
+  smoke            a tiny HaloNet on sklearn digits (8x8, b = 2, h = 1): seconds; what the tests run.
+Model fields: name (model.py HALONETS); block_size, halo_size, value_ratio (rv), output_ratio (rb; None: 4x),
+final_features (df), num_heads (per stage), head_features (channels per head; replaces num_heads), stem, width,
+stage_sizes: None takes the HALONETS row's value. spatial_layer (halo | conv3x3), attention_stages ("all" |
+"early" | "late" | "none" | 0-based stage indices like "2,3"; the other stages keep 3x3 convs), impl (auto | xla |
+pallas: the kernel; auto is Pallas on GPU/TPU), activation, bn_momentum (None: 0.9).
+"""
+
+from ml_collections import ConfigDict
+
+from common.registry import lookup
+from configs import presets
+
+IMAGENET_TRAIN_EXAMPLES = 1_281_167
+
+# variant -> (model name, ImageNet image size) from the paper's table.
+H_SERIES = {
+    "h0": ("halonet_h0", 256),
+    "h1": ("halonet_h1", 256),
+    "h2": ("halonet_h2", 256),
+    "h3": ("halonet_h3", 320),
+    "h4": ("halonet_h4", 384),
+    "h5": ("halonet_h5", 448),
+    "h6": ("halonet_h6", 512),
+    "h7": ("halonet_h7", 600),
+}
+
+
+def _model(name: str, *, spatial_layer: str = "halo", activation: str = "relu", **fields) -> ConfigDict:
+    model = ConfigDict(
+        {
+            "name": name,
+            "stem": None,
+            "width": None,
+            "stage_sizes": None,
+            "block_size": None,
+            "halo_size": None,
+            "value_ratio": None,
+            "output_ratio": None,
+            "final_features": None,
+            "num_heads": None,
+            "head_features": None,
+            "spatial_layer": spatial_layer,
+            "attention_stages": "all",
+            "impl": "auto",
+            "activation": activation,
+            "bn_momentum": None,
+        }
+    )
+    model.update(fields)
+    return model
+
+
+def _imagenet(name: str, image_size: int, *, epochs: int = 350, activation: str = "swish1", **model_fields):
+    """The paper's recipe: batch 4096, lr 1.6, 10 warm-up epochs, cosine to 1/128 of the peak, Nesterov, wd 2e-5."""
+
+    def make() -> ConfigDict:
+        config = presets.image_classification("imagenet2012")
+        config.model = _model(name, activation=activation, **model_fields)
+        config.dataset.image_size = image_size
+        config.label_smoothing = 0.1 if activation == "swish1" else 0.0
+        batch = 4096
+        steps_per_epoch = IMAGENET_TRAIN_EXAMPLES // batch
+        config.dataset.batch_size = batch
+        config.optimizer.update(
+            name="nesterov",
+            learning_rate=1.6,
+            momentum=0.9,
+            weight_decay=2e-5,
+            schedule="cosine",
+            warmup_steps=10 * steps_per_epoch,
+            final_lr_fraction=1 / 128,
+        )
+        config.train.update(
+            num_steps=epochs * steps_per_epoch,
+            log_every=100,
+            eval_every=5 * steps_per_epoch,
+            checkpoint_every=steps_per_epoch,
+        )
+        return config
+
+    return make
+
+
+def _fashion(spatial_layer: str, **model_fields):
+    def make() -> ConfigDict:
+        config = presets.image_classification("fashion_mnist_local")
+        config.model = _model("halonet_small", spatial_layer=spatial_layer, **model_fields)
+        config.dataset.batch_size = 64
+        config.optimizer.update(learning_rate=0.05, warmup_steps=50)
+        config.train.update(num_steps=400, log_every=25, checkpoint_every=200)
+        return config
+
+    return make
+
+
+def _smoke() -> ConfigDict:
+    config = presets.image_classification("digits_local")
+    config.model = _model("halonet_tiny")
+    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
+    config.train.update(num_steps=40, log_every=10, checkpoint_every=20)
+    return config
+
+
+VARIANTS = {
+    **{variant: _imagenet(name, size) for variant, (name, size) in H_SERIES.items()},
+    "h7_conv1": _imagenet("halonet_h7", 600, attention_stages="1,2,3"),
+    "h7_conv12": _imagenet("halonet_h7", 600, attention_stages="2,3"),
+    "h7_conv123": _imagenet("halonet_h7", 600, attention_stages="3"),
+    "halonet50": _imagenet("halonet50", 256, epochs=150, activation="relu"),
+    "fashion_halo": _fashion("halo"),
+    "fashion_conv": _fashion("conv3x3"),
+    "fashion_hybrid": _fashion("halo", attention_stages="1,2"),
+    "smoke": _smoke,
+}
+
+
+def get_config(variant: str = "smoke") -> ConfigDict:
+    return lookup(VARIANTS, variant, "halonet config variant")()
