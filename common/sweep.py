@@ -9,9 +9,12 @@ import dataclasses
 import importlib.util
 import itertools
 import os
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 
 from ml_collections import ConfigDict
+
+from common.train.metrics import read_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,3 +88,13 @@ def run_sweep(
         workdir = os.path.join(root, name)
         results.append((point, train_and_evaluate(apply_overrides(base, point), workdir)))
     return results
+
+
+def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> float:
+    """Median over a sweep's runs of the steps/s they logged (nan if none logged); compilation sits in each
+    run's first window, so short runs read a little low."""
+    rates = []
+    for point, _ in results:
+        rows = read_metrics(os.path.join(root, point_name(point)))
+        rates += [row["train/steps_per_second"] for row in rows if "train/steps_per_second" in row]
+    return statistics.median(rates) if rates else float("nan")

@@ -17,7 +17,6 @@ import sys
 import time
 
 from common import app, report, sweep
-from common.train.metrics import read_metrics
 from papers.stand_alone_attention import train
 
 SWEEP_FILE = "configs/sweeps/sasa_ablation.py"
@@ -61,15 +60,6 @@ def render_grid_table(results: list[tuple[dict, dict]]) -> str:
     return report.markdown_table([FACTORS.get(key, key) for key in keys] + ["mean test acc. (%)", "seeds"], rows)
 
 
-def training_speed(root: str, results: list[tuple[dict, dict]]) -> float:
-    """Median over runs of the steps/s the runs logged (compilation included in their first window)."""
-    rates = []
-    for point, _ in results:
-        rows = read_metrics(os.path.join(root, sweep.point_name(point)))
-        rates += [row["train/steps_per_second"] for row in rows if "train/steps_per_second" in row]
-    return statistics.median(rates) if rates else float("nan")
-
-
 def render_plot(results: list[tuple[dict, dict]], path: str, title: str) -> None:
     import matplotlib
 
@@ -107,6 +97,7 @@ def main(argv=None) -> None:
     definition = sweep.load_sweep(args.sweep)
     results = sweep.run_sweep(definition, train.train_and_evaluate, args.workdir)
     minutes = (time.time() - started) / 60
+    speed = sweep.median_steps_per_second(args.workdir, results)
     base = sweep.load_config(definition.config)
     setting = (
         f"{base.model.name} (stages {tuple(base.model.stage_sizes)}, width {base.model.width}, "
@@ -127,7 +118,7 @@ def main(argv=None) -> None:
         + f"\n\n**every grid cell**\n\n{render_grid_table(results)}\n\n"
         + f"![ablation accuracies]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
         + f"Measured by `{command}`, sweep `{args.sweep}`, on {report.machine_description()}; {len(results)} runs of "
-        + f"{setting} at a median {training_speed(args.workdir, results):.1f} steps/s; this invocation took "
+        + f"{setting} at a median {speed:.1f} steps/s; this invocation took "
         + f"{minutes:.0f} min (runs already finished in the workdir are only re-evaluated)."
     )
     report.replace_block(args.readme, "small_scale", block)

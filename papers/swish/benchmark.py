@@ -13,7 +13,6 @@ import sys
 import time
 
 from common import app, report, sweep
-from common.train.metrics import read_metrics
 from papers.swish import train
 
 SWEEP_FILE = "configs/sweeps/swish_activations.py"
@@ -40,15 +39,6 @@ def render_table(accuracies: dict[str, list[float]]) -> str:
     return report.markdown_table(
         ["activation", "median test acc. (%)", "min - max (%)", "vs ReLU (points)", "runs"], rows
     )
-
-
-def training_speed(root: str, results: list[tuple[dict, dict]]) -> float:
-    """Median over runs of the steps/s the runs logged (compilation included in their first window)."""
-    rates = []
-    for point, _ in results:
-        rows = read_metrics(os.path.join(root, sweep.point_name(point)))
-        rates += [row["train/steps_per_second"] for row in rows if "train/steps_per_second" in row]
-    return statistics.median(rates)
 
 
 def render_plot(accuracies: dict[str, list[float]], path: str, title: str) -> None:
@@ -89,7 +79,7 @@ def main(argv=None) -> None:
         f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
     render_plot(accuracies, PLOT_PATH, f"{setting}\neach dot a seed, bar = median")
-    speed = training_speed(args.workdir, results)
+    speed = sweep.median_steps_per_second(args.workdir, results)
     table = render_table(accuracies)
     command = f"python -m papers.swish.benchmark --workdir {args.workdir} --readme {args.readme}"
     block = (
