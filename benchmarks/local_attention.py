@@ -24,29 +24,19 @@ BATCH, KERNEL_SIZE, NUM_HEADS = 8, 7, 8
 BLOCK_SIZE = None  # None: the layer's default rule (`default_block_size`), what the models use
 
 
-def _forward_backward(implementation: str, size: int, channels: int):
-    """A jitted loss-and-gradients function of the layer and its input, with its arguments."""
-    layer = LocalSelfAttention(
-        channels,
-        channels,
-        kernel_size=KERNEL_SIZE,
-        num_heads=NUM_HEADS,
-        block_size=BLOCK_SIZE,
-        implementation=implementation,
-        rngs=nnx.Rngs(0),
-    )
+def compiled_forward_backward(layer: nnx.Module, x: jax.Array):
+    """The layer's loss (sum of squared outputs) and gradients wrt its parameters and x [N, H, W, C], compiled."""
     graphdef, params = nnx.split(layer)
-    x = jax.random.normal(jax.random.PRNGKey(0), (BATCH, size, size, channels))
 
     def loss(params, x):
         return jnp.sum(nnx.merge(graphdef, params)(x) ** 2)
 
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (params, x)
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(params, x).compile(), (params, x)
 
 
-def measure(implementation: str, size: int, channels: int, repeats: int = 3) -> dict:
-    step, args = _forward_backward(implementation, size, channels)
-    compiled = step.lower(*args).compile()
+def time_forward_backward(layer: nnx.Module, x: jax.Array, repeats: int = 3) -> dict:
+    """Images/s (median of `repeats` calls after a warm-up) and XLA's temp memory of one forward + backward."""
+    compiled, args = compiled_forward_backward(layer, x)
     memory = compiled.memory_analysis()
     temp_bytes = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
     jax.block_until_ready(compiled(*args))  # warm-up
@@ -55,7 +45,27 @@ def measure(implementation: str, size: int, channels: int, repeats: int = 3) -> 
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    return {"images_per_second": BATCH / statistics.median(times), "temp_mib": (temp_bytes or 0) / 2**20}
+    return {"images_per_second": x.shape[0] / statistics.median(times), "temp_mib": (temp_bytes or 0) / 2**20}
+
+
+def sasa_layer(channels: int, implementation: str = "blockwise") -> LocalSelfAttention:
+    return LocalSelfAttention(
+        channels,
+        channels,
+        kernel_size=KERNEL_SIZE,
+        num_heads=NUM_HEADS,
+        block_size=BLOCK_SIZE,
+        implementation=implementation,
+        rngs=nnx.Rngs(0),
+    )
+
+
+def stage_input(size: int, channels: int) -> jax.Array:
+    return jax.random.normal(jax.random.PRNGKey(0), (BATCH, size, size, channels))
+
+
+def measure(implementation: str, size: int, channels: int, repeats: int = 3) -> dict:
+    return time_forward_backward(sasa_layer(channels, implementation), stage_input(size, channels), repeats)
 
 
 def markdown(shapes=STAGE_SHAPES) -> str:

@@ -13,6 +13,7 @@ from common.registry import lookup
 BENCHMARKS = {
     "training": "benchmarks.training",
     "local_attention": "benchmarks.local_attention",
+    "halo_attention": "benchmarks.halo_attention",
 }
 
 
