@@ -10,4 +10,4 @@ def test_local_attention_benchmark_renders_a_row():
 
 def test_halo_attention_benchmark_renders_a_row():
     text = halo_attention.markdown(shapes=((8, 16),))
-    assert "| 8x8x16 |" in text and "halo b=8 / SASA" in text
+    assert "| 8x8x16 |" in text and "b=8 / SASA unfold" in text
