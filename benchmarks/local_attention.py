@@ -98,6 +98,7 @@ def markdown(shapes=STAGE_SHAPES) -> str:
         rows,
     )
     return (
+        "## Local self-attention: blockwise vs per-pixel unfold\n\n"
         f"{table}\n\nForward + backward of one `LocalSelfAttention` layer (common/nn/local_attention.py), batch "
         f"{BATCH}, k = {KERNEL_SIZE}, {NUM_HEADS} heads, b x b query blocks (b from `default_block_size`), float32, "
         f"on {report.machine_description()}. Temp memory: XLA's `temp_size_in_bytes` of the compiled step."
