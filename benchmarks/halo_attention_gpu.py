@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernels.halo_attention import halo_attention_pallas, halo_attention_reference, pallas
+from kernels.halo_attention.reference import random_inputs
 
 # (batch, H, W, heads, d, block b, halo h): HaloNet stages at 256 px (64x64 after the stem down to 8x8),
 # b = 8, h = 3 as in H0-H2 and HaloNet-50, and the other (b, h) of the model family (H3: 10/3, H4: 12/2, H6: 8/4).
@@ -72,18 +73,6 @@ def parse_args(argv):
         args.shapes = QUICK_SHAPES if args.quick else SHAPES
     args.repeats = args.repeats or (2 if args.quick else 20)
     return args
-
-
-def inputs(shape, dtype, seed=0):
-    """q (scaled by d^-1/2 as a caller would), k, v, rel_h, rel_w and an output cotangent."""
-    n, height, width, heads, depth, b, h = shape
-    keys = jax.random.split(jax.random.PRNGKey(seed), 6)
-    full = (n, height, width, heads, depth)
-    q = jax.random.normal(keys[0], full, jnp.float32) * depth**-0.5
-    k, v = (jax.random.normal(keys[i], full, jnp.float32) for i in (1, 2))
-    tables = [jax.random.normal(keys[i], (2 * (b + h) - 1, depth), jnp.float32) * depth**-0.5 for i in (3, 4)]
-    cotangent = jax.random.normal(keys[5], full, jnp.float32)
-    return [x.astype(dtype) for x in (q, k, v, *tables, cotangent)]
 
 
 def work(shape, itemsize):
@@ -150,7 +139,8 @@ def run(args) -> list[list[str]]:
     for shape in args.shapes:
         baselines = {}  # per shape, so earlier results free their device memory
         n, height, width, heads, depth, b, h = shape
-        data = inputs(shape, dtype)
+        arrays, cotangent = random_inputs(0, b, h, n, height, width, heads, depth, dtype)
+        data = [*arrays, cotangent]
         counts = work(shape, itemsize)
         label = f"{n}x{height}x{width}, {heads}x{depth}"
         for name, fn in implementations(args).items():

@@ -53,3 +53,16 @@ def halo_attention_reference(
     values = values.reshape(*values.shape[:-3], memory * memory, values.shape[-1])
     out = einsum("...yxo,...od->...yxd", weights, values).astype(q.dtype)
     return layout.from_query_blocks(out)
+
+
+def random_inputs(seed, block, halo, batch, height, width, heads, depth, dtype=jnp.float32):
+    """Fresh q (scaled by d^-1/2, as a caller would), k, v, rel_h, rel_w and an output cotangent: what the tests
+    and benchmarks feed every implementation. Drawn in float32, then cast to dtype."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), 6)
+    shape = (batch, height, width, heads, depth)
+    offsets = 2 * (block + halo) - 1
+    q = jax.random.normal(keys[0], shape) * depth**-0.5
+    k, v = (jax.random.normal(keys[i], shape) for i in (1, 2))
+    rel_h, rel_w = (jax.random.normal(keys[i], (offsets, depth)) * depth**-0.5 for i in (3, 4))
+    cotangent = jax.random.normal(keys[5], shape)
+    return tuple(x.astype(dtype) for x in (q, k, v, rel_h, rel_w)), cotangent.astype(dtype)

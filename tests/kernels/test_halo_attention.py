@@ -19,6 +19,7 @@ from kernels.halo_attention import (
     resolve_impl,
 )
 from kernels.halo_attention import pallas as halo_pallas
+from kernels.halo_attention.reference import random_inputs
 from tests.helpers import REPO, subprocess_env
 
 # (block b, halo h, batch, H, W, heads, d): several blocks per axis, odd b, d and windows that are not powers of
@@ -34,18 +35,6 @@ CASES = [
 # (atol, rtol). bfloat16 gets a relative term too: its gradients are stored in bfloat16, whose spacing at 4 is 0.03.
 TOLERANCE = {jnp.float32: (1e-5, 0.0), jnp.bfloat16: (2e-2, 2e-2)}
 GPU_TILES = KernelConfig(min_dim=16)  # the padding the GPU launch uses, here interpreted
-
-
-def random_inputs(seed, block, halo, batch, height, width, heads, depth, dtype=jnp.float32):
-    """q (scaled by d^-1/2, as a caller would), k, v, rel_h, rel_w and an output cotangent, fresh per test."""
-    keys = jax.random.split(jax.random.PRNGKey(seed), 6)
-    shape = (batch, height, width, heads, depth)
-    offsets = 2 * (block + halo) - 1
-    q = jax.random.normal(keys[0], shape) * depth**-0.5
-    k, v = (jax.random.normal(keys[i], shape) for i in (1, 2))
-    rel_h, rel_w = (jax.random.normal(keys[i], (offsets, depth)) * depth**-0.5 for i in (3, 4))
-    cotangent = jax.random.normal(keys[5], shape)
-    return tuple(x.astype(dtype) for x in (q, k, v, rel_h, rel_w)), cotangent.astype(dtype)
 
 
 def naive_halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size):
