@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ml_collections import ConfigDict
 
+from common import report
 from common.train.metrics import read_metrics
 
 
@@ -98,3 +99,15 @@ def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> 
         rows = read_metrics(os.path.join(root, point_name(point)))
         rates += [row["train/steps_per_second"] for row in rows if "train/steps_per_second" in row]
     return statistics.median(rates) if rates else float("nan")
+
+
+def provenance(
+    command: str, sweep_file: str, root: str, results: Sequence[tuple[dict, dict]], setting: str, minutes: float
+) -> str:
+    """The closing line of a sweep's README block: the command, the machine, the runs and how long they took."""
+    speed = median_steps_per_second(root, results)
+    return (
+        f"Measured by {command}, sweep `{sweep_file}`, on {report.machine_description()}; {len(results)} runs of "
+        f"{setting} at a median {speed:.1f} steps/s; this invocation took {minutes:.0f} min (runs already finished "
+        "in the workdir are only re-evaluated)."
+    )

@@ -97,7 +97,6 @@ def main(argv=None) -> None:
     definition = sweep.load_sweep(args.sweep)
     results = sweep.run_sweep(definition, train.train_and_evaluate, args.workdir)
     minutes = (time.time() - started) / 60
-    speed = sweep.median_steps_per_second(args.workdir, results)
     base = sweep.load_config(definition.config)
     setting = (
         f"{base.model.name} (stages {tuple(base.model.stage_sizes)}, width {base.model.width}, "
@@ -113,13 +112,12 @@ def main(argv=None) -> None:
     command = f"python -m papers.stand_alone_attention.ablation --workdir {args.workdir} --readme {args.readme}"
     if args.sweep != SWEEP_FILE:
         command += f" --sweep {args.sweep}"
+    command = f"`{command}`"
     block = (
         "\n\n".join(sections)
         + f"\n\n**every grid cell**\n\n{render_grid_table(results)}\n\n"
         + f"![ablation accuracies]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
-        + f"Measured by `{command}`, sweep `{args.sweep}`, on {report.machine_description()}; {len(results)} runs of "
-        + f"{setting} at a median {speed:.1f} steps/s; this invocation took "
-        + f"{minutes:.0f} min (runs already finished in the workdir are only re-evaluated)."
+        + sweep.provenance(command, args.sweep, args.workdir, results, setting, minutes)
     )
     report.replace_block(args.readme, "small_scale", block)
     print(block)

@@ -79,15 +79,10 @@ def main(argv=None) -> None:
         f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
     render_plot(accuracies, PLOT_PATH, f"{setting}\neach dot a seed, bar = median")
-    speed = sweep.median_steps_per_second(args.workdir, results)
     table = render_table(accuracies)
-    command = f"python -m papers.swish.benchmark --workdir {args.workdir} --readme {args.readme}"
-    block = (
-        f"{table}\n\n![accuracy per activation]({os.path.basename(PLOT_PATH)})\n\n"
-        f"Measured by `{command}` (`make reproduce`), sweep `{args.sweep}`, on {report.machine_description()}; "
-        f"{len(results)} runs of {setting} at a median {speed:.1f} steps/s; this invocation took "
-        f"{minutes:.0f} min "
-        "(runs already finished in the workdir are only re-evaluated)."
+    command = f"`python -m papers.swish.benchmark --workdir {args.workdir} --readme {args.readme}` (`make reproduce`)"
+    block = f"{table}\n\n![accuracy per activation]({os.path.basename(PLOT_PATH)})\n\n" + sweep.provenance(
+        command, args.sweep, args.workdir, results, setting, minutes
     )
     report.replace_block(args.readme, "benchmark", block)
     print(table)

@@ -45,3 +45,17 @@ def test_replace_block_replaces_in_place(tmp_path):
 
 def test_markdown_table():
     assert report.markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_provenance_names_the_command_runs_and_median_speed(tmp_path):
+    results = []
+    for seed, rates in ((0, [1.0, 3.0]), (1, [2.0])):
+        point = {"seed": seed}
+        run_dir = tmp_path / sweep.point_name(point)
+        run_dir.mkdir()
+        lines = [f'{{"step": {i}, "train/steps_per_second": {rate}}}' for i, rate in enumerate(rates)]
+        (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        results.append((point, {"eval/accuracy": 0.5}))
+    text = sweep.provenance("`cmd`", "configs/sweeps/x.py", str(tmp_path), results, "a net", minutes=12.4)
+    assert text.startswith("Measured by `cmd`, sweep `configs/sweeps/x.py`, on ")
+    assert "; 2 runs of a net at a median 2.0 steps/s; this invocation took 12 min" in text
