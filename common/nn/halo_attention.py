@@ -30,9 +30,10 @@ Which code computes it (`impl`, and `HaloAttention.uses_kernel`):
     mode, so a strided layer runs at full resolution and keeps the top-left queries: 4x the attention work of
     those layers, and q projected at every pixel.
   * "xla": the kernel package's XLA path where its contract fits (stride 1, q/k as wide as v); elsewhere
-    `halo_attention_xla` here, the same einsums generalised to the kept queries only (a quarter of the logits, q
-    projected on the kept pixels only) and to q/k of their own width. No discarded or padded work, so this is
-    the path `--dry_run` counts. The tests check both paths give the same outputs.
+    `halo_attention_xla` (kernels/halo_attention/reference.py; the reference is its stride-1 case), the same
+    einsums on the kept queries only (a quarter of the logits, q projected on the kept pixels only) and with q/k
+    of their own width. No discarded or padded work, so this is the path `--dry_run` counts. The tests check
+    both paths give the same outputs.
   * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise. Strided layers take the XLA path even on a
     GPU: the kernel's measured forward + backward speed-up over XLA (1.1-1.9x, docs/halo_attention_gpu.md) is
     less than the 4x of work the full-resolution run would waste.
@@ -46,68 +47,11 @@ from flax import nnx
 
 from kernels.halo_attention import halo_attention, layout, resolve_impl
 from kernels.halo_attention.api import IMPLEMENTATIONS
+from kernels.halo_attention.reference import halo_attention_xla
 
 
 def _ceil_to(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
-
-
-def halo_attention_xla(
-    q: jax.Array,
-    k: jax.Array,
-    v: jax.Array,
-    rel_h: jax.Array,
-    rel_w: jax.Array,
-    *,
-    block_size: int,
-    halo_size: int,
-) -> jax.Array:
-    """Halo attention in pure jnp, generalised to kept queries and to q/k narrower or wider than v.
-
-    q [N, H/s, W/s, heads, d] with s = 1, or s = 2 for the kept queries (even rows and columns) of a strided
-    layer; k [N, H, W, heads, d], v [N, H, W, heads, dv]; rel_h, rel_w [2(b+h)-1, d] -> [N, H/s, W/s, heads, dv].
-    H and W are multiples of b (an even b when s = 2). Kept query (i, j) gets exactly what the kernel's
-    `halo_attention` gives the full-resolution query (2i, 2j): same block, same (b+2h)^2 memory, same relative
-    offsets, zeros outside the image not masked. Same einsums as kernels/halo_attention/reference.py, on output
-    blocks of b/s queries over the memories of the b x b input blocks, so no discarded or padded work is done.
-    """
-    b, memory = block_size, block_size + 2 * halo_size
-    n, height, width, heads, depth = k.shape
-    if b < 1 or halo_size < 0:
-        raise ValueError(f"need block_size >= 1 and halo_size >= 0, got {block_size}, {halo_size}")
-    if height % b or width % b:
-        raise ValueError(f"H={height} and W={width} must be multiples of block_size={b}")
-    if v.shape[:4] != k.shape[:4]:
-        raise ValueError(f"v must be [N, H, W, heads, dv] like k {k.shape[:4]}, got {v.shape}")
-    stride = height // q.shape[1] if q.shape[1] else 0
-    if stride not in (1, 2) or q.shape != (n, height // stride, width // stride, heads, depth):
-        raise ValueError(f"q must be k's shape {k.shape} or [N, H/2, W/2, heads, d], got {q.shape}")
-    if stride == 2 and b % 2:
-        raise ValueError(f"kept queries need an even block_size, got {b}")
-    expected = (layout.num_offsets(b, halo_size), depth)
-    if rel_h.shape != expected or rel_w.shape != expected:
-        raise ValueError(f"rel_h and rel_w must be {expected}, got {rel_h.shape} and {rel_w.shape}")
-    precision = layout.matmul_precision(q.dtype)
-
-    def einsum(spec, x, y):
-        return jnp.einsum(spec, x, y, precision=precision, preferred_element_type=jnp.float32)
-
-    queries = layout.to_query_blocks(q, b // stride)  # [N, H/b, W/b, g, b/s, b/s, d]
-    keys = layout.to_memory_blocks(k, b, halo_size, memory)  # [N, H/b, W/b, g, M, M, d]
-    values = layout.to_memory_blocks(v, b, halo_size, memory)
-    # Kept query row y' sits at in-block row s*y' of the full-resolution block: every s-th row of the tables.
-    row_table = layout.relative_table(rel_h, b, halo_size, b, memory)[::stride].astype(q.dtype)  # [b/s, M, d]
-    col_table = layout.relative_table(rel_w, b, halo_size, b, memory)[::stride].astype(q.dtype)
-
-    logits = einsum("...yxd,...jid->...yxji", queries, keys)  # [N, H/b, W/b, g, b/s, b/s, M, M]
-    row_logits = einsum("...yxd,yjd->...yxj", queries, row_table)
-    col_logits = einsum("...yxd,xid->...yxi", queries, col_table)
-    logits = logits + row_logits[..., :, None] + col_logits[..., None, :]
-    logits = logits.reshape(*logits.shape[:-2], memory * memory)
-    weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    values = values.reshape(*values.shape[:-3], memory * memory, v.shape[-1])
-    out = einsum("...yxo,...od->...yxd", weights, values).astype(v.dtype)
-    return layout.from_query_blocks(out)
 
 
 class HaloAttention(nnx.Module):
