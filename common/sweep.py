@@ -111,3 +111,82 @@ def provenance(
         f"{setting} at a median {speed:.1f} steps/s; this invocation took {minutes:.0f} min (runs already finished "
         "in the workdir are only re-evaluated)."
     )
+
+
+# Reporting a sweep: accuracy per value of one factor (pooled over the others and the seeds), per grid cell, and a
+# dot plot of the factors. `labels` maps a config key to the name a reader sees ("model.kernel_size" -> "k").
+
+
+def factor_values(results: Sequence[tuple[dict, dict]], key: str, metric: str = "eval/accuracy") -> dict:
+    """value of `key` -> `metric` of every run with that value (in sweep order)."""
+    values: dict = {}
+    for point, metrics in results:
+        values.setdefault(point[key], []).append(metrics[metric])
+    return values
+
+
+def mean_and_spread_percent(values: Sequence[float]) -> str:
+    """'mean ± sd' of fractions, in percent with two decimals (no spread for a single run)."""
+    mean = 100 * statistics.mean(values)
+    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{mean:.2f}{spread}"
+
+
+def render_factor_table(
+    results: Sequence[tuple[dict, dict]], key: str, labels: Mapping[str, str] | None = None, **columns: Mapping
+) -> str:
+    """One row per value of `key`: mean test accuracy ± sd, range and run count over every run with that value.
+
+    columns: extra column name -> {value: cell} (e.g. parameter counts), placed after the value.
+    """
+    header = [(labels or {}).get(key, key), *columns, "mean test acc. (%) ± sd", "min - max (%)", "runs"]
+    rows = [
+        [
+            value,
+            *(cells.get(value, "") for cells in columns.values()),
+            mean_and_spread_percent(values),
+            f"{100 * min(values):.2f} - {100 * max(values):.2f}",
+            len(values),
+        ]
+        for value, values in factor_values(results, key).items()
+    ]
+    return report.markdown_table(header, rows)
+
+
+def render_grid_table(results: Sequence[tuple[dict, dict]], labels: Mapping[str, str] | None = None) -> str:
+    """One row per grid cell (every key but the seed), its accuracy over the seeds."""
+    cells: dict[tuple, list[float]] = {}
+    keys = [key for key in results[0][0] if key != "seed"] if results else []
+    for point, metrics in results:
+        cells.setdefault(tuple(point[key] for key in keys), []).append(metrics["eval/accuracy"])
+    rows = [[*cell, mean_and_spread_percent(values), len(values)] for cell, values in cells.items()]
+    names = [(labels or {}).get(key, key) for key in keys]
+    return report.markdown_table(names + ["mean test acc. (%)", "seeds"], rows)
+
+
+def render_factor_plot(
+    results: Sequence[tuple[dict, dict]], labels: Mapping[str, str], path: str, title: str, ylabel: str
+) -> None:
+    """One panel per factor in `labels` present in the sweep: each run a dot, the mean a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [key for key in labels if results and key in results[0][0]]
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.4), dpi=120, sharey=True)
+    axes = [axes] if len(keys) <= 1 else list(axes)
+    for ax, key in zip(axes, keys, strict=False):
+        values_by_factor = factor_values(results, key)
+        for i, values in enumerate(values_by_factor.values()):
+            percent = [100 * v for v in values]
+            ax.scatter([i] * len(percent), percent, color="tab:blue", alpha=0.6, s=14)
+            ax.hlines(statistics.mean(percent), i - 0.3, i + 0.3, color="black", linewidth=2)
+        ax.set_xticks(range(len(values_by_factor)), [str(value) for value in values_by_factor])
+        ax.set_xlabel(labels[key])
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

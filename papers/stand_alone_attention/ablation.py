@@ -12,7 +12,6 @@ retrained: rerunning only re-evaluates them, so an interrupted ablation resumes 
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -26,63 +25,6 @@ FACTORS = {
     "model.positional": "positional encoding",
     "model.attention_stages": "attention placement",
 }
-
-
-def _percent(values: list[float]) -> str:
-    mean = 100 * statistics.mean(values)
-    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{mean:.2f}{spread}"
-
-
-def factor_accuracies(results: list[tuple[dict, dict]], key: str) -> dict:
-    """value of `key` -> test accuracies of every run with that value (in sweep order)."""
-    accuracies: dict = {}
-    for point, metrics in results:
-        accuracies.setdefault(point[key], []).append(metrics["eval/accuracy"])
-    return accuracies
-
-
-def render_factor_table(results: list[tuple[dict, dict]], key: str) -> str:
-    rows = [
-        [value, _percent(values), f"{100 * min(values):.2f} - {100 * max(values):.2f}", len(values)]
-        for value, values in factor_accuracies(results, key).items()
-    ]
-    return report.markdown_table([FACTORS.get(key, key), "mean test acc. (%) ± sd", "min - max (%)", "runs"], rows)
-
-
-def render_grid_table(results: list[tuple[dict, dict]]) -> str:
-    """One row per grid cell (every key but the seed), its accuracy over the seeds."""
-    cells: dict[tuple, list[float]] = {}
-    keys = [key for key in results[0][0] if key != "seed"] if results else []
-    for point, metrics in results:
-        cells.setdefault(tuple(point[key] for key in keys), []).append(metrics["eval/accuracy"])
-    rows = [[*cell, _percent(values), len(values)] for cell, values in cells.items()]
-    return report.markdown_table([FACTORS.get(key, key) for key in keys] + ["mean test acc. (%)", "seeds"], rows)
-
-
-def render_plot(results: list[tuple[dict, dict]], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [key for key in FACTORS if results and key in results[0][0]]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.4), dpi=120, sharey=True)
-    axes = [axes] if len(keys) <= 1 else list(axes)
-    for ax, key in zip(axes, keys, strict=False):
-        accuracies = factor_accuracies(results, key)
-        for i, values in enumerate(accuracies.values()):
-            percent = [100 * v for v in values]
-            ax.scatter([i] * len(percent), percent, color="tab:blue", alpha=0.6, s=14)
-            ax.hlines(statistics.mean(percent), i - 0.3, i + 0.3, color="black", linewidth=2)
-        ax.set_xticks(range(len(accuracies)), [str(value) for value in accuracies])
-        ax.set_xlabel(FACTORS[key])
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("Fashion-MNIST test accuracy (%)")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def main(argv=None) -> None:
@@ -103,9 +45,12 @@ def main(argv=None) -> None:
         f"{base.model.num_heads} heads) on {base.dataset.name}, {base.train.num_steps} steps of batch "
         f"{base.dataset.batch_size}"
     )
-    render_plot(results, args.plot, f"{setting}\neach dot a run, bar = mean")
+    sweep.render_factor_plot(
+        results, FACTORS, args.plot, f"{setting}\neach dot a run, bar = mean", "Fashion-MNIST test accuracy (%)"
+    )
     sections = [
-        f"**{FACTORS[key]}** (pooled over the other factors and the seeds)\n\n{render_factor_table(results, key)}"
+        f"**{FACTORS[key]}** (pooled over the other factors and the seeds)\n\n"
+        + sweep.render_factor_table(results, key, FACTORS)
         for key in FACTORS
         if key in definition.axes
     ]
@@ -115,7 +60,7 @@ def main(argv=None) -> None:
     command = f"`{command}`"
     block = (
         "\n\n".join(sections)
-        + f"\n\n**every grid cell**\n\n{render_grid_table(results)}\n\n"
+        + f"\n\n**every grid cell**\n\n{sweep.render_grid_table(results, FACTORS)}\n\n"
         + f"![ablation accuracies]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
         + sweep.provenance(command, args.sweep, args.workdir, results, setting, minutes)
     )

@@ -130,9 +130,9 @@ def test_ablation_report_tables_and_plot(tmp_path):
         for p in ("none", "relative")
         for s in (0, 1)
     ]
-    table = ablation.render_factor_table(results, "model.kernel_size")
+    table = sweep.render_factor_table(results, "model.kernel_size", ablation.FACTORS)
     assert "| 3 | 53.05 ± 0.06 |" in table and "| 7 | 57.05 ± 0.06 |" in table
-    grid = ablation.render_grid_table(results)
+    grid = sweep.render_grid_table(results, ablation.FACTORS)
     assert grid.count("\n") == 2 + 4 - 1  # header, rule and one row per (k, positional) cell
-    ablation.render_plot(results, str(tmp_path / "plot.png"), "title")
+    sweep.render_factor_plot(results, ablation.FACTORS, str(tmp_path / "plot.png"), "title", "acc")
     assert (tmp_path / "plot.png").stat().st_size > 0
