@@ -10,6 +10,7 @@ import importlib.util
 import itertools
 import os
 import statistics
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from ml_collections import ConfigDict
@@ -89,6 +90,24 @@ def run_sweep(
         workdir = os.path.join(root, name)
         results.append((point, train_and_evaluate(apply_overrides(base, point), workdir)))
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedSweep:
+    """What a sweep's report needs: its definition, base config, (point, final metrics) pairs and wall time."""
+
+    definition: Sweep
+    base: ConfigDict
+    results: list[tuple[dict, dict]]
+    minutes: float
+
+
+def run_sweep_file(path: str, train_and_evaluate: Callable[[ConfigDict, str], dict], root: str) -> FinishedSweep:
+    """Loads the sweep module at `path` and runs it under `root`, timing the whole invocation."""
+    started = time.time()
+    definition = load_sweep(path)
+    results = run_sweep(definition, train_and_evaluate, root)
+    return FinishedSweep(definition, load_config(definition.config), results, (time.time() - started) / 60)
 
 
 def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> float:

@@ -13,15 +13,19 @@ Variants:
       b = 4, h = 2, 2/4/4 heads), 400 steps of batch 64: a few minutes on 2 CPU cores. What it reaches: not
       measured yet (see the README).
   fashion_conv     the same network with 3x3 convs (the baseline); fashion_hybrid: convs in the first stage.
+  fashion_comparison   fashion_halo at width 8 for 300 steps: the base of the README's halo / SASA / conv
+      comparison (configs/sweeps/halonet_comparison.py, `python -m papers.halonet.comparison`).
   smoke            a tiny HaloNet on sklearn digits (8x8, b = 2, h = 1): seconds; what the tests run.
 Model fields: name (model.py HALONETS); block_size, halo_size, value_ratio (rv), output_ratio (rb; None: 4x),
 final_features (df), num_heads (per stage), head_features (channels per head; replaces num_heads), stem, width,
-stage_sizes: None takes the HALONETS row's value. spatial_layer (halo | conv3x3), attention_stages ("all" |
+stage_sizes: None takes the HALONETS row's value. spatial_layer (halo | sasa | conv3x3; sasa: the centred
+k = 2h + 1 window of stand-alone self-attention), attention_stages ("all" |
 "early" | "late" | "none" | 0-based stage indices like "2,3"; the other stages keep 3x3 convs), impl (auto | xla |
 pallas: the kernel; auto is Pallas on GPU/TPU), activation, bn_momentum (None: 0.9).
 """
 
 from ml_collections import ConfigDict
+from ml_collections.config_dict import placeholder
 
 from common.registry import lookup
 from configs import presets
@@ -42,24 +46,26 @@ H_SERIES = {
 
 
 def _model(name: str, *, spatial_layer: str = "halo", activation: str = "relu", **fields) -> ConfigDict:
+    """Architecture fields are typed placeholders: None takes the HALONETS row's value, and any of them can still be
+    set from the command line (`--config.model.width=8`)."""
     model = ConfigDict(
         {
             "name": name,
-            "stem": None,
-            "width": None,
-            "stage_sizes": None,
-            "block_size": None,
-            "halo_size": None,
-            "value_ratio": None,
-            "output_ratio": None,
-            "final_features": None,
-            "num_heads": None,
-            "head_features": None,
+            "stem": placeholder(str),
+            "width": placeholder(int),
+            "stage_sizes": placeholder(tuple),
+            "block_size": placeholder(int),
+            "halo_size": placeholder(int),
+            "value_ratio": placeholder(float),
+            "output_ratio": placeholder(float),
+            "final_features": placeholder(int),
+            "num_heads": placeholder(tuple),
+            "head_features": placeholder(int),
             "spatial_layer": spatial_layer,
             "attention_stages": "all",
             "impl": "auto",
             "activation": activation,
-            "bn_momentum": None,
+            "bn_momentum": placeholder(float),
         }
     )
     model.update(fields)
@@ -109,6 +115,15 @@ def _fashion(spatial_layer: str, **model_fields):
     return make
 
 
+def _fashion_comparison() -> ConfigDict:
+    """fashion_halo at width 8 for 300 steps: cheap enough to train halo, SASA and conv versions over seeds
+    (configs/sweeps/halonet_comparison.py)."""
+    config = _fashion("halo")()
+    config.model.width = 8
+    config.train.update(num_steps=300, log_every=50, checkpoint_every=300)
+    return config
+
+
 def _smoke() -> ConfigDict:
     config = presets.image_classification("digits_local")
     config.model = _model("halonet_tiny")
@@ -126,6 +141,7 @@ VARIANTS = {
     "fashion_halo": _fashion("halo"),
     "fashion_conv": _fashion("conv3x3"),
     "fashion_hybrid": _fashion("halo", attention_stages="1,2"),
+    "fashion_comparison": _fashion_comparison,
     "smoke": _smoke,
 }
 

@@ -15,6 +15,7 @@ from ml_collections import ConfigDict
 
 from common.nn import resnet
 from common.nn.halo_attention import halo_attention_layer
+from common.nn.local_attention import local_attention_layer
 from common.registry import lookup
 
 
@@ -80,8 +81,16 @@ def _conv3x3(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayer
     return resnet.conv3x3
 
 
+def _sasa(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayerFactory:
+    """Stand-alone self-attention with the centred k x k window, k = 2h + 1, so each query reaches at least as far
+    as the halo does at its block's edge; the same heads (the paper's HaloNet-vs-SASA comparison)."""
+    if arch["num_heads"] is None:
+        raise ValueError("spatial_layer='sasa' needs num_heads per stage (head_features is halo-only)")
+    return local_attention_layer(2 * arch["halo_size"] + 1, arch["num_heads"][stage])
+
+
 # config.model.spatial_layer -> the layer of the attention stages (conv3x3: the convolutional baseline).
-SPATIAL_LAYERS = {"halo": _halo, "conv3x3": _conv3x3}
+SPATIAL_LAYERS = {"halo": _halo, "sasa": _sasa, "conv3x3": _conv3x3}
 
 
 def architecture(model_config: ConfigDict) -> dict[str, Any]:

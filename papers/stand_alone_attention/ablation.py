@@ -13,7 +13,6 @@ retrained: rerunning only re-evaluates them, so an interrupted ablation resumes 
 import argparse
 import os
 import sys
-import time
 
 from common import app, report, sweep
 from papers.stand_alone_attention import train
@@ -35,11 +34,8 @@ def main(argv=None) -> None:
     parser.add_argument("--plot", default=PLOT_PATH)
     args = parser.parse_args(argv)
     app.prepare_environment()
-    started = time.time()
-    definition = sweep.load_sweep(args.sweep)
-    results = sweep.run_sweep(definition, train.train_and_evaluate, args.workdir)
-    minutes = (time.time() - started) / 60
-    base = sweep.load_config(definition.config)
+    finished = sweep.run_sweep_file(args.sweep, train.train_and_evaluate, args.workdir)
+    definition, base, results = finished.definition, finished.base, finished.results
     setting = (
         f"{base.model.name} (stages {tuple(base.model.stage_sizes)}, width {base.model.width}, "
         f"{base.model.num_heads} heads) on {base.dataset.name}, {base.train.num_steps} steps of batch "
@@ -62,7 +58,7 @@ def main(argv=None) -> None:
         "\n\n".join(sections)
         + f"\n\n**every grid cell**\n\n{sweep.render_grid_table(results, FACTORS)}\n\n"
         + f"![ablation accuracies]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
-        + sweep.provenance(command, args.sweep, args.workdir, results, setting, minutes)
+        + sweep.provenance(command, args.sweep, args.workdir, results, setting, finished.minutes)
     )
     report.replace_block(args.readme, "small_scale", block)
     print(block)

@@ -21,6 +21,7 @@ as "1,2" or "-1": where spatial_layer=attention puts attention; the other stages
 """
 
 from ml_collections import ConfigDict
+from ml_collections.config_dict import FieldReference, placeholder
 
 from common.registry import lookup
 from configs import presets
@@ -29,13 +30,15 @@ IMAGENET_TRAIN_EXAMPLES = 1_281_167
 
 
 def _model(name: str, *, spatial_layer: str, stem: str | None = None, kernel_size: int = 7, num_heads: int = 8):
+    """stem / width / stage_sizes / bn_momentum are typed placeholders (None: the RESNETS row's value) so the
+    command line can still set them (`--config.model.width=8`)."""
     return ConfigDict(
         {
             "name": name,
-            "stem": stem,
-            "width": None,
-            "stage_sizes": None,
-            "bn_momentum": None,
+            "stem": FieldReference(stem, field_type=str),
+            "width": placeholder(int),
+            "stage_sizes": placeholder(tuple),
+            "bn_momentum": placeholder(float),
             "spatial_layer": spatial_layer,
             "kernel_size": kernel_size,
             "num_heads": num_heads,

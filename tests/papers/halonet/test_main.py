@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
+from common import sweep
 from common.nn import counting, resnet
 from common.nn.halo_attention import HaloAttention
+from common.nn.local_attention import LocalSelfAttention
 from common.registry import UnknownNameError
 from papers.halonet import config as halo_config
 from papers.halonet import model as halo_model
@@ -103,16 +105,37 @@ def test_h7_hybrids_are_the_papers_conv_stages():
 
 
 def test_bad_names_fail_with_the_valid_choices():
-    with pytest.raises(UnknownNameError, match="unknown halonet config variant 'h8'; valid choices: fashion_conv"):
+    with pytest.raises(
+        UnknownNameError, match="unknown halonet config variant 'h8'; valid choices: fashion_comparison, fashion_conv"
+    ):
         halo_config.get_config("h8")
     config = halo_config.get_config("smoke")
-    config.model.spatial_layer = "sasa"
-    with pytest.raises(UnknownNameError, match="unknown spatial layer 'sasa'; valid choices: conv3x3, halo"):
+    config.model.spatial_layer = "lambda"
+    with pytest.raises(UnknownNameError, match="unknown spatial layer 'lambda'; valid choices: conv3x3, halo, sasa"):
         halo_model.build_model(config, (8, 8, 1), 10, nnx.Rngs(0))
     config = halo_config.get_config("smoke")
     config.model.name = "halonet_h9"
     with pytest.raises(UnknownNameError, match="unknown halonet 'halonet_h9'"):
         halo_model.build_model(config, (8, 8, 1), 10, nnx.Rngs(0))
+
+
+def test_comparison_sweep_builds_halo_sasa_and_conv_networks_of_one_layout():
+    definition = sweep.load_sweep("configs/sweeps/halonet_comparison.py")
+    base = sweep.load_config(definition.config)
+    layer_types = {"halo": HaloAttention, "sasa": LocalSelfAttention, "conv3x3": nnx.Conv}
+    for point in definition.points():
+        model = halo_model.build_model(sweep.apply_overrides(base, point), (28, 28, 1), 10, nnx.Rngs(0))
+        assert model(jnp.ones((2, 28, 28, 1))).shape == (2, 10)
+        spatial = [block.spatial for block in model.blocks]
+        assert all(isinstance(layer, layer_types[point["model.spatial_layer"]]) for layer in spatial), point
+        if point["model.spatial_layer"] == "sasa":  # k = 2h + 1 with the halo layer's heads
+            assert [(layer.kernel_size, layer.num_heads) for layer in spatial] == [(5, 2), (5, 4), (5, 4)]
+
+
+@pytest.mark.slow
+def test_architecture_fields_can_be_set_from_the_command_line():
+    result = run_main("halonet", f"{CONFIG}:fashion_halo", "--config.model.width=8", "--dry_run")
+    assert "params: 25202" in result.stdout  # width 16 has 95,450
 
 
 @pytest.mark.slow
