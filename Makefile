@@ -4,13 +4,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TIMM_VENV := .venv-timm
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup data test run lint bench reproduce clean
+.PHONY: setup data test run lint bench timm-env reproduce clean
 
 setup: $(STAMP) data
 
@@ -21,18 +22,24 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
 	@touch $@
 
-# Real offline data from Debian (docs/data.md). Needs root and apt; otherwise say so and carry on.
+# Real offline data from Debian (docs/data.md): Fashion-MNIST, and espeak-ng + the King James Bible for the speech
+# corpus espeak_speech_local. One apt-get call for whatever is missing; needs root and apt, otherwise say so.
 data:
-	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	@missing=""; \
+	[ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v bible >/dev/null || missing="$$missing bible-kjv"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's dataset-fashion-mnist (real Fashion-MNIST, offline)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-	    || echo "WARNING: apt-get could not install dataset-fashion-mnist; falling back to sklearn digits"; \
+	  echo "installing Debian's$$missing (real data that works offline, docs/data.md)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "WARNING: apt-get could not install$$missing; docs/data.md lists the fallbacks"; \
 	else \
-	  echo "NOTE: Fashion-MNIST is not installed and apt/root is not available here."; \
-	  echo "      Install it with 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu) or set"; \
-	  echo "      REPRISE_FASHION_MNIST_DIR to a folder with the four IDX .gz files."; \
-	  echo "      Until then 'make run' trains on sklearn's digits (real, 1,797 images) instead."; \
+	  echo "NOTE: Debian's$$missing not installed and apt/root is not available here. Install with"; \
+	  echo "      'sudo apt-get install$$missing' (Debian/Ubuntu). Without dataset-fashion-mnist (or"; \
+	  echo "      REPRISE_FASHION_MNIST_DIR pointing at its four IDX .gz files) 'make run' trains on sklearn's digits;"; \
+	  echo "      without espeak-ng and bible-kjv the speech dataset espeak_speech_local cannot be built (tfds"; \
+	  echo "      'ljspeech' or 'vctk', prepared elsewhere, work instead)."; \
 	fi
 
 test: setup
@@ -45,8 +52,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check common kernels papers configs tests benchmarks
 
-bench: setup
+bench: setup timm-env
 	$(PY) -m benchmarks.run_all --output docs/benchmarks.md
+
+# timm's PyTorch HaloAttn, for the halo_attention benchmark only: its own environment, never the project's.
+timm-env: $(TIMM_VENV)/.installed
+
+$(TIMM_VENV)/.installed: requirements/bench-timm.txt
+	$(PYTHON) -m venv $(TIMM_VENV)
+	$(TIMM_VENV)/bin/python -m pip install --quiet -r requirements/bench-timm.txt
+	@touch $@
 
 reproduce: setup
 	$(PY) -m papers.swish.benchmark --workdir workdirs/swish/benchmark --readme papers/swish/README.md

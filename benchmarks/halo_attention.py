@@ -1,13 +1,23 @@
-"""HaloNet's speed claim on CPU: halo attention vs stand-alone (SASA) attention at the same receptive field.
+"""HaloNet's speed claim on CPU: halo attention vs stand-alone (SASA) attention at the same receptive field, and
+vs timm's PyTorch `HaloAttn` at the same shapes.
 
-Both layers see at least 3 pixels on every side of each query: SASA with its centred k = 7 window, halo
-attention with halo h = 3 around b x b query blocks (b = 8, the paper's setting, and b = 4). One forward +
-backward pass (gradients wrt the input and the parameters) of each layer through XLA (float32, `impl="xla"`), at
-the ResNet-50 stage shapes, batch 8, 8 heads; the layers are measured one after another in the same process.
-Maps that b does not divide are padded to whole blocks, as the HaloNet layer does in the models.
+Both attention layers see at least 3 pixels on every side of each query: SASA with its centred k = 7 window, halo
+attention with halo h = 3 around b x b query blocks (b = 8, the paper's setting, and b = 4). Each layer runs a
+forward pass and a forward + backward pass (gradients wrt the input and the parameters, loss = sum of squared
+outputs) through XLA (float32, `impl="xla"`), at the ResNet-50 stage shapes, batch 8, 8 heads; everything is
+measured one after another in the same invocation. Maps that b does not divide are padded to whole blocks, as
+the HaloNet layer does in the models (timm asserts divisibility, so its input is padded the same way).
+
+timm runs in its own environment (torch + timm, never this project's dependencies): `make timm-env` builds
+.venv-timm from requirements/bench-timm.txt and benchmarks/timm_halo_attn.py is run there as a subprocess.
+Without that environment the timm columns say so.
 
 python -m benchmarks.run_all --only halo_attention
 """
+
+import json
+import os
+import subprocess
 
 from flax import nnx
 
@@ -18,6 +28,7 @@ from benchmarks.local_attention import (
     STAGE_SHAPES,
     sasa_layer,
     stage_input,
+    time_forward,
     time_forward_backward,
 )
 from common import report
@@ -25,6 +36,9 @@ from common.nn.halo_attention import HaloAttention
 
 HALO_SIZE = KERNEL_SIZE // 2
 BLOCK_SIZES = (8, 4)
+TIMM_PYTHON = os.environ.get("REPRISE_TIMM_PYTHON", ".venv-timm/bin/python")
+TIMM_SCRIPT = os.path.join(os.path.dirname(__file__), "timm_halo_attn.py")
+PASSES = {"forward": time_forward, "forward + backward": time_forward_backward}
 
 
 def halo_layer(channels: int, block_size: int) -> HaloAttention:
@@ -39,32 +53,63 @@ def halo_layer(channels: int, block_size: int) -> HaloAttention:
     )
 
 
-def markdown(shapes=STAGE_SHAPES) -> str:
+def timm_measurements(shapes, python: str = TIMM_PYTHON) -> dict | None:
+    """(size, block size) -> {"forward": img/s, "forward + backward": img/s} from timm, or None without its env."""
+    if not os.path.exists(python):
+        return None
+    command = [python, TIMM_SCRIPT, "--shapes", ",".join(f"{size}x{channels}" for size, channels in shapes)]
+    command += ["--block-sizes", ",".join(map(str, BLOCK_SIZES)), "--halo", str(HALO_SIZE)]
+    command += ["--heads", str(NUM_HEADS), "--batch", str(BATCH)]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    results = {}
+    for row in map(json.loads, lines):
+        results[row["size"], row["block_size"]] = {
+            "forward": row["forward_images_per_second"],
+            "forward + backward": row["forward_backward_images_per_second"],
+            "versions": f"torch {row['torch']}, timm {row['timm']}, {row['threads']} threads",
+        }
+    return results
+
+
+def _ratio(numerator: float, denominator: float | None) -> str:
+    return "n/a" if not denominator else f"{numerator / denominator:.2f}x"
+
+
+def markdown(shapes=STAGE_SHAPES, timm_python: str = TIMM_PYTHON) -> str:
     rows = []
     for size, channels in shapes:
         x = stage_input(size, channels)
-        sasa = time_forward_backward(sasa_layer(channels), x)
-        unfold = time_forward_backward(sasa_layer(channels, "naive"), x)
-        row = [f"{size}x{size}x{channels}", f"{unfold['images_per_second']:.1f}"]
-        row += [f"{sasa['images_per_second']:.1f}", f"{sasa['temp_mib']:.0f}"]
-        for block_size in BLOCK_SIZES:
-            halo = time_forward_backward(halo_layer(channels, block_size), x)
-            vs_blockwise = halo["images_per_second"] / sasa["images_per_second"]
-            vs_unfold = halo["images_per_second"] / unfold["images_per_second"]
-            row += [f"{halo['images_per_second']:.1f}", f"{halo['temp_mib']:.0f}"]
-            row += [f"{vs_blockwise:.2f}x", f"{vs_unfold:.2f}x"]
-        rows.append(row)
-    header = ["input (H x W x C)", "SASA unfold img/s", "SASA blockwise img/s", "SASA temp MiB"]
-    for block_size in BLOCK_SIZES:
-        header += [f"halo b={block_size} img/s", f"halo b={block_size} temp MiB"]
-        header += [f"b={block_size} / SASA blockwise", f"b={block_size} / SASA unfold"]
-    table = report.markdown_table(header, rows)
+        for pass_name, timer in PASSES.items():
+            unfold = timer(sasa_layer(channels, "naive"), x)["images_per_second"]
+            sasa = timer(sasa_layer(channels), x)["images_per_second"]
+            halo = {b: timer(halo_layer(channels, b), x)["images_per_second"] for b in BLOCK_SIZES}
+            rows.append([size, channels, pass_name, unfold, sasa, halo])
+    timm = timm_measurements(shapes, timm_python)  # after this repo's timings: the two never share the cores
+    table_rows = []
+    for size, channels, pass_name, unfold, sasa, halo in rows:
+        row = [f"{size}x{size}x{channels}", pass_name, f"{unfold:.1f}", f"{sasa:.1f}"]
+        for b in BLOCK_SIZES:
+            theirs = timm[size, b][pass_name] if timm else None
+            row += [f"{halo[b]:.1f}", "not run" if theirs is None else f"{theirs:.1f}"]
+        row += [_ratio(halo[b], sasa) for b in BLOCK_SIZES] + [_ratio(halo[8], unfold)]
+        row += [_ratio(halo[b], timm[size, b][pass_name] if timm else None) for b in BLOCK_SIZES]
+        table_rows.append(row)
+    header = ["input (H x W x C)", "pass", "SASA unfold img/s", "SASA blockwise img/s"]
+    for b in BLOCK_SIZES:
+        header += [f"halo b={b} img/s", f"timm b={b} img/s"]
+    header += [f"halo b={b} / SASA blockwise" for b in BLOCK_SIZES] + ["halo b=8 / SASA unfold"]
+    header += [f"halo b={b} / timm b={b}" for b in BLOCK_SIZES]
+    timm_note = (
+        f"timm: `HaloAttn` ({next(iter(timm.values()))['versions']}) in .venv-timm, run after this repo's layers."
+        if timm
+        else "timm: not run (its environment is missing: `make timm-env` builds it)."
+    )
     return (
-        "## Halo attention vs SASA (CPU, XLA path)\n\n"
-        f"{table}\n\nForward + backward of one layer, batch {BATCH}, {NUM_HEADS} heads, float32: SASA "
+        "## Halo attention vs SASA and vs timm's HaloAttn (CPU, XLA path)\n\n"
+        f"{report.markdown_table(header, table_rows)}\n\nOne layer, batch {BATCH}, {NUM_HEADS} heads, float32: SASA "
         f"(`LocalSelfAttention`, k = {KERNEL_SIZE}, its per-pixel unfold and its blockwise kernel) vs "
-        f"`HaloAttention` (h = {HALO_SIZE}, impl xla), "
-        f"measured in one run on {report.machine_description()}. Temp memory: XLA's `temp_size_in_bytes`.\n"
+        f"`HaloAttention` (h = {HALO_SIZE}, impl xla), measured in one run on {report.machine_description()}. "
+        f"{timm_note}\n"
     )
 
 

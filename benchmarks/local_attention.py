@@ -34,9 +34,18 @@ def compiled_forward_backward(layer: nnx.Module, x: jax.Array):
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(params, x).compile(), (params, x)
 
 
-def time_forward_backward(layer: nnx.Module, x: jax.Array, repeats: int = 3) -> dict:
-    """Images/s (median of `repeats` calls after a warm-up) and XLA's temp memory of one forward + backward."""
-    compiled, args = compiled_forward_backward(layer, x)
+def compiled_forward(layer: nnx.Module, x: jax.Array):
+    """The layer's output for x [N, H, W, C] (parameters as an argument, not constants), compiled."""
+    graphdef, params = nnx.split(layer)
+
+    def forward(params, x):
+        return nnx.merge(graphdef, params)(x)
+
+    return jax.jit(forward).lower(params, x).compile(), (params, x)
+
+
+def _time_compiled(compiled, args, batch: int, repeats: int) -> dict:
+    """Images/s (median of `repeats` calls after a warm-up) and XLA's temp memory of a compiled call."""
     memory = compiled.memory_analysis()
     temp_bytes = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
     jax.block_until_ready(compiled(*args))  # warm-up
@@ -45,7 +54,17 @@ def time_forward_backward(layer: nnx.Module, x: jax.Array, repeats: int = 3) -> 
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    return {"images_per_second": x.shape[0] / statistics.median(times), "temp_mib": (temp_bytes or 0) / 2**20}
+    return {"images_per_second": batch / statistics.median(times), "temp_mib": (temp_bytes or 0) / 2**20}
+
+
+def time_forward_backward(layer: nnx.Module, x: jax.Array, repeats: int = 3) -> dict:
+    """Images/s and temp memory of one forward + backward (gradients wrt the parameters and x)."""
+    return _time_compiled(*compiled_forward_backward(layer, x), x.shape[0], repeats)
+
+
+def time_forward(layer: nnx.Module, x: jax.Array, repeats: int = 3) -> dict:
+    """Images/s and temp memory of one forward pass."""
+    return _time_compiled(*compiled_forward(layer, x), x.shape[0], repeats)
 
 
 def sasa_layer(channels: int, implementation: str = "blockwise") -> LocalSelfAttention:

@@ -230,14 +230,14 @@ _AUGMENT_STREAM = 1
 _NO_END = 2**62  # epochs: the training stream is infinite in practice
 
 
-def _epoch_shuffle_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
+def epoch_shuffle_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
     """An int64 scalar for Dataset.shuffle, distinct for every (seed, epoch)."""
     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SHUFFLE_STREAM], tf.int64), epoch)
     return tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
 
 
-def _example_augment_seed(seed: int, epoch: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
-    """int64 [2] seed for the stateless augmentation of the example at `position` in epoch `epoch`."""
+def example_augment_seed(seed: int, epoch: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    """int64 [2] seed for the stateless random ops (augmentation, crops) of the example at `position` in epoch `epoch`."""
     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _AUGMENT_STREAM], tf.int64), epoch)
     return tf.random.experimental.stateless_fold_in(key, position)
 
@@ -313,14 +313,14 @@ def load_image_dataset(
 
         def epoch_examples(epoch: tf.Tensor) -> tf.data.Dataset:
             shuffled = train_examples.shuffle(
-                buffer_size, seed=_epoch_shuffle_seed(seed, epoch), reshuffle_each_iteration=False
+                buffer_size, seed=epoch_shuffle_seed(seed, epoch), reshuffle_each_iteration=False
             )
             positioned = shuffled.take(examples_per_epoch).enumerate()
             skip = tf.where(epoch == start_epoch, tf.constant(examples_to_skip, tf.int64), tf.constant(0, tf.int64))
             return positioned.skip(skip).map(lambda position, example: (epoch, position, *example))
 
         def augment_example(epoch, position, image, label):
-            pixels = augmentation.train(image, _example_augment_seed(seed, epoch, position), image_size)
+            pixels = augmentation.train(image, example_augment_seed(seed, epoch, position), image_size)
             return {"image": normalise(pixels), "label": label}
 
         stream = tf.data.Dataset.range(start_epoch, _NO_END).flat_map(epoch_examples)

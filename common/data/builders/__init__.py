@@ -4,6 +4,7 @@ Importing this package registers them with tfds, so `tfds.builder("fashion_mnist
 """
 
 from common.data.builders.digits_local import DigitsLocal
+from common.data.builders.espeak_speech_local import EspeakSpeechLocal
 from common.data.builders.fashion_mnist_local import FashionMnistLocal
 
-__all__ = ["DigitsLocal", "FashionMnistLocal"]
+__all__ = ["DigitsLocal", "EspeakSpeechLocal", "FashionMnistLocal"]
