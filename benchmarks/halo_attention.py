@@ -5,8 +5,9 @@ Both attention layers see at least 3 pixels on every side of each query: SASA wi
 attention with halo h = 3 around b x b query blocks (b = 8, the paper's setting, and b = 4). Each layer runs a
 forward pass and a forward + backward pass (gradients wrt the input and the parameters, loss = sum of squared
 outputs) through XLA (float32, `impl="xla"`), at the ResNet-50 stage shapes, batch 8, 8 heads; everything is
-measured one after another in the same invocation. Maps that b does not divide are padded to whole blocks, as
-the HaloNet layer does in the models (timm asserts divisibility, so its input is padded the same way).
+measured one after another in the same invocation, timm right after this repo's layers at each shape. Maps that b
+does not divide are padded to whole blocks, as the HaloNet layer does in the models (timm asserts divisibility,
+so its input is padded the same way).
 
 timm runs in its own environment (torch + timm, never this project's dependencies): `make timm-env` builds
 .venv-timm from requirements/bench-timm.txt and benchmarks/timm_halo_attn.py is run there as a subprocess.
@@ -76,32 +77,34 @@ def _ratio(numerator: float, denominator: float | None) -> str:
 
 
 def markdown(shapes=STAGE_SHAPES, timm_python: str = TIMM_PYTHON) -> str:
-    rows = []
+    table_rows, timm_versions = [], None
     for size, channels in shapes:
         x = stage_input(size, channels)
+        ours = {}
         for pass_name, timer in PASSES.items():
             unfold = timer(sasa_layer(channels, "naive"), x)["images_per_second"]
             sasa = timer(sasa_layer(channels), x)["images_per_second"]
             halo = {b: timer(halo_layer(channels, b), x)["images_per_second"] for b in BLOCK_SIZES}
-            rows.append([size, channels, pass_name, unfold, sasa, halo])
-    timm = timm_measurements(shapes, timm_python)  # after this repo's timings: the two never share the cores
-    table_rows = []
-    for size, channels, pass_name, unfold, sasa, halo in rows:
-        row = [f"{size}x{size}x{channels}", pass_name, f"{unfold:.1f}", f"{sasa:.1f}"]
-        for b in BLOCK_SIZES:
-            theirs = timm[size, b][pass_name] if timm else None
-            row += [f"{halo[b]:.1f}", "not run" if theirs is None else f"{theirs:.1f}"]
-        row += [_ratio(halo[b], sasa) for b in BLOCK_SIZES] + [_ratio(halo[8], unfold)]
-        row += [_ratio(halo[b], timm[size, b][pass_name] if timm else None) for b in BLOCK_SIZES]
-        table_rows.append(row)
+            ours[pass_name] = unfold, sasa, halo
+        # timm right after this shape's own timings (never at the same time), so both see the same machine load.
+        timm = timm_measurements(((size, channels),), timm_python)
+        for pass_name, (unfold, sasa, halo) in ours.items():
+            theirs = {b: timm[size, b][pass_name] if timm else None for b in BLOCK_SIZES}
+            row = [f"{size}x{size}x{channels}", pass_name, f"{unfold:.1f}", f"{sasa:.1f}"]
+            for b in BLOCK_SIZES:
+                row += [f"{halo[b]:.1f}", "not run" if theirs[b] is None else f"{theirs[b]:.1f}"]
+            row += [_ratio(halo[b], sasa) for b in BLOCK_SIZES] + [_ratio(halo[8], unfold)]
+            row += [_ratio(halo[b], theirs[b]) for b in BLOCK_SIZES]
+            table_rows.append(row)
+        timm_versions = timm_versions or (next(iter(timm.values()))["versions"] if timm else None)
     header = ["input (H x W x C)", "pass", "SASA unfold img/s", "SASA blockwise img/s"]
     for b in BLOCK_SIZES:
         header += [f"halo b={b} img/s", f"timm b={b} img/s"]
     header += [f"halo b={b} / SASA blockwise" for b in BLOCK_SIZES] + ["halo b=8 / SASA unfold"]
     header += [f"halo b={b} / timm b={b}" for b in BLOCK_SIZES]
     timm_note = (
-        f"timm: `HaloAttn` ({next(iter(timm.values()))['versions']}) in .venv-timm, run after this repo's layers."
-        if timm
+        f"timm: `HaloAttn` ({timm_versions}) in .venv-timm, timed right after this repo's layers at each shape."
+        if timm_versions
         else "timm: not run (its environment is missing: `make timm-env` builds it)."
     )
     return (
