@@ -5,6 +5,7 @@ workdir (`<root>/<key=value,...>`), so an interrupted sweep resumes where it sto
 their final metrics and an interrupted point resumes from its last checkpoint.
 """
 
+import argparse
 import dataclasses
 import importlib.util
 import itertools
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ml_collections import ConfigDict
 
-from common import report
+from common import app, report
 from common.train.metrics import read_metrics
 
 
@@ -108,6 +109,30 @@ def run_sweep_file(path: str, train_and_evaluate: Callable[[ConfigDict, str], di
     definition = load_sweep(path)
     results = run_sweep(definition, train_and_evaluate, root)
     return FinishedSweep(definition, load_config(definition.config), results, (time.time() - started) / 60)
+
+
+def report_arguments(
+    argv: Sequence[str] | None, description: str, *, workdir: str, readme: str, sweep_file: str, plot: str | None
+) -> argparse.Namespace:
+    """The flags every sweep-report script takes (--workdir, --readme, --sweep and, with a plot, --plot), with the
+    paper's defaults; also prepares the process like every entry point (common.app.prepare_environment)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default=workdir)
+    parser.add_argument("--readme", default=readme)
+    parser.add_argument("--sweep", default=sweep_file)
+    if plot is not None:
+        parser.add_argument("--plot", default=plot)
+    args = parser.parse_args(argv)
+    app.prepare_environment()
+    return args
+
+
+def report_command(module: str, args: argparse.Namespace, default_sweep: str) -> str:
+    """The command line that reproduces a sweep report, in backticks, for its provenance line."""
+    command = f"python -m {module} --workdir {args.workdir} --readme {args.readme}"
+    if args.sweep != default_sweep:
+        command += f" --sweep {args.sweep}"
+    return f"`{command}`"
 
 
 def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> float:

@@ -10,11 +10,10 @@ other factors and the seeds), a table of every grid cell, and a plot of the thre
 retrained: rerunning only re-evaluates them, so an interrupted ablation resumes where it stopped.
 """
 
-import argparse
 import os
 import sys
 
-from common import app, report, sweep
+from common import report, sweep
 from papers.stand_alone_attention import train
 
 SWEEP_FILE = "configs/sweeps/sasa_ablation.py"
@@ -27,13 +26,14 @@ FACTORS = {
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default="workdirs/stand_alone_attention/ablation")
-    parser.add_argument("--readme", default="papers/stand_alone_attention/README.md")
-    parser.add_argument("--sweep", default=SWEEP_FILE)
-    parser.add_argument("--plot", default=PLOT_PATH)
-    args = parser.parse_args(argv)
-    app.prepare_environment()
+    args = sweep.report_arguments(
+        argv,
+        __doc__,
+        workdir="workdirs/stand_alone_attention/ablation",
+        readme="papers/stand_alone_attention/README.md",
+        sweep_file=SWEEP_FILE,
+        plot=PLOT_PATH,
+    )
     finished = sweep.run_sweep_file(args.sweep, train.train_and_evaluate, args.workdir)
     definition, base, results = finished.definition, finished.base, finished.results
     setting = (
@@ -50,10 +50,7 @@ def main(argv=None) -> None:
         for key in FACTORS
         if key in definition.axes
     ]
-    command = f"python -m papers.stand_alone_attention.ablation --workdir {args.workdir} --readme {args.readme}"
-    if args.sweep != SWEEP_FILE:
-        command += f" --sweep {args.sweep}"
-    command = f"`{command}`"
+    command = sweep.report_command("papers.stand_alone_attention.ablation", args, SWEEP_FILE)
     block = (
         "\n\n".join(sections)
         + f"\n\n**every grid cell**\n\n{sweep.render_grid_table(results, FACTORS)}\n\n"

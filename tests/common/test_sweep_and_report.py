@@ -59,3 +59,18 @@ def test_provenance_names_the_command_runs_and_median_speed(tmp_path):
     text = sweep.provenance("`cmd`", "configs/sweeps/x.py", str(tmp_path), results, "a net", minutes=12.4)
     assert text.startswith("Measured by `cmd`, sweep `configs/sweeps/x.py`, on ")
     assert "; 2 runs of a net at a median 2.0 steps/s; this invocation took 12 min" in text
+
+
+def test_report_arguments_defaults_and_the_command_that_reproduces_a_report():
+    defaults = {"workdir": "w", "readme": "R.md", "sweep_file": "configs/sweeps/a.py", "plot": "p.png"}
+    args = sweep.report_arguments([], "doc", **defaults)
+    assert (args.workdir, args.readme, args.sweep, args.plot) == ("w", "R.md", "configs/sweeps/a.py", "p.png")
+    assert (
+        sweep.report_command("papers.x.y", args, "configs/sweeps/a.py")
+        == "`python -m papers.x.y --workdir w --readme R.md`"
+    )
+    args = sweep.report_arguments(["--sweep", "b.py", "--workdir", "v"], "doc", **{**defaults, "plot": None})
+    assert not hasattr(args, "plot")
+    assert (
+        sweep.report_command("m", args, "configs/sweeps/a.py") == "`python -m m --workdir v --readme R.md --sweep b.py`"
+    )
