@@ -1,5 +1,6 @@
 """Running a paper's main.py the way a user does, in a subprocess, for the end-to-end tests."""
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,8 @@ def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def final_metrics(stdout: str) -> dict:
+    """The JSON object a main prints on its last line (its final metrics)."""
+    return json.loads(stdout.strip().splitlines()[-1])

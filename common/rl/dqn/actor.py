@@ -1,0 +1,38 @@
+"""Epsilon-greedy acting for the DQN family, with epsilon on a schedule in gradient updates (so a study that
+changes the replay ratio keeps the same exploration per unit of learning)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from ml_collections import ConfigDict
+
+from common.rl.dqn.learner import atoms_of
+
+
+def epsilon_at(updates: int, config: ConfigDict) -> float:
+    """Linear from epsilon_start at 0 updates to epsilon_final at epsilon_decay_updates, then flat."""
+    fraction = min(updates / max(int(config.epsilon_decay_updates), 1), 1.0)
+    return float(config.epsilon_start + fraction * (config.epsilon_final - config.epsilon_start))
+
+
+class Actor:
+    """Picks actions from the online network's parameters (the learner's, or a copy fetched from it)."""
+
+    def __init__(self, config: ConfigDict, graphdef: nnx.GraphDef, num_actions: int, *, seed: int):
+        self.config, self.num_actions = config, num_actions
+        self._rng = np.random.default_rng(seed)
+        atoms = atoms_of(config) if config.distributional else None
+
+        def greedy(params, observation):
+            out = nnx.merge(graphdef, params)(observation[None])[0]
+            q = jnp.sum(jax.nn.softmax(out, axis=-1) * atoms, axis=-1) if atoms is not None else out
+            return jnp.argmax(q)
+
+        self._greedy = jax.jit(greedy)
+
+    def select_action(self, params, observation: np.ndarray, updates: int) -> int:
+        """observation [*observation_shape] -> an action, random with probability epsilon_at(updates)."""
+        if self._rng.random() < epsilon_at(updates, self.config):
+            return int(self._rng.integers(self.num_actions))
+        return int(self._greedy(params, observation))

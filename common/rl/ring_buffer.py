@@ -1,0 +1,60 @@
+"""A plain in-process ring buffer with the same methods as `replay.ReverbReplay`: the baseline that shows what
+Reverb costs (benchmarks/replay.py). Uniform sampling only; same n-step items (`replay.NStepWindow`)."""
+
+import numpy as np
+
+from common.rl import replay
+
+
+class RingBufferReplay:
+    """`capacity` n-step transitions in preallocated numpy arrays; the oldest is overwritten first."""
+
+    def __init__(
+        self, capacity: int, observation_shape, *, batch_size: int, n_step: int, discount: float, seed: int = 0
+    ):
+        self.capacity, self.batch_size = capacity, batch_size
+        self._window = replay.NStepWindow(n_step, discount)
+        self._arrays = {
+            "observation": np.zeros((capacity, *observation_shape), np.float32),
+            "next_observation": np.zeros((capacity, *observation_shape), np.float32),
+            "action": np.zeros(capacity, np.int32),
+            "n_step_return": np.zeros(capacity, np.float32),
+            "bootstrap_discount": np.zeros(capacity, np.float32),
+        }
+        self._inserted = 0
+        self._observation = None
+        self._rng = np.random.default_rng(seed)
+
+    def add_first(self, observation: np.ndarray) -> None:
+        self._window.reset()
+        self._observation = np.asarray(observation)
+
+    def add(self, action: int, reward: float, next_observation: np.ndarray, terminated: bool, truncated: bool):
+        start = (self._observation, action)
+        self._observation = np.asarray(next_observation)
+        for (observation, start_action), n_step_return, bootstrap in self._window.add(
+            start, reward, terminated, truncated
+        ):
+            slot = self._inserted % self.capacity
+            self._arrays["observation"][slot] = observation
+            self._arrays["action"][slot] = start_action
+            self._arrays["n_step_return"][slot] = n_step_return
+            self._arrays["bootstrap_discount"][slot] = bootstrap
+            self._arrays["next_observation"][slot] = self._observation
+            self._inserted += 1
+
+    def size(self) -> int:
+        return min(self._inserted, self.capacity)
+
+    def sample(self) -> replay.Batch:
+        if self.size() == 0:
+            raise ValueError("sample from an empty ring buffer")
+        slots = self._rng.integers(0, self.size(), size=self.batch_size)
+        data = {name: array[slots] for name, array in self._arrays.items()}
+        probabilities = np.full(self.batch_size, 1.0 / self.size())
+        return replay.Batch(
+            data=data, keys=slots.astype(np.uint64), probabilities=probabilities, table_size=self.size()
+        )
+
+    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        raise ValueError("the ring buffer samples uniformly; use replay.backend='reverb' for prioritised replay")

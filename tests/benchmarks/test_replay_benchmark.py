@@ -1,0 +1,11 @@
+"""The replay benchmark's measurement path at a tiny size (the numbers themselves live in docs/benchmarks.md)."""
+
+from benchmarks import replay
+
+
+def test_measure_reads_rates_from_the_runs_metrics():
+    result = replay.measure("single-process", "ring", total_updates=200)
+    assert result["windows"] >= 5  # 1,301 environment steps logged every 100, the first window dropped
+    assert result["env_steps_per_second"] > 0 and result["updates_per_second"] > 0
+    config = replay.benchmark_config("distributed (2 actors)", "reverb", 200)
+    assert (config.run.mode, config.run.num_actors, config.replay.replay_ratio) == ("distributed", 2, 0.25)

@@ -1,0 +1,97 @@
+"""The single-process runner: the replay ratio it keeps, checkpoint/resume with the replay contents, and a short
+CartPole run that must beat a random policy clearly."""
+
+import json
+
+import numpy as np
+import pytest
+import reverb
+
+from common.rl import replay, runner
+from common.rl.environments import make_environment
+from papers.replay_fundamentals import config as paper_config
+
+
+def smoke_config(**run):
+    config = paper_config.get_config("smoke")
+    config.run.update(run)
+    return config
+
+
+@pytest.mark.parametrize(("backend", "ratio"), [("reverb", 0.25), ("reverb", 1.0), ("ring", 0.5)])
+def test_updates_per_environment_step_equal_the_replay_ratio(tmp_path, backend, ratio):
+    config = smoke_config(total_updates=150, checkpoint_every=0)
+    config.replay.update(backend=backend, replay_ratio=ratio)
+    final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
+    assert final["updates"] == 150
+    measured = final["updates"] / (final["env_steps"] - runner.learning_starts(config))
+    assert abs(measured / ratio - 1) < 0.05, final
+    if backend == "reverb":  # the table's own counts: one batch per update, one item per environment step
+        assert 0 <= final["replay_samples"] - 150 * config.replay.batch_size <= 1  # the sampler keeps one in flight
+        assert final["env_steps"] - config.agent.n_step <= final["replay_inserts"] <= final["env_steps"]
+
+
+@pytest.mark.parametrize("env", ["cartpole", "minatar/breakout"])
+def test_rainbow_runs_with_prioritised_replay_and_keeps_the_ratio(tmp_path, env):
+    config = paper_config.with_components(smoke_config(total_updates=80, checkpoint_every=0), paper_config.COMPONENTS)
+    if env != "cartpole":
+        config.env.update(name=env, max_episode_steps=1000, sticky_action_prob=0.1)
+        config.agent.update(network="minatar", hidden=(32,))
+    assert config.replay.sampler == "prioritized" and config.agent.distributional and config.agent.n_step == 3
+    final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
+    assert final["updates"] == 80
+    assert abs(80 / (final["env_steps"] - runner.learning_starts(config)) / 0.25 - 1) < 0.05
+
+
+def test_resumed_run_restores_the_replay_contents_and_continues(tmp_path):
+    first = runner.train_single_process(smoke_config(), str(tmp_path), log=lambda _: None)
+    assert first["updates"] == 120
+    assert replay.ReplayCheckpoints(str(tmp_path)).steps() == [60, 120]
+    with open(tmp_path / "metrics.jsonl") as f:
+        rows_before = len(f.readlines())
+
+    messages = []
+    second = runner.train_single_process(smoke_config(total_updates=200), str(tmp_path), log=messages.append)
+    assert messages == [f"resumed at 120 updates, {int(first['env_steps'])} environment steps, 400 items in replay"]
+    assert second["updates"] == 200 and second["env_steps"] > first["env_steps"]
+    measured = 200 / (second["env_steps"] - runner.learning_starts(smoke_config()))
+    assert abs(measured / 0.25 - 1) < 0.05
+    with open(tmp_path / "metrics.jsonl") as f:
+        resumed_rows = [json.loads(line) for line in f][rows_before:]
+    # 100 steps after the restart an empty table would hold ~100 items; the restored one is full.
+    assert resumed_rows[0]["step"] - first["env_steps"] <= 100
+    assert resumed_rows[0]["replay_size"] == 400
+
+
+def test_the_replay_checkpoint_holds_the_runs_transitions(tmp_path):
+    runner.train_single_process(smoke_config(total_updates=60), str(tmp_path), log=lambda _: None)
+    config = smoke_config()
+    checkpointer = replay.ReplayCheckpoints(str(tmp_path)).checkpointer_for(60)
+    server = reverb.Server([replay.make_table(config.replay, single_process=True)], checkpointer=checkpointer)
+    batch = replay.sample_batch(server.localhost_client(), "replay", 64)
+    server.stop()
+    assert batch.table_size == 305  # one 1-step item per environment step, all flushed before the checkpoint
+    assert batch.data["observation"].shape == (64, 4) and np.all(np.abs(batch.data["observation"][:, 2]) < 0.25)
+    assert set(np.unique(batch.data["bootstrap_discount"])) <= {0.0, np.float32(config.agent.discount)}
+
+
+def random_policy_return(episodes=50) -> float:
+    env, rng, returns = make_environment("cartpole", seed=0), np.random.default_rng(0), []
+    for _ in range(episodes):
+        env.reset()
+        total, done = 0.0, False
+        while not done:
+            step = env.step(rng.integers(2))
+            total, done = total + step.reward, step.terminated or step.truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+@pytest.mark.slow
+def test_dqn_on_cartpole_clearly_beats_a_random_policy(tmp_path):
+    config = paper_config.get_config("cartpole_dqn")
+    config.run.checkpoint_every = 0
+    final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
+    random_return = random_policy_return()
+    assert 15 < random_return < 30
+    assert final["final_return"] > 3 * random_return, final
