@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernels import backend
 from kernels.halo_attention import halo_attention_pallas, halo_attention_reference, pallas
 from kernels.halo_attention.reference import random_inputs
 
@@ -121,7 +122,7 @@ def max_error(a, b):
 def implementations(args):
     """name -> attention function; one Pallas entry per num_warps on GPU, one interpreted entry elsewhere."""
     impls = {"xla": halo_attention_reference}
-    platform = pallas.accelerator()
+    platform = backend.accelerator()
     if platform == "gpu":
         for warps in (int(w) for w in args.num_warps.split(",")):
             config = pallas.KernelConfig(num_warps=warps, num_stages=1, min_dim=16)

@@ -13,6 +13,7 @@ Flags:
 import json
 import logging
 import os
+import signal
 import sys
 from types import ModuleType
 
@@ -49,7 +50,13 @@ def main_for(paper: ModuleType):
             f.write(config.to_json_best_effort(indent=2))
         print(f"workdir: {workdir}", flush=True)
         logging.info("config:\n%s", config)
-        final = paper.train_and_evaluate(config, workdir)
+        from common.train.loop import TrainingStopped
+
+        try:
+            final = paper.train_and_evaluate(config, workdir)
+        except TrainingStopped as stopped:
+            print(stopped, flush=True)
+            sys.exit(128 + signal.Signals[stopped.signal_name].value)  # the shell's convention for a signal
         print(json.dumps({"workdir": workdir, **{k: round(v, 6) for k, v in final.items()}}))
 
     return main

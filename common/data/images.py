@@ -237,7 +237,7 @@ def epoch_shuffle_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
 
 
 def example_augment_seed(seed: int, epoch: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
-    """int64 [2] seed for the stateless random ops (augmentation, crops) of the example at `position` in epoch `epoch`."""
+    """int64 [2] seed for the stateless random ops (augmentation, crops) of example `position` of epoch `epoch`."""
     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _AUGMENT_STREAM], tf.int64), epoch)
     return tf.random.experimental.stateless_fold_in(key, position)
 

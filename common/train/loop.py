@@ -52,6 +52,33 @@ def _IN_MODEL(path, value) -> bool:  # noqa: N802 (an nnx filter, used like a ty
     return path[0] == 0
 
 
+def restore_trained_model(model: nnx.Module, tx: optax.GradientTransformation, workdir: str) -> int:
+    """Loads the latest checkpoint `train` wrote in `workdir` into `model` (in place, left in eval mode) and
+    returns its step. tx: the optimiser the run trained with (its state is part of the saved structure)."""
+    optimizer = compat.new_optimizer(model, tx)
+    _, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
+    checkpointer = Checkpointer(workdir, save_every=1)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: train there first")
+        restored = checkpointer.restore({"model": model_state, "optimizer": optimizer_state}, step)
+    finally:
+        checkpointer.close()
+    nnx.update((model, optimizer), restored["model"], restored["optimizer"])
+    model.eval()
+    return step
+
+
+class TrainingStopped(Exception):
+    """SIGTERM/SIGINT arrived; the run saved its state at `step` and stopped. Raised (not returned) so that
+    whatever called `train` (a sweep, a search) stops too instead of going on to its next run."""
+
+    def __init__(self, signal_name: str, step: int, directory: str):
+        super().__init__(f"{signal_name} received: saved step {step} to {directory}; rerun the same command to resume.")
+        self.signal_name, self.step = signal_name, step
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss or gradient became NaN/Inf; the checkpoints on disk are from before it happened."""
 
@@ -191,11 +218,7 @@ def train(
                 checkpointer.maybe_save(step, train_state, force=at_end or stopping)
                 last_good_step = step
             if stopping:
-                progress.write(
-                    f"{stop.requested} received: saved step {step} to {checkpointer.directory}; "
-                    "rerun the same command to resume."
-                )
-                break
+                raise TrainingStopped(stop.requested, step, checkpointer.directory)
     finally:
         progress.close()
         stop.restore_handlers()

@@ -2,6 +2,7 @@
 
 import jax
 
+from kernels import backend
 from kernels.halo_attention import layout, pallas
 from kernels.halo_attention.reference import halo_attention_reference
 
@@ -13,7 +14,7 @@ def resolve_impl(impl: str) -> str:
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
     if impl == "auto":
-        return "pallas" if pallas.accelerator() is not None else "xla"
+        return "pallas" if backend.accelerator() is not None else "xla"
     return impl
 
 

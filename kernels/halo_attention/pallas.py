@@ -22,19 +22,19 @@ each query, the slice of its own row y gives r[q, j] = q . rel_h[j - y + b - 1];
 window columns / rows to get dr, adds dr @ table to dq, and returns dr itself so the table gradient (a sum over
 all programs) is one einsum in XLA.
 
-Backend choice lives in `pallas_call_options` (Triton on GPU, Mosaic on TPU, the interpreter elsewhere); the
-kernel source is the same everywhere and uses only ref indexing (`x_ref[...]`, `x_ref[pl.ds(...)]`), which
-JAX 0.4.34 and 0.11 share.
+Backend choice lives in `kernels.backend.pallas_call_options` (Triton on GPU, Mosaic on TPU, the interpreter
+elsewhere); the kernel source is the same everywhere and uses only ref indexing (`x_ref[...]`,
+`x_ref[pl.ds(...)]`), which JAX 0.4.34 and 0.11 share.
 """
 
 import dataclasses
 import functools
-import inspect
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from kernels.backend import accelerator, pallas_call_options
 from kernels.halo_attention import layout
 
 MASKED_LOGIT = -1e30  # padded keys; finite so exp(MASKED - max) is an exact 0 without inf arithmetic
@@ -57,16 +57,6 @@ class KernelConfig:
             raise ValueError(f"min_dim must be a power of two, got {self.min_dim}")
 
 
-def accelerator() -> str | None:
-    """'gpu' or 'tpu' when the default device is one, else None (CPU: Pallas only in interpret mode)."""
-    platform = jax.default_backend().lower()
-    if platform in ("gpu", "cuda", "rocm"):
-        return "gpu"
-    if platform == "tpu":
-        return "tpu"
-    return None
-
-
 def default_config(platform: str | None) -> KernelConfig:
     """The launch knobs per platform; the interpreter needs no padding beyond powers of two."""
     if platform == "gpu":
@@ -74,32 +64,6 @@ def default_config(platform: str | None) -> KernelConfig:
     if platform == "tpu":
         return KernelConfig(min_dim=8)
     return KernelConfig(min_dim=1)
-
-
-def pallas_call_options(platform: str | None, config: KernelConfig, interpret: bool) -> dict:
-    """The one place that picks the Pallas lowering; returns extra keyword arguments for `pl.pallas_call`.
-
-    GPU: Triton, with num_warps/num_stages. JAX 0.4.34 keeps Triton's params in `pallas.gpu.TritonCompilerParams`;
-    newer JAX has `pallas.triton.CompilerParams` and a `backend=` argument (Mosaic GPU may be the default there,
-    so Triton is named explicitly). TPU: Mosaic, the only TPU backend, no options needed.
-    """
-    if interpret or platform != "gpu":
-        return {}
-    try:
-        from jax.experimental.pallas import triton as pallas_triton
-
-        params = getattr(pallas_triton, "CompilerParams", None) or pallas_triton.TritonCompilerParams
-    except ImportError:  # JAX < 0.4.35
-        from jax.experimental.pallas import gpu as pallas_gpu
-
-        params = pallas_gpu.TritonCompilerParams
-    options = {"compiler_params": params(num_warps=config.num_warps, num_stages=config.num_stages)}
-    try:
-        if "backend" in inspect.signature(pl.pallas_call).parameters:
-            options["backend"] = "triton"
-    except (TypeError, ValueError):  # no introspectable signature: let Pallas choose
-        pass
-    return options
 
 
 def _pow2(n: int, minimum: int = 1) -> int:

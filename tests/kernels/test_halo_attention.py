@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from kernels import backend
 from kernels.halo_attention import (
     KernelConfig,
     halo_attention,
@@ -18,7 +19,6 @@ from kernels.halo_attention import (
     halo_attention_reference,
     resolve_impl,
 )
-from kernels.halo_attention import pallas as halo_pallas
 from kernels.halo_attention.reference import random_inputs
 from tests.helpers import REPO, subprocess_env
 
@@ -143,7 +143,7 @@ def test_public_function_runs_the_chosen_implementation(impl):
     out = jax.jit(with_sizes(halo_attention, block, halo, impl=impl))(*args)
     expected = {"xla": halo_attention_reference, "pallas": halo_attention_pallas}[resolve_impl(impl)]
     np.testing.assert_array_equal(out, jax.jit(with_sizes(expected, block, halo))(*args))
-    assert resolve_impl("auto") == ("pallas" if halo_pallas.accelerator() else "xla")
+    assert resolve_impl("auto") == ("pallas" if backend.accelerator() else "xla")
 
 
 @pytest.mark.parametrize("impl", ["xla", "pallas"])
@@ -213,7 +213,7 @@ def test_shape_errors_name_the_sizes():
 
 def accelerator_only(test):
     reason = "needs a GPU or TPU (run with JAX_PLATFORMS unset or =cuda)"
-    return pytest.mark.hardware(pytest.mark.skipif(halo_pallas.accelerator() is None, reason=reason)(test))
+    return pytest.mark.hardware(pytest.mark.skipif(backend.accelerator() is None, reason=reason)(test))
 
 
 @accelerator_only

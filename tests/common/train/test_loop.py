@@ -88,8 +88,11 @@ def run(workdir, config, make_iter=batches, seed=0):
         eval_fn=eval_fn,
         make_eval_iterator=eval_batches,
     )
-    tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(optax.cosine_decay_schedule(0.1, 12), momentum=0.9))
-    return loop.train(task, tx, config, str(workdir), seed=seed, show_progress=False)
+    return loop.train(task, make_tx(), config, str(workdir), seed=seed, show_progress=False)
+
+
+def make_tx():
+    return optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(optax.cosine_decay_schedule(0.1, 12), momentum=0.9))
 
 
 def saved_state(workdir, step=None):
@@ -118,9 +121,10 @@ def test_resume_after_sigterm_is_bitwise_identical(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     interrupted = tmp_path / "interrupted"
-    run(interrupted, make_config(), make_iter=lambda s: batches(s, on_step=sigterm_at_step_5))
+    with pytest.raises(loop.TrainingStopped, match="SIGTERM received: saved step") as stopped:
+        run(interrupted, make_config(), make_iter=lambda s: batches(s, on_step=sigterm_at_step_5))
     step, _ = saved_state(interrupted)
-    assert 0 < step < 12, "SIGTERM should have saved a checkpoint mid-run"
+    assert 0 < step < 12 and step == stopped.value.step, "SIGTERM should have saved a checkpoint mid-run"
     resumed = run(interrupted, make_config())
 
     assert saved_state(interrupted)[0] == 12
@@ -180,3 +184,15 @@ def test_loss_goes_down(tmp_path):
     losses = [row["train/loss"] for row in read_metrics(str(tmp_path)) if "train/loss" in row]
     assert losses[-1] < losses[0]
     assert jnp.isfinite(jnp.asarray(losses)).all()
+
+
+def test_restore_trained_model_loads_the_latest_checkpoint_for_inference(tmp_path):
+    run(tmp_path, make_config(num_steps=8))
+    _, saved = saved_state(tmp_path)
+    fresh = TinyNet(nnx.Rngs(0))
+    assert loop.restore_trained_model(fresh, make_tx(), str(tmp_path)) == 8
+    saved_kernel = saved["model"]["0"]["out"]["kernel"]["value"]
+    np.testing.assert_array_equal(np.asarray(fresh.out.kernel.value), np.asarray(saved_kernel))
+    assert fresh.norm.use_running_average  # eval mode: BatchNorm uses its running statistics
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        loop.restore_trained_model(TinyNet(nnx.Rngs(0)), make_tx(), str(tmp_path / "empty"))

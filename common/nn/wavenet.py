@@ -1,0 +1,288 @@
+"""WaveNet (van den Oord et al. 2016) and its generation: naive (the reference) and cached (Fast WaveNet).
+
+Model, on mu-law codes [B, T] (int, 0..num_classes-1):
+  embed (a 1x1 conv on the one-hot input) -> L dilated causal conv layers of width k >= 2 -> head -> logits.
+  activation "gated" (WaveNet): a = conv(x) (+ speaker conditioning); z = tanh(a_f) * sigmoid(a_g);
+      x <- x + residual_1x1(z); skip += skip_1x1(z); head: ReLU -> 1x1 -> ReLU -> 1x1 over the skip sum.
+  activation "relu" (the Fast WaveNet demo: no gating, no skips): x <- relu(conv(x)); head: one 1x1 to logits.
+  Global conditioning: a speaker embedding, projected per layer (no bias), added to the gate pre-activations.
+Every conv pads with zeros on the left (causal), so output t sees inputs t - receptive_field + 1 .. t.
+
+Generation (`generate`, one compiled `lax.scan` over time, batched, same key -> same noise in both methods):
+  naive   reruns the model on the last receptive_field codes at every step: O(2^L) work per sample for
+          dilations 1, 2, 4, ... Positions before the first sample are masked to zero at every layer's input,
+          which is the causal zero padding the cached method's zero-initialised caches hold.
+  fast    keeps every layer's past inputs in ring buffers (common/nn/cached_conv.py) and computes one position
+          per step through kernels/cached_dilated_conv (impl "xla", "pallas" or "auto"): O(L) work per sample.
+Both return the samples and the logits of every step, so the two can be compared exactly.
+"""
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from common.nn import cached_conv
+from common.registry import lookup
+from kernels.cached_dilated_conv import StackWeights, cached_dilated_conv_step, preferred_batch
+from kernels.cached_dilated_conv.layout import project
+
+ACTIVATIONS = ("gated", "relu")
+
+
+def doubling_dilations(num_blocks: int, layers_per_block: int) -> tuple[int, ...]:
+    """1, 2, 4, ..., 2^(layers_per_block - 1), repeated num_blocks times (WaveNet's and Fast WaveNet's stacks)."""
+    return tuple(2**i for i in range(layers_per_block)) * num_blocks
+
+
+class WaveNet(nnx.Module):
+    """Logits over the next code at every position: codes [B, T] -> [B, T, num_classes]."""
+
+    def __init__(
+        self,
+        *,
+        dilations: tuple[int, ...],
+        residual_channels: int,
+        skip_channels: int | None = None,
+        kernel_size: int = 2,
+        activation: str = "gated",
+        num_classes: int = 256,
+        num_speakers: int = 0,
+        speaker_features: int = 16,
+        rngs: nnx.Rngs,
+    ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
+        if activation == "gated" and not skip_channels:
+            raise ValueError("a gated WaveNet needs skip_channels >= 1")
+        self.ring = cached_conv.RingLayout(tuple(dilations), kernel_size)  # validates dilations and kernel_size
+        self.activation = activation
+        self.num_classes = num_classes
+        self.num_speakers = num_speakers
+        self.channels = residual_channels
+        groups = 2 if activation == "gated" else 1
+        c = residual_channels
+        self.embed = nnx.Embed(num_classes, c, rngs=rngs)
+        self.convs = [
+            nnx.Conv(
+                c, groups * c, (kernel_size,), kernel_dilation=(d,), padding=[((kernel_size - 1) * d, 0)], rngs=rngs
+            )
+            for d in self.ring.dilations
+        ]
+        if num_speakers:
+            self.speaker_embed = nnx.Embed(num_speakers, speaker_features, rngs=rngs)
+            self.conditions = [nnx.Linear(speaker_features, groups * c, use_bias=False, rngs=rngs) for _ in self.convs]
+        if activation == "gated":
+            self.residuals = [nnx.Linear(c, c, rngs=rngs) for _ in self.convs[:-1]]  # the last one would feed nothing
+            self.skips = [nnx.Linear(c, skip_channels, rngs=rngs) for _ in self.convs]
+            self.head_hidden = nnx.Linear(skip_channels, skip_channels, rngs=rngs)
+            self.head_out = nnx.Linear(skip_channels, num_classes, rngs=rngs)
+        else:
+            self.head_out = nnx.Linear(c, num_classes, rngs=rngs)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.ring.receptive_field
+
+    def head(self, features: jax.Array, linear=None) -> jax.Array:
+        """[..., S] skip sum (gated) or [..., C] last layer output (relu) -> logits [..., num_classes].
+
+        linear(layer, x) applies one of the head's nnx.Linear layers (default: the layer itself).
+        """
+        linear = linear or (lambda layer, x: layer(x))
+        if self.activation == "gated":
+            features = jax.nn.relu(linear(self.head_hidden, jax.nn.relu(features)))
+        return linear(self.head_out, features)
+
+    def speaker_biases(self, speaker: jax.Array | None, batch: int) -> list[jax.Array] | None:
+        """Per layer [B, G*C] additions to the conv output from the speaker ids [B], or None (no conditioning)."""
+        if not self.num_speakers:
+            if speaker is not None:
+                raise ValueError("this WaveNet has no speaker conditioning (num_speakers=0); pass speaker=None")
+            return None
+        if speaker is None or speaker.shape != (batch,):
+            got = None if speaker is None else speaker.shape
+            raise ValueError(f"speaker must be int [{batch}] (ids < {self.num_speakers}), got {got}")
+        embedding = self.speaker_embed(speaker)
+        return [condition(embedding) for condition in self.conditions]
+
+    def __call__(self, codes: jax.Array, speaker: jax.Array | None = None, valid: jax.Array | None = None):
+        """codes int [B, T], speaker int [B] or None, valid bool [T] or None (False: a position before the
+        sequence starts, zeroed at every layer's input like causal padding) -> logits [B, T, num_classes]."""
+        if codes.ndim != 2:
+            raise ValueError(f"codes must be [batch, time] integers, got shape {codes.shape}")
+        x = self.embed(codes.astype(jnp.int32))
+        mask = None if valid is None else valid[..., None].astype(x.dtype)
+        biases = self.speaker_biases(speaker, codes.shape[0])
+        skip = 0.0
+        c = self.channels
+        for layer, conv in enumerate(self.convs):
+            a = conv(x if mask is None else x * mask)
+            if biases is not None:
+                a = a + biases[layer][:, None, :]
+            if self.activation == "relu":
+                x = jax.nn.relu(a)
+                continue
+            z = jnp.tanh(a[..., :c]) * jax.nn.sigmoid(a[..., c:])
+            skip = skip + self.skips[layer](z)
+            if layer < len(self.residuals):
+                x = x + self.residuals[layer](z)
+        return self.head(skip if self.activation == "gated" else x)
+
+
+# ----------------------------------------------------------------------------------------- cached-step weights
+
+
+def _grouped(matrix: jax.Array, groups: int) -> jax.Array:
+    """[inputs, G*R] -> [G, R, inputs]: the kernel package's [outputs, inputs] layout, one slab per group."""
+    inputs, width = matrix.shape
+    return matrix.reshape(inputs, groups, width // groups).transpose(1, 2, 0)
+
+
+def stack_weights(model: WaveNet) -> StackWeights:
+    """The model's conv stack in the layout of kernels/cached_dilated_conv (past taps, current tap, groups)."""
+    groups = 2 if model.activation == "gated" else 1
+    past, current, bias = [], [], []
+    for conv in model.convs:
+        conv_past, conv_current = cached_conv.split_causal_kernel(conv.kernel.value)
+        past.append(_grouped(conv_past, groups))
+        current.append(_grouped(conv_current, groups))
+        bias.append(conv.bias.value.reshape(groups, -1))
+    weights = StackWeights(past=jnp.stack(past), current=jnp.stack(current), bias=jnp.stack(bias))
+    if model.activation == "relu":
+        return weights
+    residual = [layer.kernel.value.T for layer in model.residuals]
+    residual_bias = [layer.bias.value for layer in model.residuals]
+    residual.append(jnp.zeros_like(residual[0]) if residual else jnp.zeros((model.channels,) * 2))
+    residual_bias.append(jnp.zeros((model.channels,)))
+    return weights._replace(
+        residual=jnp.stack(residual),
+        residual_bias=jnp.stack(residual_bias),
+        skip=jnp.concatenate([layer.kernel.value for layer in model.skips]).T,  # [S, L*R]
+        skip_bias=sum(layer.bias.value for layer in model.skips),
+    )
+
+
+def stack_gate_bias(model: WaveNet, speaker: jax.Array | None, batch: int) -> jax.Array | None:
+    """[L, G, B, R] speaker conditioning of every layer (constant over a generated sequence), or None."""
+    biases = model.speaker_biases(speaker, batch)
+    if biases is None:
+        return None
+    groups = 2 if model.activation == "gated" else 1
+    return jnp.stack([b.reshape(batch, groups, -1).transpose(1, 0, 2) for b in biases])
+
+
+# ------------------------------------------------------------------------------------------------- generation
+
+
+def _fast_stepper(model: WaveNet, batch: int, speaker, impl: str):
+    """(step_fn, initial cache) for cached generation: one position of every layer per step."""
+    weights = stack_weights(model)
+    gate_bias = stack_gate_bias(model, speaker, batch)
+    embedding = model.embed.embedding.value
+    ring = model.ring
+    # The head's kernels as [outputs, inputs] for the small-batch product, transposed once here, not every step.
+    head_layers = [model.head_out] + ([model.head_hidden] if model.activation == "gated" else [])
+    transposed = {id(layer): layer.kernel.value.T for layer in head_layers}
+
+    def linear(layer, x):
+        return project(x, transposed[id(layer)], "bk,nk->bn") + layer.bias.value
+
+    def step(cache, codes, t):
+        out, cache = cached_dilated_conv_step(
+            embedding[codes],
+            cache,
+            ring.read_slots(t),
+            ring.write_slots(t),
+            weights,
+            gate_bias,
+            activation=model.activation,
+            impl=impl,
+        )
+        return cache, model.head(out, linear)
+
+    return step, cached_conv.init_cache(ring, batch, model.channels, embedding.dtype)
+
+
+def _naive_stepper(model: WaveNet, batch: int, speaker, impl: str):
+    """(step_fn, initial window) for naive generation: the whole model over the last receptive_field codes."""
+    del impl  # the naive method has one implementation: the model's own forward pass
+    field = model.receptive_field
+    positions = jnp.arange(field)
+
+    def step(window, codes, t):
+        window = jnp.concatenate([window[:, 1:], codes[:, None]], axis=1)
+        valid = positions >= field - 1 - t  # positions before step 0 act as causal zero padding
+        return window, model(window, speaker, valid=valid)[:, -1]
+
+    return step, jnp.zeros((batch, field), jnp.int32)
+
+
+GENERATORS = {"naive": _naive_stepper, "fast": _fast_stepper}
+
+
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "method", "num_samples", "temperature", "impl", "unroll", "padded")
+)
+def _generate(state, first_codes, speaker, key, *, graphdef, method, num_samples, temperature, impl, unroll, padded):
+    model = nnx.merge(graphdef, state)
+    batch = first_codes.shape[0]
+    if padded != batch:  # the kernel's preferred batch: pad once here, never per step
+        first_codes = jnp.pad(first_codes, (0, padded - batch))
+        speaker = None if speaker is None else jnp.pad(speaker, (0, padded - batch))
+    step_fn, init = GENERATORS[method](model, padded, speaker, impl)
+    samples, logits = cached_conv.sample_autoregressively(
+        step_fn,
+        init,
+        first_codes,
+        num_steps=num_samples,
+        num_classes=model.num_classes,
+        key=key,
+        temperature=temperature,
+        unroll=unroll,
+    )
+    return samples[:, :batch].T, logits[:, :batch]
+
+
+def make_generator(
+    model: WaveNet,
+    *,
+    method: str,
+    batch: int,
+    num_samples: int,
+    speaker: jax.Array | None = None,
+    temperature: float = 1.0,
+    first_code: int | None = None,
+    impl: str = "auto",
+    unroll: int = 1,
+) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """Compiles a generator now; returns run(key) -> (codes int32 [B, num_samples], logits [num_samples, B, K]).
+
+    method: "naive" or "fast"; speaker int [B] (conditioned models only); first_code: the input of step 0
+    (default num_classes // 2, mu-law silence); temperature 0 is greedy; impl picks the cached step's
+    implementation (fast only); unroll: time steps per iteration of the compiled loop. The same key gives both
+    methods the same noise. Compiling here keeps compilation out of whatever times the returned function.
+    """
+    lookup(GENERATORS, method, "generation method")
+    first = model.num_classes // 2 if first_code is None else first_code
+    first_codes = jnp.full((batch,), first, jnp.int32)
+    model.speaker_biases(speaker, batch)  # a bad speaker argument fails here, not inside the trace
+    graphdef, state = nnx.split(model)
+    static = {
+        "graphdef": graphdef,
+        "method": method,
+        "num_samples": num_samples,
+        "temperature": float(temperature),
+        "impl": impl,
+        "unroll": unroll,
+        "padded": preferred_batch(batch, impl) if method == "fast" else batch,
+    }
+    compiled = _generate.lower(state, first_codes, speaker, jax.random.key(0), **static).compile()
+    return lambda key: compiled(state, first_codes, speaker, key)
+
+
+def generate(model: WaveNet, *, key: jax.Array, **options) -> tuple[jax.Array, jax.Array]:
+    """make_generator(model, **options)(key): codes int32 [B, num_samples] and logits [num_samples, B, K]."""
+    return make_generator(model, **options)(key)

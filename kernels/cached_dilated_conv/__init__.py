@@ -1,0 +1,24 @@
+"""One generation step of a stack of cached causal dilated conv layers (Fast WaveNet): a pure-jnp reference (the
+XLA path) and a Pallas kernel that runs all layers of the step in one program and updates the cache in place.
+
+cached_dilated_conv_step(x, cache, read_slots, write_slots, weights, gate_bias, *, activation, impl="auto") is
+the public function; impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere). Which cache rows a
+step reads and writes comes from the caller (common/nn/cached_conv.py's RingLayout for 1-D rings).
+"""
+
+from kernels.cached_dilated_conv.api import IMPLEMENTATIONS, cached_dilated_conv_step, preferred_batch, resolve_impl
+from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights
+from kernels.cached_dilated_conv.pallas import KernelConfig, cached_dilated_conv_step_pallas
+from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference
+
+__all__ = [
+    "ACTIVATIONS",
+    "IMPLEMENTATIONS",
+    "KernelConfig",
+    "StackWeights",
+    "cached_dilated_conv_step",
+    "cached_dilated_conv_step_pallas",
+    "cached_dilated_conv_step_reference",
+    "preferred_batch",
+    "resolve_impl",
+]

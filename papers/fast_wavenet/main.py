@@ -1,0 +1,14 @@
+"""Trains a WaveNet on speech, then generates audio with the naive and the cached generator. Example:
+
+python -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py:smoke
+"""
+
+from absl import app as absl_app
+
+from common import app
+from papers.fast_wavenet import train
+
+app.define_flags(__file__)
+
+if __name__ == "__main__":
+    absl_app.run(app.main_for(train))

@@ -1,0 +1,214 @@
+"""The cached dilated-conv step: the Pallas kernel (interpreted on CPU) against the XLA reference, the reference
+against a per-layer oracle written here, the small-batch products against einsum, and the shape errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from common.nn.cached_conv import RingLayout
+from kernels import backend
+from kernels.cached_dilated_conv import (
+    KernelConfig,
+    StackWeights,
+    cached_dilated_conv_step,
+    cached_dilated_conv_step_pallas,
+    cached_dilated_conv_step_reference,
+    resolve_impl,
+)
+from kernels.cached_dilated_conv import layout as stack_layout
+
+# (activation, kernel_size, dilations, batch, channels, R, skip channels, speaker conditioning)
+CASES = [
+    ("gated", 2, (1, 2, 4, 8), 1, 8, 8, 16, False),
+    ("gated", 3, (1, 3, 2), 3, 4, 6, 8, True),
+    ("gated", 2, (2,), 2, 8, 8, 4, False),  # one layer: no residual output is used
+    ("relu", 2, (1, 2, 4, 1), 2, 8, 8, 0, False),
+    ("relu", 4, (2, 1), 5, 4, 4, 0, True),  # batch above layout.SMALL_BATCH: the dot path
+]
+
+
+def random_inputs(seed, activation, kernel_size, dilations, batch, channels, width, skip_channels, condition):
+    """x, a cache full of random past rows, weights scaled like a trained net's, gate_bias or None, and the ring
+    slots of a random step."""
+    ring = RingLayout(dilations, kernel_size)
+    groups = stack_layout.GROUPS[activation]
+    layers = ring.num_layers
+    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 12))
+
+    def normal(shape, scale=1.0):
+        return jax.random.normal(next(keys), shape, jnp.float32) * scale
+
+    fan_in = kernel_size * channels
+    weights = StackWeights(
+        past=normal((layers, groups, width, (kernel_size - 1) * channels), fan_in**-0.5),
+        current=normal((layers, groups, width, channels), fan_in**-0.5),
+        bias=normal((layers, groups, width), 0.1),
+    )
+    if activation == "gated":
+        weights = weights._replace(
+            residual=normal((layers, channels, width), width**-0.5),
+            residual_bias=normal((layers, channels), 0.1),
+            skip=normal((skip_channels, layers * width), width**-0.5),
+            skip_bias=normal((skip_channels,), 0.1),
+        )
+    gate_bias = normal((layers, groups, batch, width), 0.5) if condition else None
+    step = int(jax.random.randint(next(keys), (), 0, 3 * ring.num_slots + 1))
+    x = normal((batch, channels))
+    cache = normal((ring.num_slots, batch, channels))
+    return x, cache, ring.read_slots(step), ring.write_slots(step), weights, gate_bias
+
+
+def oracle_step(x, cache, read_slots, write_slots, weights, gate_bias, activation):
+    """Layer by layer in numpy: gather the layer's taps, one matmul with the whole [k*C] kernel, then the unit.
+
+    Shares no code with the package: the taps are concatenated (oldest first) instead of split past/current.
+    """
+    x, cache = np.asarray(x, np.float64), np.array(cache, np.float64)
+    w = {k: None if v is None else np.asarray(v, np.float64) for k, v in weights._asdict().items()}
+    layers, groups, width, channels = w["current"].shape
+    new_cache, skip = cache.copy(), 0.0
+    for layer in range(layers):
+        taps = np.concatenate([cache[slot] for slot in np.asarray(read_slots[layer])] + [x], axis=1)  # [B, k*C]
+        kernel = np.concatenate([w["past"][layer], w["current"][layer]], axis=2)  # [G, R, k*C]
+        a = np.einsum("bi,gri->gbr", taps, kernel) + w["bias"][layer][:, None, :]
+        if gate_bias is not None:
+            a = a + np.asarray(gate_bias[layer], np.float64)
+        new_cache[int(write_slots[layer])] = x
+        if activation == "relu":
+            x = np.maximum(a[0], 0.0)
+            continue
+        z = np.tanh(a[0]) / (1.0 + np.exp(-a[1]))
+        skip = skip + z @ w["skip"][:, layer * width : (layer + 1) * width].T
+        x = x + z @ w["residual"][layer].T + w["residual_bias"][layer]
+    out = skip + w["skip_bias"] if activation == "gated" else x
+    return out, new_cache
+
+
+def reference_step(args, activation):
+    return jax.jit(lambda *a: cached_dilated_conv_step_reference(*a, activation=activation))(*args)
+
+
+def assert_cache_updated(kernel_cache, reference_cache, old_cache, write_slots):
+    """Written rows match the reference's (same inputs up to rounding); every other row is bit-for-bit the old one."""
+    np.testing.assert_allclose(kernel_cache, reference_cache, atol=1e-5, rtol=1e-5)
+    untouched = np.ones(old_cache.shape[0], bool)
+    untouched[np.asarray(write_slots)] = False
+    np.testing.assert_array_equal(np.asarray(kernel_cache)[untouched], np.asarray(old_cache)[untouched])
+    assert not np.allclose(np.asarray(kernel_cache)[~untouched], np.asarray(old_cache)[~untouched])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reference_matches_per_layer_oracle(case):
+    activation, *shape = case
+    args = random_inputs(len(case[2]) * 7 + case[3], activation, *shape)
+    out, cache = reference_step(args, activation)
+    expected_out, expected_cache = oracle_step(*args, activation)
+    np.testing.assert_allclose(out, expected_out, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(cache, expected_cache, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pallas_interpret_matches_reference(case):
+    activation, *shape = case
+    args = random_inputs(len(case[2]) * 11 + case[3], activation, *shape)
+    out, cache = reference_step(args, activation)
+    kernel_out, kernel_cache = jax.jit(
+        lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation, interpret=True)
+    )(*args)
+    np.testing.assert_allclose(kernel_out, out, atol=1e-5, rtol=1e-5)
+    assert_cache_updated(kernel_cache, cache, args[1], args[3])
+
+
+def test_pallas_pads_the_batch_to_its_tile():
+    args = random_inputs(3, "gated", 2, (1, 2), 3, 4, 4, 8, True)
+    out, cache = reference_step(args, "gated")
+    padded = KernelConfig(min_batch=4)  # batch 3 -> 4, as on a GPU (16)
+    kernel_out, kernel_cache = jax.jit(
+        lambda *a: cached_dilated_conv_step_pallas(*a, activation="gated", interpret=True, config=padded)
+    )(*args)
+    assert kernel_out.shape == out.shape and kernel_cache.shape == cache.shape
+    np.testing.assert_allclose(kernel_out, out, atol=1e-5, rtol=1e-5)
+    assert_cache_updated(kernel_cache, cache, args[1], args[3])
+
+
+@pytest.mark.parametrize("impl", ["xla", "pallas", "auto"])
+def test_public_function_dispatches_every_impl(impl):
+    args = random_inputs(5, "relu", 2, (1, 2), 2, 4, 4, 0, False)
+    out, cache = jax.jit(lambda *a: cached_dilated_conv_step(*a, activation="relu", impl=impl))(*args)
+    expected_out, expected_cache = oracle_step(*args, "relu")
+    np.testing.assert_allclose(out, expected_out, atol=1e-5)
+    np.testing.assert_allclose(cache, expected_cache, atol=1e-5)
+    assert resolve_impl("auto") == "xla"  # the tests run on CPU
+
+
+@pytest.mark.parametrize("batch", [1, stack_layout.SMALL_BATCH, stack_layout.SMALL_BATCH + 3])
+@pytest.mark.parametrize("spec", ["bc,grc->gbr", "lbi,lgri->lgbr", "bk,sk->bs"])
+def test_project_matches_einsum_on_both_paths(batch, spec):
+    x_axes, w_axes = spec.split("->")[0].split(",")
+    sizes = {"b": batch, "c": 5, "g": 2, "r": 3, "l": 4, "i": 6, "k": 7, "s": 3}
+    x = jax.random.normal(jax.random.PRNGKey(0), [sizes[a] for a in x_axes])
+    w = jax.random.normal(jax.random.PRNGKey(1), [sizes[a] for a in w_axes])
+    np.testing.assert_allclose(stack_layout.project(x, w, spec), jnp.einsum(spec, x, w), atol=1e-5)
+
+
+def _replace(args, index, value):
+    args = list(args)
+    args[index] = value
+    return args
+
+
+BAD_INPUTS = [
+    (lambda a: _replace(a, 0, a[0][:, :-1]), "cache must be [slots, 3, 3]"),
+    (lambda a: _replace(a, 0, a[0][0]), "x must be [batch, channels]"),
+    (lambda a: _replace(a, 2, a[2][:-1]), "read_slots must be [3 layers, taps - 1]"),
+    (lambda a: _replace(a, 3, a[3][:-1]), "write_slots must have shape (3,)"),
+    (lambda a: _replace(a, 3, a[3].astype(jnp.float32)), "slots must be integers"),
+    (lambda a: _replace(a, 5, a[5][:, :1]), "gate_bias must have shape (3, 2, 3, 6)"),
+    (lambda a: _replace(a, 4, a[4]._replace(past=a[4].past[..., :-1])), "weights.past must have shape (3, 2, 6, 8)"),
+    (lambda a: _replace(a, 4, a[4]._replace(skip=None)), "a gated stack needs weights.skip"),
+    (lambda a: _replace(a, 4, a[4]._replace(residual_bias=a[4].residual_bias[1:])), "weights.residual_bias must"),
+]
+
+
+@pytest.mark.parametrize(("corrupt", "message"), BAD_INPUTS)
+@pytest.mark.parametrize("impl", ["xla", "pallas"])
+def test_wrong_shapes_raise_clear_errors(corrupt, message, impl):
+    args = corrupt(random_inputs(0, "gated", 3, (1, 2, 3), 3, 4, 6, 8, True))
+    args[0] = args[0][:, :3] if message.startswith("cache") else args[0]
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        cached_dilated_conv_step(*args, activation="gated", impl=impl)
+
+
+def test_bad_names_and_configs_list_the_valid_choices():
+    args = random_inputs(0, "relu", 2, (1,), 1, 4, 4, 0, False)
+    with pytest.raises(ValueError, match="unknown impl 'cuda'; valid choices: xla, pallas, auto"):
+        cached_dilated_conv_step(*args, activation="relu", impl="cuda")
+    with pytest.raises(ValueError, match="unknown activation 'tanh'; valid choices: gated, relu"):
+        cached_dilated_conv_step(*args, activation="tanh")
+    with pytest.raises(ValueError, match="activation 'gated' needs 2 groups, weights have 1"):
+        cached_dilated_conv_step(*args, activation="gated")
+    with pytest.raises(ValueError, match="num_warps"):
+        KernelConfig(num_warps=3)
+    with pytest.raises(ValueError, match="min_batch"):
+        KernelConfig(min_batch=0)
+
+
+# GPU tiles: powers of two >= 16 (the batch is padded to 16 rows by the kernel's launch).
+HARDWARE_CASES = [
+    ("gated", 2, (1, 2, 4, 8), 1, 64, 64, 128, False),
+    ("gated", 3, (1, 3, 2), 3, 16, 32, 16, True),
+    ("relu", 2, (1, 2, 4, 1), 2, 128, 128, 0, False),
+]
+
+
+@pytest.mark.hardware
+@pytest.mark.skipif(backend.accelerator() is None, reason="needs a GPU or TPU")
+@pytest.mark.parametrize("case", HARDWARE_CASES)
+def test_compiled_kernel_matches_reference_on_hardware(case):
+    activation, *shape = case
+    args = random_inputs(13, activation, *shape)
+    out, cache = reference_step(args, activation)
+    kernel_out, kernel_cache = jax.jit(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation))(*args)
+    np.testing.assert_allclose(kernel_out, out, atol=2e-2, rtol=2e-2)  # TF32 dots on GPU
+    np.testing.assert_allclose(kernel_cache, cache, atol=0)
