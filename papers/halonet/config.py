@@ -10,8 +10,8 @@ Variants:
   halonet50        ResNet-50's layout with every 3x3 conv replaced by b = 8, h = 3 attention, 16 channels per head
       (ReLU, 150 epochs at 256 px: the paper's comparison with ResNet-50).
   fashion_halo     a small HaloNet on offline Fashion-MNIST (CIFAR-style stem, 3 stages of one bottleneck, width 16,
-      b = 4, h = 2, 2/4/4 heads), 400 steps of batch 64: a few minutes on 2 CPU cores. What it reaches: not
-      measured yet (see the README).
+      b = 4, h = 2, 2/4/4 heads), 400 steps of batch 64: a few minutes on 2 CPU cores (the README's
+      comparison uses fashion_comparison, its width-8 version).
   fashion_conv     the same network with 3x3 convs (the baseline); fashion_hybrid: convs in the first stage.
   fashion_comparison   fashion_halo at width 8 for 300 steps: the base of the README's halo / SASA / conv
       comparison (configs/sweeps/halonet_comparison.py, `python -m papers.halonet.comparison`).
@@ -19,9 +19,9 @@ Variants:
 Model fields: name (model.py HALONETS); block_size, halo_size, value_ratio (rv), output_ratio (rb; None: 4x),
 final_features (df), num_heads (per stage), head_features (channels per head; replaces num_heads), stem, width,
 stage_sizes: None takes the HALONETS row's value. spatial_layer (halo | sasa | conv3x3; sasa: the centred
-k = 2h + 1 window of stand-alone self-attention), attention_stages ("all" |
-"early" | "late" | "none" | 0-based stage indices like "2,3"; the other stages keep 3x3 convs), impl (auto | xla |
-pallas: the kernel; auto is Pallas on GPU/TPU), activation, bn_momentum (None: 0.9).
+k = 2h + 1 window of stand-alone self-attention), attention_stages ("all" | "early" | "late" | "none" | 0-based
+stage indices like "2,3"; the other stages keep 3x3 convs), impl (auto | xla | pallas: the kernel; auto is Pallas
+on GPU/TPU), activation, bn_momentum (None: 0.9).
 """
 
 from ml_collections import ConfigDict
