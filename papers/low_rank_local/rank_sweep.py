@@ -1,0 +1,142 @@
+"""Trains configs/sweeps/lrlc_rank.py (LRLC at several ranks, conv, LC, wide conv) and writes the README block.
+
+  python -m papers.low_rank_local.rank_sweep --workdir workdirs/low_rank_local/rank_sweep \
+      --readme papers/low_rank_local/README.md
+
+The block (`rank_sweep` in the README) holds a table of test accuracy per layer (mean ± sd over the seeds and
+each seed's value, with the network's parameter count), the accuracy-against-rank plot, and one sentence saying
+whether the paper's claim (an LRLC rank beats both the convolution and the dense locally connected layer) holds
+in these runs. Finished runs are not retrained: rerunning only re-evaluates them.
+"""
+
+import importlib
+import os
+import statistics
+import sys
+import time
+
+from common import report, sweep
+from common.nn import counting
+from papers.low_rank_local import train
+
+SWEEP_FILE = "configs/sweeps/lrlc_rank.py"
+PLOT_PATH = "papers/low_rank_local/rank_sweep.png"
+BASELINE_LABELS = {"conv": "conv", "lc": "LC (dense)", "wide_conv": "wide conv"}
+
+
+def row_label(point: dict) -> str:
+    layer = point["model.layer"]
+    return f"LRLC K={point['model.rank']}" if layer == "lrlc" else BASELINE_LABELS.get(layer, layer)
+
+
+def accuracies_by_row(results: list[tuple[dict, dict]]) -> dict[str, list[float]]:
+    """row label -> test accuracies (one per seed), in sweep order."""
+    rows: dict[str, list[float]] = {}
+    for point, metrics in results:
+        rows.setdefault(row_label(point), []).append(metrics["eval/accuracy"])
+    return rows
+
+
+def render_table(results: list[tuple[dict, dict]], params: dict[str, int]) -> str:
+    rows = [
+        [label, f"{params[label]:,}" if label in params else "n/a", sweep.mean_and_spread_percent(values)]
+        + [" / ".join(f"{100 * v:.2f}" for v in values), len(values)]
+        for label, values in accuracies_by_row(results).items()
+    ]
+    return report.markdown_table(["layer", "params", "mean test acc. (%) ± sd", "per seed (%)", "runs"], rows)
+
+
+def claim_statement(results: list[tuple[dict, dict]]) -> str:
+    """Whether the best LRLC rank beats both conv and dense LC on mean test accuracy, with the numbers."""
+    means = {label: statistics.mean(values) for label, values in accuracies_by_row(results).items()}
+    ranks = {label: value for label, value in means.items() if label.startswith("LRLC")}
+    if not ranks or "conv" not in means or "LC (dense)" not in means:
+        return "The claim cannot be judged: the sweep lacks LRLC, conv or LC runs."
+    best = max(ranks, key=ranks.get)
+    conv, dense = means["conv"], means["LC (dense)"]
+    holds = ranks[best] > conv and ranks[best] > dense
+    verdict = "holds here" if holds else "does not hold here"
+    return (
+        f"The paper's claim (an intermediate rank beats both convolution and full local connectivity) {verdict}: "
+        f"the best rank, {best}, reaches {100 * ranks[best]:.2f}% mean test accuracy against {100 * conv:.2f}% "
+        f"for conv and {100 * dense:.2f}% for the dense LC layer."
+    )
+
+
+def render_plot(results: list[tuple[dict, dict]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_rank: dict[int, list[float]] = {}
+    for point, metrics in results:
+        if point["model.layer"] == "lrlc":
+            by_rank.setdefault(point["model.rank"], []).append(100 * metrics["eval/accuracy"])
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
+    ranks = sorted(by_rank)
+    for rank in ranks:
+        ax.scatter([rank] * len(by_rank[rank]), by_rank[rank], color="tab:blue", alpha=0.5, s=14)
+    ax.plot(ranks, [statistics.mean(by_rank[r]) for r in ranks], "o-", color="tab:blue", label="LRLC (mean)")
+    rows = accuracies_by_row(results)
+    for label, colour in zip(BASELINE_LABELS.values(), ("tab:orange", "tab:green", "tab:red"), strict=True):
+        if label in rows:
+            ax.axhline(100 * statistics.mean(rows[label]), color=colour, linestyle="--", label=f"{label} (mean)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.set_xlabel("rank K")
+    ax.set_ylabel("Fashion-MNIST test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def load_definitions(sweep_file: str) -> list[sweep.Sweep]:
+    """The sweep file's SWEEP (LRLC ranks) and BASELINES, baselines first (they are the cheap runs)."""
+    module = importlib.import_module(sweep_file.removesuffix(".py").replace("/", "."))
+    return [module.BASELINES, module.SWEEP]
+
+
+def main(argv=None) -> None:
+    args = sweep.report_arguments(
+        argv,
+        __doc__,
+        workdir="workdirs/low_rank_local/rank_sweep",
+        readme="papers/low_rank_local/README.md",
+        sweep_file=SWEEP_FILE,
+        plot=PLOT_PATH,
+    )
+    started = time.time()
+    definitions = load_definitions(args.sweep)
+    results = [
+        pair
+        for definition in definitions
+        for pair in sweep.run_sweep(definition, train.train_and_evaluate, args.workdir)
+    ]
+    minutes = (time.time() - started) / 60
+    base = sweep.load_config(definitions[0].config)
+    params = {}
+    for point, _ in results:
+        model, _ = train.build_for_dry_run(sweep.apply_overrides(base, point))
+        params[row_label(point)] = counting.count_params(model)
+    setting = (
+        f"3 layers of 3x3/{base.model.widths[0]} (VALID, BN, ReLU) on {base.dataset.name}, {base.train.num_steps} "
+        f"steps of batch {base.dataset.batch_size}"
+    )
+    render_plot(results, args.plot, f"{setting}\neach dot a seed")
+    command = sweep.report_command("papers.low_rank_local.rank_sweep", args, SWEEP_FILE)
+    block = (
+        f"{render_table(results, params)}\n\n{claim_statement(results)}\n\n"
+        + f"![accuracy against rank]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
+        + sweep.provenance(command, args.sweep, args.workdir, results, setting, minutes)
+    )
+    report.replace_block(args.readme, "rank_sweep", block)
+    print(block)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
