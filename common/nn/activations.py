@@ -127,6 +127,10 @@ ACTIVATIONS: dict[str, ActivationFactory] = {
 }
 
 
-def make_activation(name: str, num_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """A fresh activation for a layer with `num_features` channels (last axis); unknown names list the choices."""
-    return lookup(ACTIVATIONS, name, "activation")(num_features, rngs=rngs)
+def make_activation(name: str | ActivationFactory, num_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """A fresh activation for a layer with `num_features` channels (last axis); unknown names list the choices.
+
+    `name` may also be a factory itself, for activations built at run time (the Swish paper's searched ones).
+    """
+    factory = name if callable(name) else lookup(ACTIVATIONS, name, "activation")
+    return factory(num_features, rngs=rngs)

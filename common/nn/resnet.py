@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from common.nn import local_attention
-from common.nn.activations import ACTIVATIONS, make_activation
+from common.nn.activations import ACTIVATIONS, ActivationFactory, make_activation
 from common.registry import lookup
 
 
@@ -62,7 +62,7 @@ class BlockOptions:
     """What every block (and the stem) of one network shares."""
 
     spatial_layer: SpatialLayerFactory
-    activation: str
+    activation: str | ActivationFactory  # a name in ACTIVATIONS, or a factory (searched activations)
     bn_momentum: float
     zero_init_residual: bool
     dtype: Any
@@ -227,7 +227,7 @@ class ResNet(nnx.Module):
         width: int,
         stem: str,
         spatial_layer: SpatialLayerFactory | Sequence[SpatialLayerFactory] = conv3x3,
-        activation: str = "relu",
+        activation: str | ActivationFactory = "relu",
         bn_momentum: float = 0.9,
         zero_init_residual: bool = True,
         spatial_ratio: float = 1.0,
@@ -249,7 +249,8 @@ class ResNet(nnx.Module):
         options = BlockOptions(
             stage_layers[0], activation, bn_momentum, zero_init_residual, dtype, spatial_ratio, output_ratio
         )
-        lookup(ACTIVATIONS, activation, "activation")  # fail on a bad name before building anything large
+        if not callable(activation):
+            lookup(ACTIVATIONS, activation, "activation")  # fail on a bad name before building anything large
 
         self.stem = stem_cls(in_features, width, options, rngs=rngs)
         blocks = []
@@ -336,7 +337,7 @@ def make_resnet(
     num_classes: int,
     in_features: int,
     spatial_layer: SpatialLayerFactory = conv3x3,
-    activation: str = "relu",
+    activation: str | ActivationFactory = "relu",
     rngs: nnx.Rngs,
     **overrides,
 ) -> ResNet:

@@ -10,6 +10,14 @@ Variants:
               swept over activations and seeds by `python -m papers.swish.benchmark`.
   cifar10_resnet164 / cifar100_resnet164   the paper's ResNet-164 CIFAR setting (needs prepared tfds CIFAR data
               and an accelerator: 64k steps).
+  search_exhaustive   every one-core-unit function over a subset of the primitives (papers/swish/search.py):
+              resnet_tiny children, 150 steps each, rewarded by accuracy on 2,000 held-out training images;
+              19 candidates; on 2 shared CPU cores a child took 46 s and the 9 re-training runs 7 min.
+  search_controller   a PPO-trained LSTM controller over two core units and all 35 primitives, same children.
+  search_controller_cifar10   the same with CIFAR-10 children (needs prepared tfds cifar10).
+  search_smoke        a complete controller search on digits in CI time (what tests/papers/swish run).
+  search_retrain[_cifar10] / search_smoke_retrain   the best found vs ReLU and Swish over seeds, on the test split.
+  Search run:  python -m papers.swish.search --config=papers/swish/config.py:search_exhaustive --workdir=DIR
 Activations: common/nn/activations.py ACTIVATIONS (relu, lrelu, prelu, softplus, elu, selu, gelu, swish, swish1).
 """
 
@@ -65,6 +73,137 @@ def _cifar_resnet164(dataset: str):
     return make
 
 
+# The activation search (python -m papers.swish.search). Children train on a validation split held out from the
+# training set; the test split is only touched by the re-training of the best function against ReLU and Swish.
+SEARCH_VALIDATION_EXAMPLES = 2000
+
+
+def _search_child(config: ConfigDict, validation_examples: int = SEARCH_VALIDATION_EXAMPLES) -> ConfigDict:
+    """The child setting: resnet_tiny, 150 steps of batch 64, validation = the last examples of the train split."""
+    config.model.name = "resnet_tiny"
+    config.dataset.train_split = f"train[:-{validation_examples}]"
+    config.dataset.eval_split = f"train[-{validation_examples}:]"
+    config.optimizer.warmup_steps = 20
+    config.train.update(num_steps=150, log_every=50, checkpoint_every=150)
+    return config
+
+
+def _search_exhaustive() -> ConfigDict:
+    config = _search_child(_default())
+    config.search = ConfigDict(
+        {
+            "method": "exhaustive",
+            "binaries": ["mul", "max", "sigmoid_mul"],
+            "unaries": ["x", "beta_mul", "sigmoid"],
+            "num_units": 1,
+            # the controller's fields, unused by exhaustive search but kept so every search config has one shape
+            "iterations": 0,
+            "candidates_per_iteration": 0,
+            "controller": {"hidden": 64, "learning_rate": 5e-3, "clip_epsilon": 0.2, "entropy_weight": 1e-3},
+            "ppo_epochs": 4,
+            "baseline_decay": 0.9,
+            "group_size": 1,  # children per program; side by side was slower on 2 CPU cores (papers/swish/README.md)
+            "top_k": 8,  # functions plotted
+            "retrain_config": "papers/swish/config.py:search_retrain",
+            "retrain_seeds": [0, 1, 2],
+            "retrain_baselines": ["relu", "swish"],
+        }
+    )
+    return config
+
+
+def _search_controller() -> ConfigDict:
+    config = _search_exhaustive()
+    config.search.update(
+        method="controller",
+        binaries=["add", "mul", "sub", "div", "max", "min", "sigmoid_mul", "gauss_diff", "laplace_diff", "mix"],
+        unaries=[
+            "x",
+            "neg",
+            "abs",
+            "square",
+            "cube",
+            "sqrt",
+            "beta_mul",
+            "beta_add",
+            "log_abs",
+            "exp",
+            "sin",
+            "cos",
+            "sinh",
+            "cosh",
+            "tanh",
+            "asinh",
+            "atan",
+            "sinc",
+            "max0",
+            "min0",
+            "sigmoid",
+            "softplus",
+            "gauss",
+            "erf",
+            "beta",
+        ],  # fmt: skip
+        num_units=2,
+        iterations=10,
+        candidates_per_iteration=8,
+    )
+    return config
+
+
+def _search_controller_cifar10() -> ConfigDict:
+    """The same controller search with CIFAR-10 children (needs tfds cifar10 prepared)."""
+    config = _search_controller()
+    config.dataset = presets.dataset_preset("cifar10")
+    _search_child(config, validation_examples=5000)
+    config.search.retrain_config = "papers/swish/config.py:search_retrain_cifar10"
+    return config
+
+
+def _search_retrain() -> ConfigDict:
+    """Re-training the best found against ReLU and Swish: the search's child setting on the full train split,
+    scored on the test split."""
+    config = _search_child(_default())
+    config.dataset = presets.dataset_preset("fashion_mnist_local")
+    config.dataset.batch_size = 64
+    return config
+
+
+def _search_retrain_cifar10() -> ConfigDict:
+    config = _search_retrain()
+    config.dataset = presets.dataset_preset("cifar10")
+    config.dataset.batch_size = 64
+    return config
+
+
+def _search_smoke() -> ConfigDict:
+    """A complete controller search in CI time: digits, 2 rounds of 2 one-unit candidates, 10 steps each."""
+    config = _search_controller()
+    config.dataset = presets.dataset_preset("digits_local")
+    _search_child(config, validation_examples=300)
+    config.train.update(num_steps=10, log_every=5, checkpoint_every=10)
+    config.optimizer.warmup_steps = 2
+    config.search.update(
+        binaries=["add", "mul", "sigmoid_mul"],
+        unaries=["x", "beta_mul", "sigmoid", "tanh"],
+        num_units=1,
+        iterations=2,
+        candidates_per_iteration=2,
+        group_size=2,
+        top_k=3,
+        retrain_config="papers/swish/config.py:search_smoke_retrain",
+        retrain_seeds=[0],
+        retrain_baselines=["relu"],
+    )
+    return config
+
+
+def _search_smoke_retrain() -> ConfigDict:
+    config = _smoke()
+    config.train.update(num_steps=10, log_every=5, checkpoint_every=10)
+    return config
+
+
 VARIANTS = {
     "default": _default,
     "smoke": _smoke,
@@ -72,6 +211,13 @@ VARIANTS = {
     "benchmark": _benchmark,
     "cifar10_resnet164": _cifar_resnet164("cifar10"),
     "cifar100_resnet164": _cifar_resnet164("cifar100"),
+    "search_exhaustive": _search_exhaustive,
+    "search_controller": _search_controller,
+    "search_controller_cifar10": _search_controller_cifar10,
+    "search_smoke": _search_smoke,
+    "search_retrain": _search_retrain,
+    "search_retrain_cifar10": _search_retrain_cifar10,
+    "search_smoke_retrain": _search_smoke_retrain,
 }
 
 

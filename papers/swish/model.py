@@ -1,9 +1,14 @@
-"""The Swish benchmark's model: the common ResNet with the activation named in the config."""
+"""The Swish benchmark's model: the common ResNet with the activation named in the config.
+
+`config.model.activation` is a name in common/nn/activations.py or a searched candidate's spec
+(`search:...`, papers/swish/search_space.py).
+"""
 
 from flax import nnx
 from ml_collections import ConfigDict
 
 from common.nn import resnet
+from papers.swish import search_space
 
 
 def build_model(
@@ -13,6 +18,6 @@ def build_model(
         config.model.name,
         num_classes=num_classes,
         in_features=input_shape[-1],
-        activation=config.model.activation,
+        activation=search_space.resolve_activation(config.model.activation),
         rngs=rngs,
     )
