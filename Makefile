@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup data test run lint bench timm-env reproduce clean
+.PHONY: setup data test run lint bench timm-env reproduce $(addprefix reproduce-,$(REPRODUCE)) clean
 
 setup: $(STAMP) data
 
@@ -63,8 +63,33 @@ $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 	$(TIMM_VENV)/bin/python -m pip install --quiet -r requirements/bench-timm.txt
 	@touch $@
 
-reproduce: setup
+# Every paper's measured tables, each rewriting its README block; hours on a CPU (each README says how long).
+# Finished runs are kept in workdirs/, so an interrupted `make reproduce` resumes. One paper: make reproduce-<name>.
+REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet
+
+reproduce: $(addprefix reproduce-,$(REPRODUCE))
+
+reproduce-swish: setup
 	$(PY) -m papers.swish.benchmark --workdir workdirs/swish/benchmark --readme papers/swish/README.md
+
+reproduce-swish-search: setup
+	$(PY) -m papers.swish.search --config=papers/swish/config.py:search_exhaustive \
+	  --workdir=workdirs/swish/search_exhaustive --readme=papers/swish/README.md
+
+reproduce-stand-alone-attention: setup
+	$(PY) -m papers.stand_alone_attention.ablation
+
+reproduce-halonet: setup
+	$(PY) -m papers.halonet.comparison
+
+reproduce-low-rank-local: setup
+	$(PY) -m papers.low_rank_local.rank_sweep
+
+reproduce-replay-fundamentals: setup
+	$(PY) -m papers.replay_fundamentals.grid --sweep configs/sweeps/replay_cartpole.py
+
+reproduce-fast-wavenet: setup
+	$(PY) -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py --workdir=workdirs/fast_wavenet/default
 
 clean:
 	rm -rf workdirs .pytest_cache

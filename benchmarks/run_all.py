@@ -14,6 +14,10 @@ BENCHMARKS = {
     "training": "benchmarks.training",
     "local_attention": "benchmarks.local_attention",
     "halo_attention": "benchmarks.halo_attention",
+    "locally_connected": "benchmarks.locally_connected",
+    "swish_search_children": "benchmarks.swish_search_children",
+    "replay": "benchmarks.replay",
+    "fast_wavenet": "benchmarks.fast_wavenet",
 }
 
 

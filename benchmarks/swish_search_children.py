@@ -52,8 +52,8 @@ def measure(group_sizes=(1, 4), num_steps: int = 100, repeats: int = 1, variant:
     }
 
 
-def markdown() -> str:
-    result = measure()
+def markdown(**measure_options) -> str:
+    result = measure(**measure_options)
     rows = [[size, f"{cpu_s:.1f}", f"{wall_s:.1f}"] for size, (cpu_s, wall_s) in sorted(result["per_child"].items())]
     table = report.markdown_table(["children per program", "CPU s per child", "wall s per child"], rows)
     return (

@@ -3,4 +3,9 @@
 activations  ACTIVATIONS, make_activation: activations by name, some with per-channel parameters.
 resnet       RESNETS, make_resnet, ResNet: one ResNet family with a pluggable spatial layer and activation.
 counting     count_params, count_flops, count_model_flops: the sizes a paper's `--dry_run` prints.
+locally_connected  LowRankLocallyConnected2D, LocallyConnected2D, matched_conv_width: LRLC / LC layers and the
+             parameter-matched wide conv rule.
+cached_conv  RingLayout, sample_autoregressively: ring-buffer caches of causal (dilated) convs and the compiled
+             sampling loop of fast autoregressive generation.
+wavenet      WaveNet, make_generator, generate: WaveNet (gated or plain ReLU) with naive and cached generation.
 """
