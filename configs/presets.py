@@ -34,6 +34,7 @@ DATASET_PRESETS = {
     "mnist": lambda: _dataset("mnist", batch_size=128, augment="none", eval_batch_size=500),
     "cifar10": lambda: _dataset("cifar10", batch_size=128, augment="flip_crop", eval_batch_size=500),
     "cifar100": lambda: _dataset("cifar100", batch_size=128, augment="flip_crop", eval_batch_size=500),
+    "celeb_a_male": lambda: _dataset("celeb_a_male", batch_size=128, augment="none", eval_batch_size=500),
     "imagenet2012": lambda: _dataset(
         "imagenet2012", batch_size=256, augment="inception_crop", image_size=224, eval_batch_size=250
     ),

@@ -10,6 +10,17 @@ import inspect
 import jax
 from jax.experimental import pallas as pl
 
+IMPLEMENTATIONS = ("xla", "pallas", "auto")
+
+
+def resolve_impl(impl: str) -> str:
+    """'xla' or 'pallas' for a kernel's requested impl; 'auto' is Pallas on GPU/TPU and XLA elsewhere."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
+    if impl == "auto":
+        return "pallas" if accelerator() is not None else "xla"
+    return impl
+
 
 def accelerator() -> str | None:
     """'gpu' or 'tpu' when the default device is one, else None (CPU: Pallas only in interpret mode)."""

@@ -38,11 +38,21 @@ class DatasetSpec:
     std: tuple[float, ...]
     default_eval_split: str = "test"
     builder_class: type[tfds.core.GeneratorBasedBuilder] | None = None  # offline builder; None: standard tfds
+    # tfds example -> (image uint8 [H, W, C], label); None: the example's "image" and "label" features.
+    read_example: Callable[[dict], tuple[tf.Tensor, tf.Tensor]] | None = None
     check_available: Callable[[], None] | None = None  # raises DatasetNotAvailableError when the source is missing
 
     @property
     def is_offline(self) -> bool:
         return self.builder_class is not None
+
+
+def celeb_a_male(example: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """CelebA as LRLC's paper uses it: the central 178 x 178 square of the 218 x 178 aligned face, resized to
+    32 x 32, labelled by the binary "Male" attribute."""
+    face = tf.image.crop_to_bounding_box(example["image"], 20, 0, 178, 178)
+    small = tf.image.resize(face, (32, 32), method="area", antialias=True)
+    return tf.cast(tf.round(small), tf.uint8), tf.cast(example["attributes"]["Male"], tf.int32)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -67,6 +77,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion_mnist": DatasetSpec("fashion_mnist", 10, (28, 28, 1), (0.2860,), (0.3530,)),
     "cifar10": DatasetSpec("cifar10", 10, (32, 32, 3), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": DatasetSpec("cifar100", 100, (32, 32, 3), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    # Normalised to [-1, 1] (mean and std 0.5: a convention, not the dataset's statistics).
+    "celeb_a_male": DatasetSpec("celeb_a", 2, (32, 32, 3), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), read_example=celeb_a_male),
     "imagenet2012": DatasetSpec(
         "imagenet2012",
         1000,
@@ -290,11 +302,13 @@ def load_image_dataset(
     mean = tf.constant(spec.mean, tf.float32) * 255.0
     std = tf.constant(spec.std, tf.float32) * 255.0
 
+    read_example = spec.read_example or (lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+
     def read(split: str) -> tf.data.Dataset:
         """(image uint8 [H,W,C], label int32 []) pairs of `split` in one fixed order."""
         read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)  # fixed file order
         ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
-        ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(read_example, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.cache() if cache else ds
 
     # Built once, so the in-memory caches are filled once and shared by every iterator made below.

@@ -45,8 +45,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from kernels.backend import IMPLEMENTATIONS
 from kernels.halo_attention import halo_attention, layout, resolve_impl
-from kernels.halo_attention.api import IMPLEMENTATIONS
 from kernels.halo_attention.reference import halo_attention_xla
 
 

@@ -6,7 +6,8 @@ the public function; impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA e
 step reads and writes comes from the caller (common/nn/cached_conv.py's RingLayout for 1-D rings).
 """
 
-from kernels.cached_dilated_conv.api import IMPLEMENTATIONS, cached_dilated_conv_step, preferred_batch, resolve_impl
+from kernels.backend import IMPLEMENTATIONS, resolve_impl
+from kernels.cached_dilated_conv.api import cached_dilated_conv_step, preferred_batch
 from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights
 from kernels.cached_dilated_conv.pallas import KernelConfig, cached_dilated_conv_step_pallas
 from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference

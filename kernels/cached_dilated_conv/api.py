@@ -3,20 +3,10 @@
 import jax
 
 from kernels import backend
+from kernels.backend import resolve_impl
 from kernels.cached_dilated_conv import layout, pallas
 from kernels.cached_dilated_conv.layout import StackWeights
 from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference
-
-IMPLEMENTATIONS = ("xla", "pallas", "auto")
-
-
-def resolve_impl(impl: str) -> str:
-    """'xla' or 'pallas' for a requested impl; 'auto' is Pallas on GPU/TPU and XLA elsewhere."""
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
-    if impl == "auto":
-        return "pallas" if backend.accelerator() is not None else "xla"
-    return impl
 
 
 def preferred_batch(batch: int, impl: str) -> int:

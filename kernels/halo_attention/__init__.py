@@ -4,7 +4,8 @@ halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size, impl="auto") is 
 impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere). Imports only jax and numpy.
 """
 
-from kernels.halo_attention.api import IMPLEMENTATIONS, halo_attention, resolve_impl
+from kernels.backend import IMPLEMENTATIONS, resolve_impl
+from kernels.halo_attention.api import halo_attention
 from kernels.halo_attention.pallas import KernelConfig, halo_attention_pallas
 from kernels.halo_attention.reference import halo_attention_reference
 

@@ -2,20 +2,9 @@
 
 import jax
 
-from kernels import backend
+from kernels.backend import resolve_impl
 from kernels.halo_attention import layout, pallas
 from kernels.halo_attention.reference import halo_attention_reference
-
-IMPLEMENTATIONS = ("xla", "pallas", "auto")
-
-
-def resolve_impl(impl: str) -> str:
-    """'xla' or 'pallas' for a requested impl; 'auto' is Pallas on GPU/TPU and XLA elsewhere."""
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
-    if impl == "auto":
-        return "pallas" if backend.accelerator() is not None else "xla"
-    return impl
 
 
 def halo_attention(

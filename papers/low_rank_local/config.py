@@ -9,6 +9,8 @@ Variants:
               run takes hours on 2 CPU cores.
   mnist       the same on tfds MNIST, 8% of train held out as in the paper (needs prepared tfds data).
   cifar10     the same on tfds CIFAR-10, 10% of train held out (needs prepared tfds data).
+  celeb_a     the same on tfds CelebA: the face's central square resized to 32x32, label "Male" (dataset
+              `celeb_a_male` in common/data/images.py; needs prepared tfds celeb_a), tested on its test split.
   sweep       the CPU-scale base of configs/sweeps/lrlc_rank.py: width 16 instead of 64 and fewer steps so the
               whole rank sweep fits in about 40 min on 2 CPU cores (papers/low_rank_local/README.md has the
               result, the command and its time).
@@ -16,7 +18,6 @@ Variants:
 Model fields: layer (model.py LAYERS: conv | lrlc | lc | wide_conv), rank (K of lrlc; also the LRLC that
 wide_conv is matched to), widths, kernel_size, padding (VALID | SAME), combining (row_column | row | column |
 full | input_dependent), normalisation (softmax | l2 | none), wide_conv_target (lrlc | lc).
-CelebA (32x32, binary "Male") is not wired up: its label selection and crop/resize step does not exist here.
 """
 
 from ml_collections import ConfigDict
@@ -78,6 +79,7 @@ VARIANTS = {
     "default": _default,
     "mnist": _held_out("mnist", "train[:92%]"),
     "cifar10": _held_out("cifar10", "train[:90%]"),
+    "celeb_a": _held_out("celeb_a_male", "train"),
     "sweep": _sweep,
     "smoke": _smoke,
 }

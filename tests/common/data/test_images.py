@@ -203,7 +203,7 @@ def test_unknown_names_list_the_choices(data_dir):
     with pytest.raises(UnknownNameError) as error:
         images.load_image_dataset("fashion_mnst", batch_size=8, data_dir=data_dir)
     assert str(error.value) == (
-        "unknown dataset 'fashion_mnst'; valid choices: cifar10, cifar100, digits_local, "
+        "unknown dataset 'fashion_mnst'; valid choices: celeb_a_male, cifar10, cifar100, digits_local, "
         "fashion_mnist, fashion_mnist_local, imagenet2012, mnist"
     )
     with pytest.raises(UnknownNameError) as error:
@@ -253,3 +253,16 @@ def test_hiding_accelerators_is_idempotent():
     images.hide_accelerators_from_tensorflow()
     images.hide_accelerators_from_tensorflow()
     assert tf.config.get_visible_devices("GPU") == []
+
+
+def test_celeb_a_reader_crops_the_face_square_resizes_to_32_and_labels_male():
+    """CelebA for LRLC: the central 178 x 178 of the 218 x 178 face, 32 x 32, label = the "Male" attribute."""
+    face = np.full((218, 178, 3), 100, np.uint8)
+    face[:20] = 255  # above the square: must be cropped away
+    face[198:] = 0  # below it: likewise
+    example = {"image": tf.constant(face), "attributes": {"Male": tf.constant(True), "Smiling": tf.constant(False)}}
+    image, label = images.celeb_a_male(example)
+    assert image.shape == (32, 32, 3) and image.dtype == tf.uint8
+    np.testing.assert_array_equal(image.numpy(), 100)
+    assert int(label) == 1
+    assert images.dataset_shapes("celeb_a_male") == ((32, 32, 3), 2)

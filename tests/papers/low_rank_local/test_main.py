@@ -83,10 +83,10 @@ def test_bad_names_fail_with_the_valid_choices():
         lrlc_config.get_config("celeba")
 
 
-@pytest.mark.parametrize("variant", ["mnist", "cifar10"])
+@pytest.mark.parametrize("variant", ["mnist", "cifar10", "celeb_a"])
 def test_tfds_variants_build_for_their_datasets(variant):
     network, input_shape = train.build_for_dry_run(lrlc_config.get_config(variant))
-    assert input_shape == {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}[variant]
+    assert input_shape == {"mnist": (28, 28, 1), "cifar10": (32, 32, 3), "celeb_a": (32, 32, 3)}[variant]
     assert network.spatial[0].output_size == (input_shape[0] - 2,) * 2
 
 
