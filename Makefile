@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TIMM_VENV := .venv-timm
+# The papers `make reproduce` runs, each also a target of its own: make reproduce-<name>.
+REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
@@ -65,7 +67,6 @@ $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 
 # Every paper's measured tables, each rewriting its README block; hours on a CPU (each README says how long).
 # Finished runs are kept in workdirs/, so an interrupted `make reproduce` resumes. One paper: make reproduce-<name>.
-REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet
 
 reproduce: $(addprefix reproduce-,$(REPRODUCE))
 
