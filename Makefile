@@ -67,7 +67,6 @@ $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 
 # Every paper's measured tables, each rewriting its README block; hours on a CPU (each README says how long).
 # Finished runs are kept in workdirs/, so an interrupted `make reproduce` resumes. One paper: make reproduce-<name>.
-
 reproduce: $(addprefix reproduce-,$(REPRODUCE))
 
 reproduce-swish: setup
