@@ -41,5 +41,5 @@ def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:
 
 
 def final_metrics(stdout: str) -> dict:
-    """The JSON object a main prints on its last line (its final metrics)."""
+    """The JSON object on the last line of a process's stdout (a main prints its final metrics there)."""
     return json.loads(stdout.strip().splitlines()[-1])

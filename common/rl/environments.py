@@ -9,6 +9,7 @@ through ale-py when the `atari` extra is installed.
 from the last observation). After either, call `reset()`.
 """
 
+import abc
 import dataclasses
 from collections.abc import Callable
 
@@ -25,18 +26,20 @@ class Step:
     truncated: bool
 
 
-class Environment:
+class Environment(abc.ABC):
     """The interface every suite implements."""
 
     name: str
     observation_shape: tuple[int, ...]
     num_actions: int
 
+    @abc.abstractmethod
     def reset(self) -> np.ndarray:
-        raise NotImplementedError
+        """Starts an episode; returns the first observation."""
 
+    @abc.abstractmethod
     def step(self, action: int) -> Step:
-        raise NotImplementedError
+        """Applies `action` (0 .. num_actions - 1)."""
 
     def _check_action(self, action) -> int:
         action = int(action)

@@ -1,11 +1,10 @@
 """Data parallelism: the same steps on 1 device and on 4 simulated CPU devices give the same losses."""
 
-import json
 import subprocess
 import sys
 import textwrap
 
-from tests.helpers import REPO, subprocess_env
+from tests.helpers import REPO, final_metrics, subprocess_env
 
 # Runs in a fresh process: the device count is fixed when JAX starts.
 SCRIPT = textwrap.dedent("""
@@ -44,7 +43,7 @@ def test_one_and_four_devices_give_the_same_loss():
         env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    losses = final_metrics(result.stdout)
     one, four = losses["1"], losses["4"]
     assert len(one) == len(four) == 3
     for a, b in zip(one, four, strict=True):

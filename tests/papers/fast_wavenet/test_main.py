@@ -14,7 +14,7 @@ from common.nn import counting
 from common.registry import UnknownNameError
 from papers.fast_wavenet import model, train
 from papers.fast_wavenet.config import get_config
-from tests.helpers import REPO, run_main, subprocess_env
+from tests.helpers import REPO, final_metrics, run_main, subprocess_env
 
 SMOKE = "--config=papers/fast_wavenet/config.py:smoke"
 BENCH_KEYS = {"naive_samples_per_s", "fast_samples_per_s", "max_abs_logit_diff", "batch", "num_layers"}
@@ -36,7 +36,7 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_smoke_run_trains_then_both_generators_agree_and_write_wavs(tmp_path):
     result = run_main("fast_wavenet", SMOKE, f"--workdir={tmp_path}")
-    final = json.loads(result.stdout.strip().splitlines()[-1])
+    final = final_metrics(result.stdout)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     bits = [row["train/bits_per_sample"] for row in rows if "train/bits_per_sample" in row]
     assert len(bits) == 4 and bits[-1] < bits[0] - 0.08, bits  # logged every 5 of 20 steps; 8 bits = uniform
@@ -56,7 +56,7 @@ def test_smoke_run_trains_then_both_generators_agree_and_write_wavs(tmp_path):
         f"--workdir={tmp_path}",
         "--config.generate.methods=('fast',)",
     )
-    regenerated = json.loads(report.stdout.strip().splitlines()[-1])
+    regenerated = final_metrics(report.stdout)
     assert regenerated["checkpoint_step"] == 20 and "naive_seconds" not in regenerated
     assert (tmp_path / "samples" / "fast_0.wav").read_bytes() == naive_audio
 

@@ -1,6 +1,5 @@
 """HaloNets end to end through main.py, and the model family's sizes against the paper's table."""
 
-import json
 import re
 
 import jax
@@ -16,7 +15,7 @@ from common.registry import UnknownNameError
 from papers.halonet import config as halo_config
 from papers.halonet import model as halo_model
 from papers.halonet import train
-from tests.helpers import run_main
+from tests.helpers import final_metrics, run_main
 
 CONFIG = "--config=papers/halonet/config.py"
 
@@ -40,7 +39,7 @@ TOLERANCE = 1e-3  # against the measured counts: only a change of architecture m
 @pytest.mark.slow
 def test_smoke_run_learns(tmp_path):
     result = run_main("halonet", f"{CONFIG}:smoke", f"--workdir={tmp_path}")
-    final = json.loads(result.stdout.strip().splitlines()[-1])
+    final = final_metrics(result.stdout)
     assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
     assert (tmp_path / "metrics.jsonl").exists()
 

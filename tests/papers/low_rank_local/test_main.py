@@ -1,7 +1,5 @@
 """Low-rank local connectivity end to end through its main.py, its network's sizes, and the rank sweep's report."""
 
-import json
-
 import jax.numpy as jnp
 import pytest
 from flax import nnx
@@ -12,7 +10,7 @@ from common.registry import UnknownNameError
 from papers.low_rank_local import config as lrlc_config
 from papers.low_rank_local import model as lrlc_model
 from papers.low_rank_local import rank_sweep, train
-from tests.helpers import run_main
+from tests.helpers import final_metrics, run_main
 
 CONFIG = "--config=papers/low_rank_local/config.py"
 
@@ -20,7 +18,7 @@ CONFIG = "--config=papers/low_rank_local/config.py"
 @pytest.mark.slow
 def test_smoke_run_learns_and_writes_outputs(tmp_path):
     result = run_main("low_rank_local", f"{CONFIG}:smoke", f"--workdir={tmp_path}")
-    final = json.loads(result.stdout.strip().splitlines()[-1])
+    final = final_metrics(result.stdout)
     assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
     assert (tmp_path / "metrics.jsonl").exists()
     assert (tmp_path / "checkpoints" / "30").exists()

@@ -1,6 +1,5 @@
 """Stand-alone self-attention end to end through its main.py, and its model sizes against the paper's Table 1."""
 
-import json
 import re
 
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ from common.nn.local_attention import LocalSelfAttention
 from papers.stand_alone_attention import ablation, train
 from papers.stand_alone_attention import config as sasa_config
 from papers.stand_alone_attention import model as sasa_model
-from tests.helpers import run_main
+from tests.helpers import final_metrics, run_main
 
 CONFIG = "--config=papers/stand_alone_attention/config.py"
 
@@ -34,7 +33,7 @@ TABLE_1 = {
 @pytest.mark.slow
 def test_smoke_run_learns(tmp_path):
     result = run_main("stand_alone_attention", f"{CONFIG}:smoke", f"--workdir={tmp_path}")
-    final = json.loads(result.stdout.strip().splitlines()[-1])
+    final = final_metrics(result.stdout)
     assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
     assert (tmp_path / "metrics.jsonl").exists()
 

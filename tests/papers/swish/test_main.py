@@ -1,6 +1,5 @@
 """The Swish paper end to end through its main.py, as a user runs it."""
 
-import json
 import os
 import re
 import signal
@@ -10,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from tests.helpers import run_main, start_main
+from tests.helpers import final_metrics, run_main, start_main
 
 SMOKE = "--config=papers/swish/config.py:smoke"
 
@@ -25,7 +24,7 @@ def final_params(workdir):
 
 def test_smoke_run_learns_and_writes_outputs(tmp_path):
     result = run_main("swish", SMOKE, f"--workdir={tmp_path}")
-    final = json.loads(result.stdout.strip().splitlines()[-1])
+    final = final_metrics(result.stdout)
     assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
     assert (tmp_path / "metrics.jsonl").exists()
     assert (tmp_path / "config.json").exists()
