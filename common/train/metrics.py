@@ -51,7 +51,7 @@ class MetricWriter:
 
 
 def read_metrics(workdir_or_path: str) -> list[dict]:
-    """All rows of a run's metrics.jsonl, in order."""
+    """All rows of a JSON-lines file, in order; given a run's workdir, its metrics.jsonl."""
     path = workdir_or_path
     if os.path.isdir(path):
         path = os.path.join(path, "metrics.jsonl")

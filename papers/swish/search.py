@@ -31,6 +31,7 @@ from ml_collections import ConfigDict, config_flags
 from common import app, report, sweep
 from common.registry import lookup
 from common.train import classification
+from common.train.metrics import read_metrics
 from papers.swish import benchmark, child, controller, search_space, train
 
 ChildTrainer = Callable[[Sequence[search_space.Candidate], ConfigDict, object], list[child.ChildResult]]
@@ -73,13 +74,9 @@ class ResultsCache:
         self.budget = budget
         self.entries: dict[str, Evaluation] = {}
         if os.path.exists(self.path):
-            with open(self.path) as f:
-                for line in f:
-                    if not line.strip():
-                        continue
-                    row = json.loads(line)
-                    if row.pop("budget") == budget:
-                        self.entries[row["name"]] = Evaluation(**row)
+            for row in read_metrics(self.path):  # any JSON-lines file, not only metrics.jsonl
+                if row.pop("budget") == budget:
+                    self.entries[row["name"]] = Evaluation(**row)
 
     def get(self, name: str) -> Evaluation | None:
         return self.entries.get(name)
