@@ -28,8 +28,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from common.data.builders import espeak_speech_local
-from common.data.builders.fashion_mnist_local import DatasetNotAvailableError
-from common.data.images import epoch_shuffle_seed, example_augment_seed, hide_accelerators_from_tensorflow
+from common.data.builders.fashion_mnist_local import DatasetNotAvailableError  # noqa: F401 (what this module raises)
+from common.data.images import (
+    epoch_shuffle_seed,
+    example_augment_seed,
+    hide_accelerators_from_tensorflow,
+    not_prepared_error,
+)
 from common.registry import lookup
 
 Batch = dict[str, np.ndarray]
@@ -125,13 +130,7 @@ def get_speech_builder(name: str, data_dir: str | None = None) -> tfds.core.Data
     if builder.is_prepared():
         return builder
     if not spec.is_offline:
-        offline = ", ".join(n for n, s in DATASETS.items() if s.is_offline)
-        raise DatasetNotAvailableError(
-            f"tfds dataset {name!r} is not prepared in data_dir {builder.data_dir_root},"
-            f" and Reprise never downloads at run time. To get it, run `tfds build {spec.tfds_name}` on a machine "
-            "with internet and copy the prepared folder into that data_dir, or pass the data_dir where it already "
-            f"is. Or use an offline dataset: {offline}."
-        )
+        raise not_prepared_error(name, spec.tfds_name, builder, [n for n, s in DATASETS.items() if s.is_offline])
     spec.check_available()
     with _exclusive_lock(f"{builder.data_path}.lock"):
         builder = tfds.builder(spec.tfds_name, data_dir=data_dir)  # another process may have prepared it meanwhile

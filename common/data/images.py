@@ -148,14 +148,23 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
         return builder
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
-        offline = ", ".join(n for n, s in DATASETS.items() if s.is_offline)
-        raise DatasetNotAvailableError(
-            f"tfds dataset {name!r} is not prepared in data_dir {builder.data_dir_root}, and Reprise never "
-            f"downloads at run time. To get it, run `tfds build {spec.tfds_name}` on a machine with internet "
-            "(imagenet2012 also needs its manual download) and copy the prepared folder into that data_dir, or pass "
-            f"--config.dataset.data_dir=DIR where it already is. Or use an offline dataset: {offline}."
+        offline = [n for n, s in DATASETS.items() if s.is_offline]
+        raise not_prepared_error(
+            name, spec.tfds_name, builder, offline, note="(imagenet2012 also needs its manual download) "
         )
     return builder
+
+
+def not_prepared_error(
+    name: str, tfds_name: str, builder: tfds.core.DatasetBuilder, offline: list[str], note: str = ""
+) -> DatasetNotAvailableError:
+    """The error for a standard tfds dataset that is not prepared locally: how to get it, and the offline choices."""
+    return DatasetNotAvailableError(
+        f"tfds dataset {name!r} is not prepared in data_dir {builder.data_dir_root}, and Reprise never "
+        f"downloads at run time. To get it, run `tfds build {tfds_name}` on a machine with internet "
+        f"{note}and copy the prepared folder into that data_dir, or pass --config.dataset.data_dir=DIR where it "
+        f"already is. Or use an offline dataset: {', '.join(offline)}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
