@@ -23,7 +23,7 @@ channels before the pool.
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import jax
@@ -317,6 +317,20 @@ def stage_indices(stages: str | Sequence[int] | None, num_stages: int) -> tuple[
     return tuple(sorted({i % num_stages for i in indices}))
 
 
+def stage_spatial_layers(
+    layer: Callable[[int], SpatialLayerFactory],
+    stages: str | Sequence[int] | None,
+    num_stages: int,
+    *,
+    other: SpatialLayerFactory = conv3x3,
+) -> list[SpatialLayerFactory]:
+    """The `spatial_layer` list of a ResNet whose config places a layer in some stages only (say attention in
+    `attention_stages`): `layer(stage)` in the stages `stages` names (any form of `stage_indices`), `other` (the
+    3x3 conv) in the rest. `layer` takes the stage index, so per-stage settings (HaloNet's heads) fit too."""
+    chosen = stage_indices(stages, num_stages)
+    return [layer(stage) if stage in chosen else other for stage in range(num_stages)]
+
+
 # name -> ResNet keyword arguments. The CIFAR nets are from He et al. (2016); resnet164 keeps this file's
 # post-activation block order rather than the pre-activation order of He et al. (2016b), same layers and
 # parameter count (1.70M). resnet26/38 are the shallower ImageNet nets of the local self-attention papers.
@@ -336,7 +350,7 @@ def make_resnet(
     *,
     num_classes: int,
     in_features: int,
-    spatial_layer: SpatialLayerFactory = conv3x3,
+    spatial_layer: SpatialLayerFactory | Sequence[SpatialLayerFactory] = conv3x3,
     activation: str | ActivationFactory = "relu",
     rngs: nnx.Rngs,
     **overrides,

@@ -77,16 +77,16 @@ def _halo(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayerFac
     )
 
 
-def _conv3x3(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayerFactory:
-    return resnet.conv3x3
-
-
 def _sasa(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayerFactory:
     """Stand-alone self-attention with the centred k x k window, k = 2h + 1, so each query reaches at least as far
     as the halo does at its block's edge; the same heads (the paper's HaloNet-vs-SASA comparison)."""
     if arch["num_heads"] is None:
         raise ValueError("spatial_layer='sasa' needs num_heads per stage (head_features is halo-only)")
     return local_attention_layer(2 * arch["halo_size"] + 1, arch["num_heads"][stage])
+
+
+def _conv3x3(arch: dict[str, Any], stage: int, impl: str) -> resnet.SpatialLayerFactory:
+    return resnet.conv3x3
 
 
 # config.model.spatial_layer -> the layer of the attention stages (conv3x3: the convolutional baseline).
@@ -110,11 +110,11 @@ def architecture(model_config: ConfigDict) -> dict[str, Any]:
 
 def stage_spatial_layers(model_config: ConfigDict, arch: dict[str, Any]) -> list[resnet.SpatialLayerFactory]:
     """One factory per stage: `spatial_layer` in the stages `attention_stages` names, the 3x3 conv elsewhere."""
-    num_stages = len(arch["stage_sizes"])
     attention = lookup(SPATIAL_LAYERS, model_config.spatial_layer, "spatial layer")
-    stages = resnet.stage_indices(model_config.get("attention_stages"), num_stages)
     impl = model_config.get("impl", "auto")
-    return [(attention if s in stages else _conv3x3)(arch, s, impl) for s in range(num_stages)]
+    return resnet.stage_spatial_layers(
+        lambda stage: attention(arch, stage, impl), model_config.get("attention_stages"), len(arch["stage_sizes"])
+    )
 
 
 def build_model(

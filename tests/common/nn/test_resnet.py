@@ -1,5 +1,7 @@
 """The ResNet family: shapes, pluggable spatial layer and activation, jit through split/merge, BatchNorm modes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -209,3 +211,19 @@ def test_bad_stage_indices_fail_clearly():
         resnet.stage_indices("4", 4)
     with pytest.raises(ValueError, match="expected one of"):
         resnet.stage_indices("middle", 4)
+
+
+def test_stage_spatial_layers_place_the_layer_in_the_chosen_stages_only():
+    """The per-stage layer list both attention papers build: the stage's own layer where chosen, the conv elsewhere."""
+
+    def per_stage(stage):
+        return functools.partial(resnet.conv3x3, dtype=jnp.bfloat16 if stage else jnp.float16)
+
+    layers = resnet.stage_spatial_layers(per_stage, "1,2", 3)
+    assert layers[0] is resnet.conv3x3
+    assert [layer.keywords["dtype"] for layer in layers[1:]] == [jnp.bfloat16, jnp.bfloat16]
+    model = abstract_resnet("resnet_tiny", num_classes=10, in_features=1, spatial_layer=layers)
+    assert [block.spatial1.dtype for block in model.blocks] == [jnp.float32, jnp.bfloat16, jnp.bfloat16]
+    assert resnet.stage_spatial_layers(per_stage, "none", 3) == [resnet.conv3x3] * 3
+    with pytest.raises(ValueError, match="out of range"):
+        resnet.stage_spatial_layers(per_stage, "3", 3)
