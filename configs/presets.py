@@ -1,7 +1,8 @@
 """Shared config presets: the sections every image-classification paper's config starts from.
 
-A paper's `config.py` calls `image_classification()` and overrides what differs; dataset presets set the fields
-that go with a dataset (batch size, augmentation, eval split), so switching dataset is one call.
+A paper's `config.py` calls `image_classification()` or one of the settings built on it (the ImageNet recipe, the
+CPU-scale Fashion-MNIST run, the digits smoke run) and overrides what differs; dataset presets set the fields that
+go with a dataset (batch size, augmentation, eval split), so switching dataset is one call.
 """
 
 from ml_collections import ConfigDict
@@ -72,3 +73,57 @@ def image_classification(dataset: str = "fashion_mnist_local") -> ConfigDict:
             },
         }
     )
+
+
+IMAGENET_TRAIN_EXAMPLES = 1_281_167
+
+
+def imagenet(
+    *,
+    epochs: int,
+    weight_decay: float,
+    image_size: int = 224,
+    batch_size: int = 4096,
+    final_lr_fraction: float = 0.0,
+    ema_decay: float = 0.0,
+) -> ConfigDict:
+    """The large-batch ImageNet recipe the attention papers share: Nesterov (momentum 0.9) at lr 0.1 per 256
+    images (1.6 at batch 4096), 10 warm-up epochs, cosine to `final_lr_fraction` of the peak; eval every 5 epochs
+    and a checkpoint every epoch."""
+    config = image_classification("imagenet2012")
+    steps_per_epoch = IMAGENET_TRAIN_EXAMPLES // batch_size
+    config.dataset.update(batch_size=batch_size, image_size=image_size)
+    config.optimizer.update(
+        name="nesterov",
+        learning_rate=0.1 * batch_size / 256,
+        momentum=0.9,
+        weight_decay=weight_decay,
+        schedule="cosine",
+        warmup_steps=10 * steps_per_epoch,
+        final_lr_fraction=final_lr_fraction,
+    )
+    config.train.update(
+        num_steps=epochs * steps_per_epoch,
+        log_every=100,
+        eval_every=5 * steps_per_epoch,
+        checkpoint_every=steps_per_epoch,
+        ema_decay=ema_decay,
+    )
+    return config
+
+
+def fashion_mnist_cpu(num_steps: int, *, log_every: int = 25, checkpoint_every: int = 200) -> ConfigDict:
+    """The CPU-scale run of the image papers: offline Fashion-MNIST, batch 64, lr 0.05 after 50 warm-up steps."""
+    config = image_classification("fashion_mnist_local")
+    config.dataset.batch_size = 64
+    config.optimizer.update(learning_rate=0.05, warmup_steps=50)
+    config.train.update(num_steps=num_steps, log_every=log_every, checkpoint_every=checkpoint_every)
+    return config
+
+
+def digits_smoke(num_steps: int, *, checkpoint_every: int) -> ConfigDict:
+    """The smoke run of the image papers: sklearn's digits, lr 0.05 after 5 warm-up steps, a log every 10 steps."""
+    config = image_classification("digits_local")
+    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
+    config.train.update(num_steps=num_steps, log_every=10, checkpoint_every=checkpoint_every)
+    return config

@@ -14,7 +14,7 @@ Variants:
       comparison uses fashion_comparison, its width-8 version).
   fashion_conv     the same network with 3x3 convs (the baseline); fashion_hybrid: convs in the first stage.
   fashion_comparison   fashion_halo at width 8 for 300 steps: the base of the README's halo / SASA / conv
-      comparison (configs/sweeps/halonet_comparison.py, `python -m papers.halonet.comparison`).
+      comparison (configs/sweeps/halonet_comparison.py, `python -m papers.halonet.reproduce`).
   smoke            a tiny HaloNet on sklearn digits (8x8, b = 2, h = 1): seconds; what the tests run.
 Model fields: name (model.py HALONETS); block_size, halo_size, value_ratio (rv), output_ratio (rb; None: 4x),
 final_features (df), num_heads (per stage), head_features (channels per head; replaces num_heads), stem, width,
@@ -29,8 +29,6 @@ from ml_collections.config_dict import placeholder
 
 from common.registry import lookup
 from configs import presets
-
-IMAGENET_TRAIN_EXAMPLES = 1_281_167
 
 # variant -> (model name, ImageNet image size) from the paper's table.
 H_SERIES = {
@@ -73,31 +71,13 @@ def _model(name: str, *, spatial_layer: str = "halo", activation: str = "relu", 
 
 
 def _imagenet(name: str, image_size: int, *, epochs: int = 350, activation: str = "swish1", **model_fields):
-    """The paper's recipe: batch 4096, lr 1.6, 10 warm-up epochs, cosine to 1/128 of the peak, Nesterov, wd 2e-5."""
+    """The paper's recipe (configs/presets.py imagenet: batch 4096, lr 1.6, 10 warm-up epochs, Nesterov) with
+    cosine to 1/128 of the peak and weight decay 2e-5; label smoothing 0.1 with SiLU."""
 
     def make() -> ConfigDict:
-        config = presets.image_classification("imagenet2012")
+        config = presets.imagenet(epochs=epochs, weight_decay=2e-5, image_size=image_size, final_lr_fraction=1 / 128)
         config.model = _model(name, activation=activation, **model_fields)
-        config.dataset.image_size = image_size
         config.label_smoothing = 0.1 if activation == "swish1" else 0.0
-        batch = 4096
-        steps_per_epoch = IMAGENET_TRAIN_EXAMPLES // batch
-        config.dataset.batch_size = batch
-        config.optimizer.update(
-            name="nesterov",
-            learning_rate=1.6,
-            momentum=0.9,
-            weight_decay=2e-5,
-            schedule="cosine",
-            warmup_steps=10 * steps_per_epoch,
-            final_lr_fraction=1 / 128,
-        )
-        config.train.update(
-            num_steps=epochs * steps_per_epoch,
-            log_every=100,
-            eval_every=5 * steps_per_epoch,
-            checkpoint_every=steps_per_epoch,
-        )
         return config
 
     return make
@@ -105,11 +85,8 @@ def _imagenet(name: str, image_size: int, *, epochs: int = 350, activation: str 
 
 def _fashion(spatial_layer: str, **model_fields):
     def make() -> ConfigDict:
-        config = presets.image_classification("fashion_mnist_local")
+        config = presets.fashion_mnist_cpu(400)
         config.model = _model("halonet_small", spatial_layer=spatial_layer, **model_fields)
-        config.dataset.batch_size = 64
-        config.optimizer.update(learning_rate=0.05, warmup_steps=50)
-        config.train.update(num_steps=400, log_every=25, checkpoint_every=200)
         return config
 
     return make
@@ -125,10 +102,8 @@ def _fashion_comparison() -> ConfigDict:
 
 
 def _smoke() -> ConfigDict:
-    config = presets.image_classification("digits_local")
+    config = presets.digits_smoke(40, checkpoint_every=20)
     config.model = _model("halonet_tiny")
-    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
-    config.train.update(num_steps=40, log_every=10, checkpoint_every=20)
     return config
 
 

@@ -26,9 +26,9 @@ from common.registry import lookup
 from configs import presets
 
 
-def _default() -> ConfigDict:
-    config = presets.image_classification("fashion_mnist_local")
-    config.model = ConfigDict(
+def _model() -> ConfigDict:
+    """The paper's small network with rank-4 LRLC layers."""
+    return ConfigDict(
         {
             "layer": "lrlc",
             "rank": 4,
@@ -40,9 +40,11 @@ def _default() -> ConfigDict:
             "wide_conv_target": "lrlc",
         }
     )
-    config.dataset.batch_size = 64
-    config.optimizer.update(learning_rate=0.05, warmup_steps=50)
-    config.train.update(num_steps=1000, log_every=50, checkpoint_every=250)
+
+
+def _default() -> ConfigDict:
+    config = presets.fashion_mnist_cpu(1000, log_every=50, checkpoint_every=250)
+    config.model = _model()
     return config
 
 
@@ -67,11 +69,9 @@ def _sweep() -> ConfigDict:
 
 
 def _smoke() -> ConfigDict:
-    config = _default()
-    config.dataset = presets.dataset_preset("digits_local")
+    config = presets.digits_smoke(30, checkpoint_every=15)
+    config.model = _model()
     config.model.update(widths=(8, 8, 8), rank=2)
-    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
-    config.train.update(num_steps=30, log_every=10, checkpoint_every=15)
     return config
 
 

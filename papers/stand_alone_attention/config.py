@@ -26,8 +26,6 @@ from ml_collections.config_dict import FieldReference, placeholder
 from common.registry import lookup
 from configs import presets
 
-IMAGENET_TRAIN_EXAMPLES = 1_281_167
-
 
 def _model(name: str, *, spatial_layer: str, stem: str | None = None, kernel_size: int = 7, num_heads: int = 8):
     """stem / width / stage_sizes / bn_momentum are typed placeholders (None: the RESNETS row's value) so the
@@ -52,10 +50,11 @@ def _model(name: str, *, spatial_layer: str, stem: str | None = None, kernel_siz
 
 
 def _imagenet(depth: int, setting: str):
-    """The paper's ImageNet recipe: 130 epochs of Nesterov at lr 1.6 (batch 4096), 10 warm-up epochs, cosine."""
+    """The paper's ImageNet recipe (configs/presets.py imagenet): 130 epochs of Nesterov at lr 1.6 (batch 4096),
+    10 warm-up epochs, cosine, weight decay 1e-4, EMA of the weights; BatchNorm momentum 0.9999."""
 
     def make() -> ConfigDict:
-        config = presets.image_classification("imagenet2012")
+        config = presets.imagenet(epochs=130, weight_decay=1e-4, ema_decay=0.9999)
         spatial, stem = {
             "baseline": ("conv3x3", "imagenet"),
             "conv_stem": ("attention", "imagenet"),
@@ -63,24 +62,6 @@ def _imagenet(depth: int, setting: str):
         }[setting]
         config.model = _model(f"resnet{depth}", spatial_layer=spatial, stem=stem)
         config.model.bn_momentum = 0.9999
-        batch = 4096
-        steps_per_epoch = IMAGENET_TRAIN_EXAMPLES // batch
-        config.dataset.batch_size = batch
-        config.optimizer.update(
-            name="nesterov",
-            learning_rate=0.1 * batch / 256,  # 1.6 at batch 4096, scaled linearly with the batch
-            momentum=0.9,
-            weight_decay=1e-4,
-            schedule="cosine",
-            warmup_steps=10 * steps_per_epoch,
-        )
-        config.train.update(
-            num_steps=130 * steps_per_epoch,
-            log_every=100,
-            eval_every=5 * steps_per_epoch,
-            checkpoint_every=steps_per_epoch,
-            ema_decay=0.9999,
-        )
         return config
 
     return make
@@ -88,12 +69,9 @@ def _imagenet(depth: int, setting: str):
 
 def _fashion(spatial_layer: str, **model_fields):
     def make() -> ConfigDict:
-        config = presets.image_classification("fashion_mnist_local")
+        config = presets.fashion_mnist_cpu(600)
         config.model = _model("resnet164", spatial_layer=spatial_layer, kernel_size=7, num_heads=4)
         config.model.update(stage_sizes=(1, 1, 1), width=16, **model_fields)
-        config.dataset.batch_size = 64
-        config.optimizer.update(learning_rate=0.05, warmup_steps=50)
-        config.train.update(num_steps=600, log_every=25, checkpoint_every=200)
         return config
 
     return make
@@ -108,11 +86,9 @@ def _fashion_ablation() -> ConfigDict:
 
 
 def _smoke() -> ConfigDict:
-    config = presets.image_classification("digits_local")
+    config = presets.digits_smoke(40, checkpoint_every=20)
     config.model = _model("resnet_tiny", spatial_layer="attention", kernel_size=3, num_heads=2)
     config.model.block_size = 4
-    config.optimizer.update(learning_rate=0.05, warmup_steps=5)
-    config.train.update(num_steps=40, log_every=10, checkpoint_every=20)
     return config
 
 

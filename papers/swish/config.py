@@ -7,7 +7,7 @@ Variants:
   digits      ResNet-20 on sklearn's digits: the fallback of `make run` where Debian's Fashion-MNIST is absent.
   smoke       a tiny ResNet on sklearn digits for 30 steps: seconds; what the tests run.
   benchmark   the setting of papers/swish/README.md's table: ResNet-20 on Fashion-MNIST, 400 steps per run,
-              swept over activations and seeds by `python -m papers.swish.benchmark`.
+              swept over activations and seeds by `python -m papers.swish.reproduce`.
   cifar10_resnet164 / cifar100_resnet164   the paper's ResNet-164 CIFAR setting (needs prepared tfds CIFAR data
               and an accelerator: 64k steps).
   search_exhaustive   every one-core-unit function over a subset of the primitives (papers/swish/search.py):
@@ -28,21 +28,14 @@ from configs import presets
 
 
 def _default() -> ConfigDict:
-    config = presets.image_classification("fashion_mnist_local")
+    config = presets.fashion_mnist_cpu(800)
     config.model = ConfigDict({"name": "resnet20", "activation": "swish"})
-    config.dataset.batch_size = 64
-    config.optimizer.update(learning_rate=0.05, warmup_steps=50)
-    config.train.update(num_steps=800, log_every=25, checkpoint_every=200)
     return config
 
 
 def _smoke() -> ConfigDict:
-    config = _default()
-    config.model.name = "resnet_tiny"
-    config.dataset = presets.dataset_preset("digits_local")
-    config.optimizer.warmup_steps = 5
-    config.optimizer.learning_rate = 0.05
-    config.train.update(num_steps=30, log_every=10, checkpoint_every=10)
+    config = presets.digits_smoke(30, checkpoint_every=10)
+    config.model = ConfigDict({"name": "resnet_tiny", "activation": "swish"})
     return config
 
 
