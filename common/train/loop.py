@@ -6,7 +6,9 @@ restore on start, a save on SIGTERM/SIGINT), optional weight EMA, metrics to Ten
 a progress bar, and a stop with a clear error on a non-finite loss.
 
 Resuming is exact: the per-step PRNG key is `fold_in(seed_key, step)`, the data iterator restarts at the
-restored step, and the whole state (weights, BatchNorm statistics, optimizer moments, step, EMA) is saved.
+restored step, and the whole state is saved as the named parts of `common.train.checkpoint` (params,
+model_state, opt_state, ema, step), so weights also load alone (`checkpoint.restore_weights`) and a new run can
+start from another run's weights (`config.init_from`).
 """
 
 import dataclasses
@@ -22,8 +24,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm.auto import tqdm
 
-from common import compat
-from common.train import sharding
+from common.train import checkpoint, sharding
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.metrics import MetricWriter
 
@@ -45,29 +46,6 @@ class TrainTask:
     make_train_iterator: Callable[[int], Iterator[dict[str, np.ndarray]]]
     eval_fn: EvalFn | None = None
     make_eval_iterator: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None
-
-
-def _IN_MODEL(path, value) -> bool:  # noqa: N802 (an nnx filter, used like a type)
-    """Selects the model's half of the (model, optimizer) pair's state."""
-    return path[0] == 0
-
-
-def restore_trained_model(model: nnx.Module, tx: optax.GradientTransformation, workdir: str) -> int:
-    """Loads the latest checkpoint `train` wrote in `workdir` into `model` (in place, left in eval mode) and
-    returns its step. tx: the optimiser the run trained with (its state is part of the saved structure)."""
-    optimizer = compat.new_optimizer(model, tx)
-    _, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
-    checkpointer = Checkpointer(workdir, save_every=1)
-    try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: train there first")
-        restored = checkpointer.restore({"model": model_state, "optimizer": optimizer_state}, step)
-    finally:
-        checkpointer.close()
-    nnx.update((model, optimizer), restored["model"], restored["optimizer"])
-    model.eval()
-    return step
 
 
 class TrainingStopped(Exception):
@@ -96,24 +74,13 @@ def train(
     """Trains `task.model` for `config.num_steps` steps in `workdir`, resuming from its latest checkpoint.
 
     config fields: num_steps, log_every, eval_every (0: only at the end), checkpoint_every, max_to_keep,
-    ema_decay (0: off), async_checkpoints. Returns the final eval metrics (or the last train metrics).
+    ema_decay (0: off), async_checkpoints, and optionally init_from (workdir, mapping, part: a fresh run starts
+    from that run's saved weights, see `checkpoint.warm_start`). Returns the final eval metrics (or the last
+    train metrics).
     """
     mesh = sharding.make_data_mesh() if mesh is None else mesh
     num_steps = int(config.num_steps)
     model = task.model
-    model.train()
-    optimizer = compat.new_optimizer(model, tx)
-    # One graph for the pair; the state is saved as {"model": ..., "optimizer": ...} (+ "ema").
-    graphdef, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
-    ema_decay = float(config.get("ema_decay", 0.0))
-    train_state = {"model": model_state, "optimizer": optimizer_state}
-    if ema_decay:
-        train_state["ema"] = jax.tree_util.tree_map(jnp.copy, nnx.state(model, nnx.Param))
-    model.eval()
-    eval_graphdef, _ = nnx.split(model)
-    model.train()
-    train_state = jax.device_put(train_state, sharding.replicated(mesh))
-
     checkpointer = Checkpointer(
         workdir,
         save_every=int(config.checkpoint_every),
@@ -121,6 +88,22 @@ def train(
         async_save=bool(config.get("async_checkpoints", True)),
     )
     start_step = checkpointer.latest_step() or 0
+    init_from = config.get("init_from")
+    if not start_step and init_from is not None and init_from.get("workdir"):
+        read = checkpoint.warm_start(
+            model, init_from.workdir, init_from.get("mapping", ""), part=init_from.get("part", "params")
+        )
+        logging.info("initialised from %s step %d (%s)", init_from.workdir, read, init_from.get("mapping", ""))
+    model.eval()
+    eval_graphdef = nnx.graphdef(model)
+    model.train()
+    # The state is the checkpoint's named parts: params, model_state (BatchNorm statistics...), opt_state, ema.
+    graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+    ema_decay = float(config.get("ema_decay", 0.0))
+    train_state = {"params": params, "model_state": model_state, "opt_state": tx.init(params)}
+    if ema_decay:
+        train_state["ema"] = jax.tree_util.tree_map(jnp.copy, params)
+    train_state = jax.device_put(train_state, sharding.replicated(mesh))
     if start_step:
         train_state = checkpointer.restore(train_state, start_step)
         logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
@@ -131,14 +114,14 @@ def train(
         return task.loss_fn(model, batch, rng)
 
     def train_step(train_state, batch, step):
-        model, optimizer = nnx.merge(graphdef, train_state["model"], train_state["optimizer"])
+        params = train_state["params"]
+        model = nnx.merge(graphdef, params, train_state["model_state"])
         rng = jax.random.fold_in(seed_key, step)
         (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch, rng)
-        compat.apply_gradients(optimizer, model, grads)
-        _, model_state, optimizer_state = nnx.split((model, optimizer), _IN_MODEL, ...)
-        new_state = {"model": model_state, "optimizer": optimizer_state}
+        updates, opt_state = tx.update(grads, train_state["opt_state"], params)
+        params = optax.apply_updates(params, updates)
+        new_state = {"params": params, "model_state": nnx.state(model, nnx.Not(nnx.Param)), "opt_state": opt_state}
         if ema_decay:
-            params = nnx.state(model, nnx.Param)
             new_state["ema"] = jax.tree_util.tree_map(
                 lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params
             )
@@ -148,10 +131,8 @@ def train(
         return new_state, metrics, finite
 
     def eval_step(train_state, batch):
-        model_state = train_state["model"][0]
-        if ema_decay:
-            model_state = nnx.State.merge(model_state, train_state["ema"])
-        return task.eval_fn(nnx.merge(eval_graphdef, model_state), batch)
+        params = train_state["ema"] if ema_decay else train_state["params"]
+        return task.eval_fn(nnx.merge(eval_graphdef, params, train_state["model_state"]), batch)
 
     jit_train_step = jax.jit(train_step, donate_argnums=0)
     jit_eval_step = jax.jit(eval_step)
@@ -215,7 +196,7 @@ def train(
                 writer.write(step, last_metrics)
                 progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last_metrics.items()))
             if wants_save:
-                checkpointer.maybe_save(step, train_state, force=at_end or stopping)
+                checkpointer.maybe_save(step, {**train_state, "step": step}, force=at_end or stopping)
                 last_good_step = step
             if stopping:
                 raise TrainingStopped(stop.requested, step, checkpointer.directory)

@@ -24,17 +24,15 @@ from ml_collections import ConfigDict, config_flags
 from common import app
 from common.data import audio
 from common.nn import wavenet
-from common.train import loop
+from common.train import checkpoint
 from papers.fast_wavenet import model
 
 
 def restore_model(config: ConfigDict, workdir: str, num_classes: int, num_speakers: int) -> tuple[nnx.Module, int]:
-    """The model of the latest checkpoint in workdir (the state `common.train.loop.train` saved) and its step."""
-    from papers.fast_wavenet import train  # the optimizer is part of the saved structure
-
+    """The model of the latest checkpoint in workdir (the weights `common.train.loop.train` saved) and its step."""
     trained = model.build_model(config, num_classes, num_speakers, nnx.Rngs(config.seed))
     try:
-        step = loop.restore_trained_model(trained, train.build_optimizer(config), workdir)
+        step = checkpoint.restore_weights(workdir, trained)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error} (train with papers.fast_wavenet.main)") from None
     return trained, step

@@ -45,10 +45,6 @@ def eval_sums(wavenet, batch: dict) -> dict[str, jax.Array]:
     return {"loss": nll, "bits_per_sample": nll / math.log(2), "count": mask.sum()}
 
 
-def build_optimizer(config: ConfigDict) -> optax.GradientTransformation:
-    return optim.make_optimizer(config.optimizer, config.train.num_steps)
-
-
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
     """Trains (resuming from workdir), then generates with config.generate.methods from the final checkpoint."""
     dataset = load_dataset(config)
@@ -60,7 +56,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
         eval_fn=eval_sums,
         make_eval_iterator=dataset.make_eval_iterator,
     )
-    final = loop.train(task, build_optimizer(config), config.train, workdir, seed=config.seed)
+    tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
+    final = loop.train(task, tx, config.train, workdir, seed=config.seed)
     report = generate.generate_from_checkpoint(config, workdir, dataset.num_classes, dataset.num_speakers)
     return {**final, **{f"generate/{k}": v for k, v in report.items() if isinstance(v, float)}}
 

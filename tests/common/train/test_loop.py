@@ -7,12 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 from ml_collections import ConfigDict
 
 from common.train import loop
+from common.train.checkpoint import Checkpointer, CheckpointMismatchError
 from common.train.metrics import read_metrics
 
 
@@ -96,11 +96,12 @@ def make_tx():
 
 
 def saved_state(workdir, step=None):
-    """The raw arrays of a checkpoint, read back without any target structure."""
-    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
-    step = manager.latest_step() if step is None else step
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
-    manager.close()
+    """The raw arrays of a checkpoint's parts, read back without any target structure."""
+    checkpointer = Checkpointer(str(workdir))
+    step = checkpointer.latest_step() if step is None else step
+    names = [name for name in checkpointer.part_names(step) if name != "step"]
+    restored = {name: checkpointer.load_raw(name, step) for name in names}
+    checkpointer.close()
     return step, restored
 
 
@@ -164,16 +165,14 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 def test_ema_weights_are_used_for_eval(tmp_path):
     final = run(tmp_path, make_config(ema_decay=0.9))
     _, state = saved_state(tmp_path)
-    ema, model = state["ema"], state["model"]["0"]
-    assert not np.allclose(ema["out"]["kernel"]["value"], model["out"]["kernel"]["value"])
+    ema, params, norm = state["ema"], state["params"], state["model_state"]["norm"]
+    assert not np.allclose(ema["out"]["kernel"], params["out"]["kernel"])
 
     def forward(x):  # eval-mode TinyNet with EMA weights and the running BatchNorm statistics
-        value = lambda tree: np.asarray(tree["value"])  # noqa: E731
-        h = x @ value(ema["hidden"]["kernel"]) + value(ema["hidden"]["bias"])
-        norm = model["norm"]
-        h = (h - value(norm["mean"])) / np.sqrt(value(norm["var"]) + 1e-5)
-        h = np.maximum(h * value(ema["norm"]["scale"]) + value(ema["norm"]["bias"]), 0)
-        return h @ value(ema["out"]["kernel"]) + value(ema["out"]["bias"])
+        h = x @ ema["hidden"]["kernel"] + ema["hidden"]["bias"]
+        h = (h - norm["mean"]) / np.sqrt(norm["var"] + 1e-5)
+        h = np.maximum(h * ema["norm"]["scale"] + ema["norm"]["bias"], 0)
+        return h @ ema["out"]["kernel"] + ema["out"]["bias"]
 
     expected = np.mean([forward(b["x"]).mean(-1) for b in eval_batches()])
     np.testing.assert_allclose(final["eval/logit_mean"], expected, rtol=1e-5)
@@ -186,13 +185,29 @@ def test_loss_goes_down(tmp_path):
     assert jnp.isfinite(jnp.asarray(losses)).all()
 
 
-def test_restore_trained_model_loads_the_latest_checkpoint_for_inference(tmp_path):
-    run(tmp_path, make_config(num_steps=8))
-    _, saved = saved_state(tmp_path)
-    fresh = TinyNet(nnx.Rngs(0))
-    assert loop.restore_trained_model(fresh, make_tx(), str(tmp_path)) == 8
-    saved_kernel = saved["model"]["0"]["out"]["kernel"]["value"]
-    np.testing.assert_array_equal(np.asarray(fresh.out.kernel.value), np.asarray(saved_kernel))
-    assert fresh.norm.use_running_average  # eval mode: BatchNorm uses its running statistics
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        loop.restore_trained_model(TinyNet(nnx.Rngs(0)), make_tx(), str(tmp_path / "empty"))
+def test_checkpoint_holds_named_parts(tmp_path):
+    run(tmp_path, make_config(num_steps=4, ema_decay=0.9))
+    checkpointer = Checkpointer(str(tmp_path))
+    assert checkpointer.part_names(4) == ["ema", "model_state", "opt_state", "params", "step"]
+    restored = checkpointer.restore({"step": 0}, 4)
+    checkpointer.close()
+    assert restored["step"] == 4
+    _, state = saved_state(tmp_path)
+    assert set(state["params"]) == {"hidden", "norm", "out"}
+    assert set(state["model_state"]["norm"]) == {"mean", "var"}
+
+
+def test_resuming_with_a_different_model_names_the_mismatched_leaves(tmp_path):
+    run(tmp_path, make_config(num_steps=4))
+    task = loop.TrainTask(model=WiderNet(nnx.Rngs(0)), loss_fn=loss_fn, make_train_iterator=batches)
+    with pytest.raises(
+        CheckpointMismatchError, match=r"part params.*mis-shaped: hidden/bias \(saved \(16,\), expected \(32,\)\)"
+    ):
+        loop.train(task, make_tx(), make_config(num_steps=8), str(tmp_path), seed=0, show_progress=False)
+
+
+class WiderNet(TinyNet):
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(6, 32, rngs=rngs)
+        self.norm = nnx.BatchNorm(32, rngs=rngs)
+        self.out = nnx.Linear(32, 3, rngs=rngs)
