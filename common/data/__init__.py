@@ -1,1 +1,1 @@
-"""Image-classification data: `images.load_image_dataset` over tfds, with offline builders in `builders`."""
+"""Input pipelines over tfds: `core` (shared by every pipeline), `images`, `audio`; offline builders in `builders`."""

@@ -8,17 +8,14 @@ who have them prepared; every source is resampled to 16 kHz.
 Training batches are windows of segment_length + 1 samples (inputs audio[:, :-1], targets audio[:, 1:]), one
 window per utterance per epoch, at a random offset. Utterances shorter than a window are zero-padded at the end
 (silence, the mu-law code of 0.0), so every utterance takes part in every epoch and an epoch is a fixed number of
-batches. Resumable by construction, as the image pipeline (common/data/images.py): epoch e is the train split
-shuffled with a seed derived from (seed, e) and cut to whole batches, and each window's offset is drawn by a
-stateless op seeded by (seed, e, position in the epoch), so batch s depends only on (seed, s) and
-`make_train_iterator(s)` yields exactly what `make_train_iterator(0)` yields from batch s on.
+batches. The stream is common/data/core.py's: epoch e is the train split shuffled with a seed derived from (seed, e) and
+cut to whole batches, and each window's offset is drawn by a stateless op seeded by (seed, e, position in the
+epoch), so batch s depends only on (seed, s) and `make_train_iterator(s)` yields exactly what
+`make_train_iterator(0)` yields from batch s on. In a multi-host job each process reads its own part of every split.
 """
 
-import contextlib
 import dataclasses
-import fcntl
 import functools
-import os
 from collections.abc import Callable, Iterator
 
 import jax
@@ -27,23 +24,16 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from common.data import core
 from common.data.builders import espeak_speech_local
-from common.data.builders.fashion_mnist_local import DatasetNotAvailableError  # noqa: F401 (what this module raises)
-from common.data.images import (
-    epoch_shuffle_seed,
-    example_augment_seed,
-    hide_accelerators_from_tensorflow,
-    not_prepared_error,
-)
 from common.registry import lookup
 
-Batch = dict[str, np.ndarray]
+Batch = core.Batch
 
 SAMPLE_RATE = 16_000
 MU = 255  # 8-bit mu-law: 256 classes
 SILENCE = 0  # the int16 sample that pads short utterances
 INT16_SCALE = 32768.0  # int16 sample -> float in [-1, 1)
-_NO_END = 2**62  # epochs: the training stream is infinite in practice
 
 # ---------------------------------------------------------------------------------------------------------------
 # mu-law companding (ITU-T G.711 curve, quantised as in WaveNet). Pure array functions: numpy in, numpy out;
@@ -110,32 +100,15 @@ DATASETS: dict[str, SpeechSpec] = {
 }
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: str) -> Iterator[None]:
-    """Holds an advisory lock on file `path` (created if needed), so concurrent processes prepare a dataset once."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
 def get_speech_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
     """The prepared tfds builder for `name`: offline builders are prepared on first use (once, even when several
     processes ask at the same time); nothing downloads."""
     spec = lookup(DATASETS, name, "speech dataset")
+    if spec.is_offline:
+        return core.prepare_offline(lambda: tfds.builder(spec.tfds_name, data_dir=data_dir), spec.check_available)
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
-    if builder.is_prepared():
-        return builder
-    if not spec.is_offline:
-        raise not_prepared_error(name, spec.tfds_name, builder, [n for n, s in DATASETS.items() if s.is_offline])
-    spec.check_available()
-    with _exclusive_lock(f"{builder.data_path}.lock"):
-        builder = tfds.builder(spec.tfds_name, data_dir=data_dir)  # another process may have prepared it meanwhile
-        if not builder.is_prepared():
-            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    if not builder.is_prepared():
+        raise core.not_prepared_error(name, spec.tfds_name, builder, [n for n, s in DATASETS.items() if s.is_offline])
     return builder
 
 
@@ -153,6 +126,8 @@ class AudioDataset:
     overlap by one sample (so the targets audio[:, 1:] tile it), in a fixed order, with the same keys plus
       "mask": float32 [batch_size, segment_length], 1 where the target is a real sample, 0 for padding
     (the silence after an utterance's end, and whole rows that fill the last batch).
+    In a job of several processes each yields batch_size // process_count rows of every batch, and as many eval
+    batches as the others (all-padding ones where its part of the eval split runs out first).
     """
 
     name: str
@@ -186,6 +161,7 @@ def load_audio_dataset(
     data_dir: str | None = None,
     shuffle_buffer: int | None = None,
     cache: bool = True,
+    shard: core.ProcessShard | None = None,
 ) -> AudioDataset:
     """Builds the train and eval pipelines of speech dataset `name` (one of DATASETS).
 
@@ -194,14 +170,15 @@ def load_audio_dataset(
     shuffle_buffer: utterances held by the per-epoch shuffle; None shuffles the whole train split.
     cache: keep the decoded, resampled splits in memory after their first pass (turn off for corpora larger than
       memory: ljspeech is about 2.8 GB at 16 kHz int16).
+    shard: the part of the data this process reads; None: this JAX process's (all of it for a single process).
+      batch_size is global: each process yields its 1 / process_count of every batch.
     """
     spec = lookup(DATASETS, name, "speech dataset")
     if batch_size <= 0 or segment_length <= 0:
         raise ValueError(f"batch_size and segment_length must be positive, got {batch_size} and {segment_length}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    core.check_seed(seed)
 
-    hide_accelerators_from_tensorflow()
+    core.hide_accelerators_from_tensorflow()
     builder = get_speech_builder(name, data_dir)
     num_train = builder.info.splits[spec.train_split].num_examples
     num_eval = builder.info.splits[spec.eval_split].num_examples
@@ -209,62 +186,47 @@ def load_audio_dataset(
     steps_per_epoch = num_train // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch_size} exceeds the {num_train} utterances of {name}'s train split")
-    examples_per_epoch = steps_per_epoch * batch_size
+    shard = shard or core.ProcessShard.of_this_process()
+    local_batch_size = shard.local_batch_size(batch_size)
     window = segment_length + 1
     resample = functools.partial(
         espeak_speech_local.resample_int16, from_rate=spec.stored_sample_rate, to_rate=SAMPLE_RATE
     )
 
-    def read(split: str) -> tf.data.Dataset:
-        """(samples int16 [N] at SAMPLE_RATE, speaker int32 []) pairs of `split` in one fixed order."""
-        read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)  # fixed file order
-        examples = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
+    def utterance(example):
+        """(samples int16 [N] at SAMPLE_RATE, speaker int32 [])."""
+        samples = tf.reshape(example["speech"], [-1])
+        if spec.stored_sample_rate != SAMPLE_RATE:
+            samples = tf.ensure_shape(tf.numpy_function(resample, [samples], tf.int16, stateful=False), [None])
+        speaker = tf.cast(example[spec.speaker_key], tf.int32) if spec.speaker_key else tf.constant(0, tf.int32)
+        return samples, speaker
 
-        def utterance(example):
-            samples = tf.reshape(example["speech"], [-1])
-            if spec.stored_sample_rate != SAMPLE_RATE:
-                samples = tf.ensure_shape(tf.numpy_function(resample, [samples], tf.int16, stateful=False), [None])
-            speaker = tf.cast(example[spec.speaker_key], tf.int32) if spec.speaker_key else tf.constant(0, tf.int32)
-            return samples, speaker
-
-        utterances = examples.map(utterance, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return utterances.cache() if cache else utterances
-
-    train_utterances = read(spec.train_split)
-    eval_utterances = read(spec.eval_split)
+    train_utterances = core.read_split(builder, shard.split(spec.train_split), utterance, cache=cache)
+    eval_utterances = core.read_split(builder, shard.split(spec.eval_split), utterance, cache=cache)
 
     def pad_to_window(samples: tf.Tensor) -> tf.Tensor:
         """int16 [n <= window] -> int16 [window], silence after the end."""
         return tf.ensure_shape(tf.pad(samples, [[0, window - tf.shape(samples)[0]]], constant_values=SILENCE), [window])
 
-    def random_window(epoch, position, samples, speaker):
-        """One window at an offset drawn uniformly from the utterance's valid offsets, seeded by (epoch, position)."""
+    def random_window(example, example_seed):
+        """One window at an offset drawn uniformly from the utterance's valid offsets, seeded by example_seed."""
+        samples, speaker = example
         last_start = tf.maximum(tf.shape(samples, out_type=tf.int64)[0] - window, 0)
-        start = tf.random.stateless_uniform(
-            [], seed=example_augment_seed(seed, epoch, position), minval=0, maxval=last_start + 1, dtype=tf.int64
-        )
+        start = tf.random.stateless_uniform([], seed=example_seed, minval=0, maxval=last_start + 1, dtype=tf.int64)
         return {"audio": pad_to_window(samples[start : start + window]), "speaker": speaker}
 
     def make_train_iterator(start_step: int = 0) -> Iterator[Batch]:
-        if start_step < 0:
-            raise ValueError(f"start_step must be >= 0, got {start_step}")
-        start_epoch, step_in_epoch = divmod(int(start_step), steps_per_epoch)
-
-        def epoch_utterances(epoch: tf.Tensor) -> tf.data.Dataset:
-            shuffled = train_utterances.shuffle(
-                shuffle_buffer or num_train, seed=epoch_shuffle_seed(seed, epoch), reshuffle_each_iteration=False
-            )
-            skip = tf.where(
-                epoch == start_epoch, tf.constant(step_in_epoch * batch_size, tf.int64), tf.constant(0, tf.int64)
-            )
-            positioned = shuffled.take(examples_per_epoch).enumerate().skip(skip)
-            return positioned.map(lambda position, utterance: (epoch, position, *utterance))
-
-        stream = tf.data.Dataset.range(start_epoch, _NO_END).flat_map(epoch_utterances)
-        stream = stream.map(random_window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        # Every epoch contributes a whole number of batches, so batch s is always step s of the stream.
-        stream = stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return map(to_codes, stream.as_numpy_iterator())
+        batches = core.train_batches(
+            train_utterances,
+            random_window,
+            seed=seed,
+            global_batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            start_step=start_step,
+            shuffle_buffer=shuffle_buffer or num_train,
+            shard=shard,
+        )
+        return map(to_codes, batches.as_numpy_iterator())
 
     def tiled_windows(samples, speaker):
         """All windows of one utterance: starts 0, L, 2L, ... until every sample after the first is a target."""
@@ -280,17 +242,18 @@ def load_audio_dataset(
             }
         )
 
-    def fill_last_batch(batch):
-        """Pads a short final batch with all-silence, speaker-0, mask-0 rows to batch_size."""
-        missing = batch_size - tf.shape(batch["speaker"])[0]
-        return {key: tf.pad(value, [[0, missing]] + [[0, 0]] * (value.shape.rank - 1)) for key, value in batch.items()}
+    eval_windows = eval_utterances.flat_map(tiled_windows)
 
-    eval_batches = (
-        eval_utterances.flat_map(tiled_windows).batch(batch_size).map(fill_last_batch).prefetch(tf.data.AUTOTUNE)
-    )
+    @functools.cache
+    def eval_batches() -> tf.data.Dataset:
+        """The windows per utterance vary, so processes count their batches (one pass) and all yield the most."""
+        if shard.count == 1:
+            return core.eval_batches(eval_windows, local_batch_size)
+        num_batches = core.max_over_processes(core.count_batches(core.eval_batches(eval_windows, local_batch_size)))
+        return core.eval_batches(eval_windows, local_batch_size, num_batches)
 
     def make_eval_iterator() -> Iterator[Batch]:
-        return map(to_codes, eval_batches.as_numpy_iterator())
+        return map(to_codes, eval_batches().as_numpy_iterator())
 
     return AudioDataset(
         name=name,

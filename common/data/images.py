@@ -4,27 +4,22 @@
 needs (input shape, number of classes, example counts). Sources are tfds datasets: the offline builders in
 common/data/builders over real local data, or standard tfds names for users who have them prepared.
 
-Resumable by construction. The training stream is a sequence of epochs; epoch e is the train split shuffled with
-a seed derived from (seed, e), cut to steps_per_epoch whole batches, and augmented with stateless random ops
-seeded by (seed, e, position in the epoch). Batch s therefore depends only on s, so `make_train_iterator(s)`
-starts at epoch s // steps_per_epoch, skips the batches before s within it, and yields exactly what
-`make_train_iterator(0)` yields from batch s on, without replaying the history.
+The stream is common/data/core.py's: resumable at any step (`make_train_iterator(s)` yields exactly what
+`make_train_iterator(0)` yields from batch s on), augmented by stateless random ops seeded by (seed, epoch,
+position), and split between the processes of a multi-host job, each reading its own part of every split.
 """
 
 import dataclasses
-import functools
-import logging
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from common.data import core
 from common.data.builders import digits_local, fashion_mnist_local
-from common.data.builders.fashion_mnist_local import DatasetNotAvailableError
 from common.registry import lookup
 
-Batch = dict[str, np.ndarray]
+Batch = core.Batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +35,7 @@ class DatasetSpec:
     builder_class: type[tfds.core.GeneratorBasedBuilder] | None = None  # offline builder; None: standard tfds
     # tfds example -> (image uint8 [H, W, C], label); None: the example's "image" and "label" features.
     read_example: Callable[[dict], tuple[tf.Tensor, tf.Tensor]] | None = None
-    check_available: Callable[[], None] | None = None  # raises DatasetNotAvailableError when the source is missing
+    check_available: Callable[[], None] | None = None  # raises core.DatasetNotAvailableError when the source is missing
 
     @property
     def is_offline(self) -> bool:
@@ -97,6 +92,8 @@ class ImageDataset:
     make_train_iterator(start_step) yields {"image": float32 [B,H,W,C], "label": int32 [B]} forever, starting at
     batch `start_step` of the stream. make_eval_iterator() yields one pass over the eval split in batches of
     eval_batch_size, the last one padded; eval batches add "mask": float32 [B] (1 real example, 0 padding).
+    B is this process's part of the global batch sizes below: train_batch_size // process_count (and likewise for
+    eval); each process yields as many eval batches, all-padding ones where its part of the split runs out first.
     """
 
     name: str
@@ -115,15 +112,6 @@ class ImageDataset:
         return self.num_train_examples // self.train_batch_size
 
 
-@functools.cache
-def hide_accelerators_from_tensorflow() -> None:
-    """TensorFlow only feeds data: keep it from claiming GPU memory that JAX needs. Safe to call repeatedly."""
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TensorFlow already initialised its devices; visibility can no longer change
-        logging.warning("TensorFlow was initialised before its GPUs could be hidden; it may hold GPU memory")
-
-
 def dataset_shapes(name: str, image_size: int | None = None) -> tuple[tuple[int, int, int], int]:
     """(input shape after preprocessing, number of classes), without reading any data (for --dry_run)."""
     spec = lookup(DATASETS, name, "dataset")
@@ -139,32 +127,14 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
     """The prepared tfds builder for `name`: offline builders are prepared on first use; nothing downloads."""
     spec = lookup(DATASETS, name, "dataset")
     if spec.is_offline:
-        builder = spec.builder_class(data_dir=data_dir)
-        if not builder.is_prepared():
-            if spec.check_available is not None:
-                spec.check_available()
-            # Offline builders read local files only; also skip tfds's lookup of a prepared copy on GCS.
-            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-        return builder
+        return core.prepare_offline(lambda: spec.builder_class(data_dir=data_dir), spec.check_available)
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
         offline = [n for n, s in DATASETS.items() if s.is_offline]
-        raise not_prepared_error(
+        raise core.not_prepared_error(
             name, spec.tfds_name, builder, offline, note="(imagenet2012 also needs its manual download) "
         )
     return builder
-
-
-def not_prepared_error(
-    name: str, tfds_name: str, builder: tfds.core.DatasetBuilder, offline: list[str], note: str = ""
-) -> DatasetNotAvailableError:
-    """The error for a standard tfds dataset that is not prepared locally: how to get it, and the offline choices."""
-    return DatasetNotAvailableError(
-        f"tfds dataset {name!r} is not prepared in data_dir {builder.data_dir_root}, and Reprise never "
-        f"downloads at run time. To get it, run `tfds build {tfds_name}` on a machine with internet "
-        f"{note}and copy the prepared folder into that data_dir, or pass --config.dataset.data_dir=DIR where it "
-        f"already is. Or use an offline dataset: {', '.join(offline)}."
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -243,25 +213,6 @@ AUGMENTATIONS: dict[str, Augmentation] = {
     "inception_crop": Augmentation(_inception_crop, _centre_crop, needs_image_size=True),
 }
 
-# ---------------------------------------------------------------------------------------------------------------
-# Seeds. Everything random in the training stream is a pure function of (seed, epoch, position).
-
-_SHUFFLE_STREAM = 0
-_AUGMENT_STREAM = 1
-_NO_END = 2**62  # epochs: the training stream is infinite in practice
-
-
-def epoch_shuffle_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
-    """An int64 scalar for Dataset.shuffle, distinct for every (seed, epoch)."""
-    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SHUFFLE_STREAM], tf.int64), epoch)
-    return tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
-
-
-def example_augment_seed(seed: int, epoch: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
-    """int64 [2] seed for the stateless random ops (augmentation, crops) of example `position` of epoch `epoch`."""
-    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _AUGMENT_STREAM], tf.int64), epoch)
-    return tf.random.experimental.stateless_fold_in(key, position)
-
 
 def load_image_dataset(
     name: str,
@@ -276,6 +227,7 @@ def load_image_dataset(
     eval_split: str | None = None,
     shuffle_buffer: int | None = None,
     cache: bool = True,
+    shard: core.ProcessShard | None = None,
 ) -> ImageDataset:
     """Builds the train and eval pipelines of dataset `name` (one of DATASETS).
 
@@ -286,6 +238,8 @@ def load_image_dataset(
       usual one (DATASETS[name].default_eval_split: "test", or "validation" for imagenet2012).
     shuffle_buffer: examples held by the per-epoch shuffle; None shuffles the whole train split.
     cache: keep the decoded splits in memory after their first pass (turn off for ImageNet-sized data).
+    shard: the part of the data this process reads; None: this JAX process's (all of it for a single process).
+      batch_size and eval_batch_size are global: each process yields its 1 / process_count of them.
     """
     spec = lookup(DATASETS, name, "dataset")
     augmentation = lookup(AUGMENTATIONS, augment, "augmentation")
@@ -294,76 +248,62 @@ def load_image_dataset(
     input_shape, num_classes = dataset_shapes(name, image_size)
     if batch_size <= 0 or (eval_batch_size is not None and eval_batch_size <= 0):
         raise ValueError(f"batch sizes must be positive, got batch_size={batch_size}, eval={eval_batch_size}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    core.check_seed(seed)
     eval_batch_size = eval_batch_size or batch_size
     eval_split = eval_split or spec.default_eval_split
 
-    hide_accelerators_from_tensorflow()
+    core.hide_accelerators_from_tensorflow()
     builder = get_builder(name, data_dir)
     num_train = builder.info.splits[train_split].num_examples
     num_eval = builder.info.splits[eval_split].num_examples
     steps_per_epoch = num_train // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch_size} exceeds the {num_train} examples of {name}'s {train_split!r}")
-    examples_per_epoch = steps_per_epoch * batch_size
-    buffer_size = shuffle_buffer or num_train
+    shard = shard or core.ProcessShard.of_this_process()
+    shard.local_batch_size(batch_size)  # fails now, naming the value, rather than at the first batch
+    local_eval_batch_size = shard.local_batch_size(eval_batch_size, "eval_batch_size")
+    eval_shard_sizes = [builder.info.splits[split].num_examples for split in shard.all_splits(eval_split)]
     mean = tf.constant(spec.mean, tf.float32) * 255.0
     std = tf.constant(spec.std, tf.float32) * 255.0
 
     read_example = spec.read_example or (lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
-
-    def read(split: str) -> tf.data.Dataset:
-        """(image uint8 [H,W,C], label int32 []) pairs of `split` in one fixed order."""
-        read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)  # fixed file order
-        ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
-        ds = ds.map(read_example, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.cache() if cache else ds
-
     # Built once, so the in-memory caches are filled once and shared by every iterator made below.
-    train_examples = read(train_split)
-    eval_examples = read(eval_split)
+    train_examples = core.read_split(builder, shard.split(train_split), read_example, cache=cache)
+    eval_examples = core.read_split(builder, shard.split(eval_split), read_example, cache=cache)
 
     def normalise(pixels: tf.Tensor) -> tf.Tensor:
         """float32 [H,W,C] in [0, 255] -> per-channel standardised."""
         return (pixels - mean) / std
 
+    def augment_example(example, example_seed):
+        image, label = example
+        return {"image": normalise(augmentation.train(image, example_seed, image_size)), "label": label}
+
     def make_train_iterator(start_step: int = 0) -> Iterator[Batch]:
-        if start_step < 0:
-            raise ValueError(f"start_step must be >= 0, got {start_step}")
-        start_epoch, step_in_epoch = divmod(int(start_step), steps_per_epoch)
-        examples_to_skip = step_in_epoch * batch_size
-
-        def epoch_examples(epoch: tf.Tensor) -> tf.data.Dataset:
-            shuffled = train_examples.shuffle(
-                buffer_size, seed=epoch_shuffle_seed(seed, epoch), reshuffle_each_iteration=False
-            )
-            positioned = shuffled.take(examples_per_epoch).enumerate()
-            skip = tf.where(epoch == start_epoch, tf.constant(examples_to_skip, tf.int64), tf.constant(0, tf.int64))
-            return positioned.skip(skip).map(lambda position, example: (epoch, position, *example))
-
-        def augment_example(epoch, position, image, label):
-            pixels = augmentation.train(image, example_augment_seed(seed, epoch, position), image_size)
-            return {"image": normalise(pixels), "label": label}
-
-        stream = tf.data.Dataset.range(start_epoch, _NO_END).flat_map(epoch_examples)
-        stream = stream.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        # Every epoch contributes a whole number of batches, so batch s is always step s of the stream.
-        stream = stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return stream.as_numpy_iterator()
+        batches = core.train_batches(
+            train_examples,
+            augment_example,
+            seed=seed,
+            global_batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            start_step=start_step,
+            shuffle_buffer=shuffle_buffer or num_train,
+            shard=shard,
+        )
+        return batches.as_numpy_iterator()
 
     def eval_example(image, label):
-        return {"image": normalise(augmentation.eval(image, None, image_size)), "label": label}
+        pixels = augmentation.eval(image, None, image_size)
+        return {"image": normalise(pixels), "label": label, "mask": tf.constant(1.0, tf.float32)}
 
-    eval_batches = (
-        eval_examples.map(eval_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(eval_batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+    eval_batches = core.eval_batches(
+        eval_examples.map(eval_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True),
+        local_eval_batch_size,
+        core.num_eval_batches(eval_shard_sizes, local_eval_batch_size),
     )
 
     def make_eval_iterator() -> Iterator[Batch]:
-        for batch in eval_batches.as_numpy_iterator():
-            yield pad_batch(batch, eval_batch_size)
+        return eval_batches.as_numpy_iterator()
 
     return ImageDataset(
         name=name,
@@ -376,18 +316,3 @@ def load_image_dataset(
         make_train_iterator=make_train_iterator,
         make_eval_iterator=make_eval_iterator,
     )
-
-
-def pad_batch(batch: Batch, size: int) -> Batch:
-    """Pads a short final eval batch with zeros to `size` examples so every batch has one static shape.
-
-    batch: arrays with a leading [B] axis, B <= size. Adds "mask": float32 [size], 1 for the B real examples.
-    """
-    real = len(batch["label"])
-    padded = {
-        key: np.concatenate([value, np.zeros((size - real, *value.shape[1:]), value.dtype)]) if real < size else value
-        for key, value in batch.items()
-    }
-    mask = np.zeros(size, np.float32)
-    mask[:real] = 1.0
-    return dict(padded, mask=mask)

@@ -21,7 +21,7 @@ import wave
 import numpy as np
 import tensorflow_datasets as tfds
 
-from common.data.builders.fashion_mnist_local import DatasetNotAvailableError
+from common.data.core import DatasetNotAvailableError
 
 SAMPLE_RATE = 16_000
 ESPEAK_SAMPLE_RATE = 22_050

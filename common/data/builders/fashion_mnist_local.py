@@ -11,6 +11,8 @@ import struct
 import numpy as np
 import tensorflow_datasets as tfds
 
+from common.data.core import DatasetNotAvailableError
+
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 DIR_ENV = "REPRISE_FASHION_MNIST_DIR"
 CLASS_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
@@ -23,10 +25,6 @@ SPLIT_FILES = {
 # IDX magic numbers: two zero bytes, 0x08 (unsigned byte elements), then the number of dimensions.
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-
-
-class DatasetNotAvailableError(FileNotFoundError):
-    """The data a dataset needs is not on this machine; the message says how to get it."""
 
 
 class IdxFormatError(ValueError):

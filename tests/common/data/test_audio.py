@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from common.data import audio
+from common.data import audio, core
 from common.data.builders import espeak_speech_local
 from common.registry import UnknownNameError
 
@@ -246,7 +246,7 @@ def test_standard_dataset_that_is_not_prepared_says_how_to_get_it(tmp_path, monk
         raise AssertionError("the pipeline tried to download a dataset")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_downloads)
-    with pytest.raises(audio.DatasetNotAvailableError) as error:
+    with pytest.raises(core.DatasetNotAvailableError) as error:
         audio.load_audio_dataset("ljspeech", batch_size=2, segment_length=16, data_dir=str(tmp_path))
     message = str(error.value)
     assert "'ljspeech' is not prepared" in message and str(tmp_path) in message

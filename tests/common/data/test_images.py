@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from common.data import images
+from common.data import core, images
 from common.data.builders import digits_local, fashion_mnist_local
 from common.registry import UnknownNameError
 from tests.helpers import REPO, subprocess_env
@@ -216,7 +216,7 @@ def test_standard_dataset_that_is_not_prepared_says_how_to_get_it(tmp_path, monk
         raise AssertionError("the pipeline tried to download a dataset")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_downloads)
-    with pytest.raises(images.DatasetNotAvailableError) as error:
+    with pytest.raises(core.DatasetNotAvailableError) as error:
         images.load_image_dataset("cifar10", batch_size=8, data_dir=str(tmp_path))
     assert isinstance(error.value, FileNotFoundError)
     message = str(error.value)
@@ -250,8 +250,8 @@ def test_shapes_are_known_without_reading_data():
 
 
 def test_hiding_accelerators_is_idempotent():
-    images.hide_accelerators_from_tensorflow()
-    images.hide_accelerators_from_tensorflow()
+    core.hide_accelerators_from_tensorflow()
+    core.hide_accelerators_from_tensorflow()
     assert tf.config.get_visible_devices("GPU") == []
 
 
