@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernels import backend
-from kernels.halo_attention import halo_attention_pallas, halo_attention_reference, pallas
-from kernels.halo_attention.reference import random_inputs
+from kernels.halo_attention import KernelConfig, halo_attention_pallas, halo_attention_reference
+from tests.kernels.halo_attention_inputs import halo_attention_inputs  # jax only, like kernels/
 
 # (batch, H, W, heads, d, block b, halo h): HaloNet stages at 256 px (64x64 after the stem down to 8x8),
 # b = 8, h = 3 as in H0-H2 and HaloNet-50, and the other (b, h) of the model family (H3: 10/3, H4: 12/2, H6: 8/4).
@@ -125,7 +125,7 @@ def implementations(args):
     platform = backend.accelerator()
     if platform == "gpu":
         for warps in (int(w) for w in args.num_warps.split(",")):
-            config = pallas.KernelConfig(num_warps=warps, num_stages=1, min_dim=16)
+            config = KernelConfig(num_warps=warps, num_stages=1, min_tile=16)
             impls[f"pallas w{warps}"] = lambda *a, config=config, **kw: halo_attention_pallas(*a, config=config, **kw)
     else:
         impls["pallas" if platform else "pallas (interpret)"] = halo_attention_pallas
@@ -140,7 +140,9 @@ def run(args) -> list[list[str]]:
     for shape in args.shapes:
         baselines = {}  # per shape, so earlier results free their device memory
         n, height, width, heads, depth, b, h = shape
-        arrays, cotangent = random_inputs(0, b, h, n, height, width, heads, depth, dtype)
+        key, cotangent_key = jax.random.split(jax.random.PRNGKey(0))
+        arrays = halo_attention_inputs(key, (b, h, n, height, width, heads, depth), dtype)
+        cotangent = jax.random.normal(cotangent_key, arrays[0].shape).astype(dtype)
         data = [*arrays, cotangent]
         counts = work(shape, itemsize)
         label = f"{n}x{height}x{width}, {heads}x{depth}"

@@ -25,18 +25,17 @@ Choices, each for a reason:
     residual sum adds outputs of the same pixel; and with an even b every b x b block keeps a (b/2) x (b/2) grid,
     so the kept queries tile into blocks of b/2 over the same memories. Odd sizes round up like a SAME conv.
 
-Which code computes it (`impl`, and `HaloAttention.uses_kernel`):
-  * "pallas": always the kernel package's `halo_attention` (the Pallas kernel). The kernel has no strided-query
-    mode, so a strided layer runs at full resolution and keeps the top-left queries: 4x the attention work of
-    those layers, and q projected at every pixel.
-  * "xla": the kernel package's XLA path where its contract fits (stride 1, q/k as wide as v); elsewhere
-    `halo_attention_xla` (kernels/halo_attention/reference.py; the reference is its stride-1 case), the same
-    einsums on the kept queries only (a quarter of the logits, q projected on the kept pixels only) and with q/k
-    of their own width. No discarded or padded work, so this is the path `--dry_run` counts. The tests check
-    both paths give the same outputs.
-  * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise. Strided layers take the XLA path even on a
-    GPU: the kernel's measured forward + backward speed-up over XLA (1.1-1.9x, docs/halo_attention_gpu.md) is
-    less than the 4x of work the full-resolution run would waste.
+Which code computes it (`impl`, and `HaloAttention.uses_kernel`); always the kernel package's `halo_attention`:
+  * "pallas": the Pallas kernel. It has no strided-query mode and takes one head width, so a strided layer runs
+    at full resolution and keeps the top-left queries (4x the attention work of those layers, q projected at
+    every pixel), and the narrower of q/k and v is zero-padded to the wider.
+  * "xla": the package's XLA path, which takes the kept queries only (a quarter of the logits, q projected on
+    the kept pixels only) and q/k of their own width. No discarded or padded work, so this is the path
+    `--dry_run` counts. The tests check both paths give the same outputs.
+  * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise (kernels.backend.resolve_impl, told that the
+    kernel does not suit strided layers). Strided layers take the XLA path even on a GPU: the kernel's measured
+    forward + backward speed-up over XLA (1.1-1.9x, docs/halo_attention_gpu.md) is less than the 4x of work the
+    full-resolution run would waste.
 """
 
 from typing import Any
@@ -45,9 +44,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from kernels.backend import IMPLEMENTATIONS
-from kernels.halo_attention import halo_attention, layout, resolve_impl
-from kernels.halo_attention.reference import halo_attention_xla
+from kernels.base import check_choice
+from kernels.halo_attention import IMPLEMENTATIONS, halo_attention, num_offsets, resolve_impl
 
 
 def _ceil_to(n: int, multiple: int) -> int:
@@ -92,8 +90,7 @@ class HaloAttention(nnx.Module):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         if stride == 2 and block_size % 2:
             raise ValueError(f"stride 2 keeps every other query of a block: block_size must be even, got {block_size}")
-        if impl not in IMPLEMENTATIONS:
-            raise ValueError(f"unknown impl {impl!r}; valid choices: {', '.join(IMPLEMENTATIONS)}")
+        check_choice("impl", impl, IMPLEMENTATIONS)
         self.block_size, self.halo_size, self.num_heads, self.stride = block_size, halo_size, num_heads, stride
         self.impl, self.dtype = impl, dtype
         self.qk_head_features = qk_features // num_heads
@@ -104,7 +101,7 @@ class HaloAttention(nnx.Module):
 
         self.query, self.key, self.value = projection(qk_features), projection(qk_features), projection(out_features)
         table_init = nnx.initializers.normal(stddev=self.qk_head_features**-0.5)
-        shape = (layout.num_offsets(block_size, halo_size), self.qk_head_features // 2)
+        shape = (num_offsets(block_size, halo_size), self.qk_head_features // 2)
         self.rel_h = nnx.Param(table_init(rngs.params(), shape))
         self.rel_w = nnx.Param(table_init(rngs.params(), shape))
 
@@ -120,15 +117,12 @@ class HaloAttention(nnx.Module):
         return rel_h, rel_w
 
     def uses_kernel(self) -> bool:
-        """Whether the kernel package's `halo_attention` runs (else `halo_attention_xla`); rule in the module docstring.
+        """Whether the Pallas kernel runs (else the XLA path); the rule is in the module docstring.
 
-        The kernel pads q/k and v to one width and computes strided layers at full resolution; the XLA fallback
+        The kernel pads q/k and v to one width and computes strided layers at full resolution; the XLA path
         computes only the kept queries with q/k at their own width.
         """
-        resolved = "xla" if self.stride == 2 and self.impl == "auto" else resolve_impl(self.impl)
-        if resolved == "pallas":
-            return True
-        return self.stride == 1 and self.qk_head_features == self.v_head_features
+        return resolve_impl(self.impl, kernel_fits=self.stride == 1) == "pallas"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [N, H, W, in_features] -> [N, ceil(H/stride), ceil(W/stride), out_features]."""
@@ -154,12 +148,10 @@ class HaloAttention(nnx.Module):
         k = heads_of(self.key(x), d_qk, padded_h, padded_w, qk_depth)
         v = heads_of(self.value(x), d_v, padded_h, padded_w, v_depth)
         rel_h, rel_w = (table.astype(q.dtype) for table in self.kernel_tables(qk_depth))
-        kwargs = {"block_size": b, "halo_size": self.halo_size}
-        if kernel:
-            out = halo_attention(q, k, v, rel_h, rel_w, impl=resolve_impl(self.impl), **kwargs)
-            out = out[:, ::s, ::s]  # stride 2: keep the top-left query of each 2x2
-        else:
-            out = halo_attention_xla(q, k, v, rel_h, rel_w, **kwargs)
+        out = halo_attention(
+            q, k, v, rel_h, rel_w, block_size=b, halo_size=self.halo_size, impl="pallas" if kernel else "xla"
+        )
+        out = out[:, ::s, ::s] if kernel else out  # the kernel at stride 2: keep the top-left query of each 2x2
         return out[:, :out_h, :out_w, :, :d_v].reshape(n, out_h, out_w, heads * d_v)
 
 
@@ -219,12 +211,11 @@ def halo_attention_param_count(
 ) -> int:
     """What HaloAttention holds: the q, k, v projections and two [2(b+h)-1, d_qk/2] tables."""
     qk = out_features if qk_features is None else qk_features
-    return in_features * (2 * qk + out_features) + layout.num_offsets(block_size, halo_size) * (qk // num_heads)
+    return in_features * (2 * qk + out_features) + num_offsets(block_size, halo_size) * (qk // num_heads)
 
 
 __all__ = [
     "HaloAttention",
     "halo_attention_layer",
     "halo_attention_param_count",
-    "halo_attention_xla",
 ]

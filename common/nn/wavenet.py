@@ -26,8 +26,7 @@ from flax import nnx
 
 from common.nn import cached_conv
 from common.registry import lookup
-from kernels.cached_dilated_conv import StackWeights, cached_dilated_conv_step, preferred_batch
-from kernels.cached_dilated_conv.layout import project
+from kernels.cached_dilated_conv import StackWeights, cached_dilated_conv_step, preferred_batch, project
 
 ACTIVATIONS = ("gated", "relu")
 

@@ -2,14 +2,16 @@
 XLA path) and a Pallas kernel that runs all layers of the step in one program and updates the cache in place.
 
 cached_dilated_conv_step(x, cache, read_slots, write_slots, weights, gate_bias, *, activation, impl="auto") is
-the public function; impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere). Which cache rows a
-step reads and writes comes from the caller (common/nn/cached_conv.py's RingLayout for 1-D rings).
+the public function, and the only one that checks its inputs; impl is "xla", "pallas" or "auto" (Pallas on
+GPU/TPU, XLA elsewhere). Which cache rows a step reads and writes comes from the caller (common/nn/cached_conv.py's
+RingLayout for 1-D rings).
 """
 
 from kernels.backend import IMPLEMENTATIONS, resolve_impl
+from kernels.base import KernelConfig
 from kernels.cached_dilated_conv.api import cached_dilated_conv_step, preferred_batch
-from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights
-from kernels.cached_dilated_conv.pallas import KernelConfig, cached_dilated_conv_step_pallas
+from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights, project
+from kernels.cached_dilated_conv.pallas import cached_dilated_conv_step_pallas
 from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference
 
 __all__ = [
@@ -21,5 +23,6 @@ __all__ = [
     "cached_dilated_conv_step_pallas",
     "cached_dilated_conv_step_reference",
     "preferred_batch",
+    "project",
     "resolve_impl",
 ]

@@ -1,9 +1,8 @@
-"""The public entry point: one function, the implementation picked by name."""
+"""The public entry point: one function, the inputs checked once, the implementation picked by name."""
 
 import jax
 
-from kernels import backend
-from kernels.backend import resolve_impl
+from kernels.backend import resolve_impl, resolve_launch
 from kernels.cached_dilated_conv import layout, pallas
 from kernels.cached_dilated_conv.layout import StackWeights
 from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference
@@ -13,8 +12,7 @@ def preferred_batch(batch: int, impl: str) -> int:
     """The batch a generation loop should allocate its cache at, so that `impl` never pads it per step."""
     if resolve_impl(impl) == "xla":
         return batch
-    platform = backend.accelerator()
-    return pallas.padded_batch(batch, pallas.default_config(platform))
+    return pallas.padded_batch(batch, resolve_launch().config)
 
 
 def cached_dilated_conv_step(
@@ -35,14 +33,9 @@ def cached_dilated_conv_step(
     impl: "xla" (pure jnp), "pallas" (one kernel, cache updated in place; interpreted on CPU) or "auto" (the
     kernel on GPU/TPU where its tiles fit the channel counts, else XLA).
     """
-    choice = resolve_impl(impl)
     layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, activation)
-    if impl == "auto" and choice == "pallas" and backend.accelerator() == "gpu":
-        choice = "xla" if pallas.gpu_tile_misfits(weights, activation) else choice
-    if choice == "xla":
-        return cached_dilated_conv_step_reference(
-            x, cache, read_slots, write_slots, weights, gate_bias, activation=activation
-        )
-    return pallas.cached_dilated_conv_step_pallas(
-        x, cache, read_slots, write_slots, weights, gate_bias, activation=activation
+    choice = resolve_impl(
+        impl, kernel_fits=lambda platform: platform != "gpu" or not pallas.gpu_tile_misfits(weights, activation)
     )
+    step = pallas.cached_dilated_conv_step_pallas if choice == "pallas" else cached_dilated_conv_step_reference
+    return step(x, cache, read_slots, write_slots, weights, gate_bias, activation=activation)

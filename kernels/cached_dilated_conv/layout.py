@@ -1,4 +1,4 @@
-"""The arrays one cached generation step works on, and the shape checks every implementation shares.
+"""The arrays one cached generation step works on, and the shape checks the public function runs on them.
 
 A stack of L causal conv layers of width k over C channels, each producing G groups of R channels:
   gated (WaveNet): G = 2 (filter, gate); z = tanh(a_filter) * sigmoid(a_gate) [B, R];
@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from kernels.base import check_choice, check_integer_dtype, check_rank, check_shape
 
 ACTIVATIONS = ("gated", "relu")
 GROUPS = {"gated": 2, "relu": 1}
@@ -37,25 +39,12 @@ class StackWeights(NamedTuple):
     skip_bias: jax.Array | None = None
 
 
-def check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
-
-
-def _expect(name: str, array, shape: tuple) -> None:
-    if array is None or tuple(array.shape) != tuple(shape):
-        got = None if array is None else tuple(array.shape)
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {got}")
-
-
 def check_inputs(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, activation: str) -> None:
     """Raises ValueError naming the first array whose shape does not fit x [B, C] and the weights."""
-    check_activation(activation)
-    if x.ndim != 2:
-        raise ValueError(f"x must be [batch, channels], got shape {tuple(x.shape)}")
+    check_choice("activation", activation, ACTIVATIONS)
+    check_rank("x", x, ("batch", "channels"))
     batch, channels = x.shape
-    if weights.current.ndim != 4:
-        raise ValueError(f"weights.current must be [layers, groups, R, channels], got {tuple(weights.current.shape)}")
+    check_rank("weights.current", weights.current, ("layers", "groups", "R", "channels"))
     layers, groups, width, _ = weights.current.shape
     if groups != GROUPS[activation]:
         raise ValueError(f"activation {activation!r} needs {GROUPS[activation]} groups, weights have {groups}")
@@ -63,25 +52,25 @@ def check_inputs(x, cache, read_slots, write_slots, weights: StackWeights, gate_
         raise ValueError(f"cache must be [slots, {batch}, {channels}] like x, got shape {tuple(cache.shape)}")
     if read_slots.ndim != 2 or read_slots.shape[0] != layers:
         raise ValueError(f"read_slots must be [{layers} layers, taps - 1], got shape {tuple(read_slots.shape)}")
-    if not jnp.issubdtype(read_slots.dtype, jnp.integer) or not jnp.issubdtype(write_slots.dtype, jnp.integer):
-        raise ValueError(f"slots must be integers, got {read_slots.dtype} and {write_slots.dtype}")
-    _expect("write_slots", write_slots, (layers,))
+    check_shape("write_slots", write_slots, (layers,))
+    for name, slots in (("read_slots", read_slots), ("write_slots", write_slots)):
+        check_integer_dtype(name, slots)
     past_taps = read_slots.shape[1]
-    _expect("weights.current", weights.current, (layers, groups, width, channels))
-    _expect("weights.past", weights.past, (layers, groups, width, past_taps * channels))
-    _expect("weights.bias", weights.bias, (layers, groups, width))
+    check_shape("weights.current", weights.current, (layers, groups, width, channels))
+    check_shape("weights.past", weights.past, (layers, groups, width, past_taps * channels))
+    check_shape("weights.bias", weights.bias, (layers, groups, width))
     if gate_bias is not None:
-        _expect("gate_bias", gate_bias, (layers, groups, batch, width))
+        check_shape("gate_bias", gate_bias, (layers, groups, batch, width))
     if activation == "relu":
         if width != channels:
             raise ValueError(f"a relu stack feeds each output to the next layer: R={width} must equal C={channels}")
         return
     if weights.skip is None or weights.skip.ndim != 2:
         raise ValueError(f"a gated stack needs weights.skip [skip channels, {layers} * {width}]")
-    _expect("weights.residual", weights.residual, (layers, channels, width))
-    _expect("weights.residual_bias", weights.residual_bias, (layers, channels))
-    _expect("weights.skip", weights.skip, (weights.skip.shape[0], layers * width))
-    _expect("weights.skip_bias", weights.skip_bias, (weights.skip.shape[0],))
+    check_shape("weights.residual", weights.residual, (layers, channels, width))
+    check_shape("weights.residual_bias", weights.residual_bias, (layers, channels))
+    check_shape("weights.skip", weights.skip, (weights.skip.shape[0], layers * width))
+    check_shape("weights.skip_bias", weights.skip_bias, (weights.skip.shape[0],))
 
 
 def output_shape(x, weights: StackWeights, activation: str) -> tuple[int, int]:

@@ -5,52 +5,27 @@ launch latency and weight bandwidth, not FLOPs (nv-wavenet reaches real time by 
 one persistent kernel). So one program runs every layer of the step: for each layer it reads the layer's past
 taps from the cache, computes the layer, and writes the layer's current input back into the same cache buffer
 (`input_output_aliases`: the cache is updated in place, never copied). Rows a step does not write keep their
-contents. The batch is padded to `KernelConfig.min_batch` rows (tensor-core dots need 16 on GPU).
+contents. The batch is padded to a multiple of `KernelConfig.min_tile` rows (tensor-core dots need 16 on GPU).
 
 Reads and writes per layer follow the ring contract (layout.py): a layer reads its taps before it writes, and no
 layer reads another layer's write row, so reading the input ref and writing the aliased output ref give the
 same result whether they are one buffer (GPU, TPU) or two (the interpreter).
 
-Backend choice: `kernels.backend.pallas_call_options`, the one place the repo picks a Pallas
+Backend choice: `kernels.backend.Launch`, the one place the repo picks a Pallas
 lowering (Triton on GPU, Mosaic on TPU, the interpreter elsewhere). Only ref indexing is used (`ref[...]`,
 `ref[pl.ds(...)]`, integer indices), which JAX 0.4.34 and newer releases share.
 """
 
-import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from kernels.backend import accelerator, pallas_call_options
+from kernels.backend import Launch, resolve_launch
+from kernels.base import MIN_TILE, KernelConfig, is_power_of_two
 from kernels.cached_dilated_conv import layout
 from kernels.cached_dilated_conv.layout import StackWeights
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelConfig:
-    """Launch knobs. min_batch: the batch is padded to a multiple of it (16 for GPU dots, 1 when interpreting)."""
-
-    num_warps: int = 4
-    num_stages: int = 1
-    min_batch: int = 16
-
-    def __post_init__(self):
-        if self.num_warps not in (1, 2, 4, 8, 16):
-            raise ValueError(f"num_warps must be one of 1, 2, 4, 8, 16, got {self.num_warps}")
-        if self.num_stages < 1:
-            raise ValueError(f"num_stages must be >= 1, got {self.num_stages}")
-        if self.min_batch < 1:
-            raise ValueError(f"min_batch must be >= 1, got {self.min_batch}")
-
-
-def default_config(platform: str | None) -> KernelConfig:
-    if platform == "gpu":
-        return KernelConfig(num_warps=4, num_stages=1, min_batch=16)
-    if platform == "tpu":
-        return KernelConfig(min_batch=8)
-    return KernelConfig(min_batch=1)
 
 
 def _dot(a, b):
@@ -97,29 +72,24 @@ def cached_dilated_conv_step_pallas(
     interpret: bool | None = None,
     config: KernelConfig | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Same function as `cached_dilated_conv_step_reference` (shapes there). interpret=None interprets exactly
-    when there is no GPU/TPU; config=None takes `default_config` of the platform.
+    """Same function as `cached_dilated_conv_step_reference` (shapes there); unchecked: the public
+    `cached_dilated_conv_step` checks the inputs. interpret, config: see `kernels.backend.resolve_launch`.
 
-    A batch that is not a multiple of config.min_batch is padded here, which copies the cache every step: a
+    A batch that is not a multiple of config.min_tile is padded here, which copies the cache every step: a
     generation loop should allocate its cache at `padded_batch(batch)` rows instead.
     """
-    layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, activation)
-    platform = accelerator()
-    if interpret is None:
-        interpret = platform is None
-    if config is None:
-        config = default_config(None if interpret else platform)
-    if not interpret and platform == "gpu":
+    launch = resolve_launch(interpret, config)
+    if not launch.interpret and launch.platform == "gpu":
         _check_gpu_tiles(weights, activation)
     batch = x.shape[0]
-    padded = padded_batch(batch, config)
+    padded = padded_batch(batch, launch.config)
     if padded != batch:
         pad = padded - batch
         x = jnp.pad(x, ((0, pad), (0, 0)))
         cache = jnp.pad(cache, ((0, 0), (0, pad), (0, 0)))
         if gate_bias is not None:
             gate_bias = jnp.pad(gate_bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
-    out, cache = _launch(x, cache, read_slots, write_slots, weights, gate_bias, activation, interpret, platform, config)
+    out, cache = _launch(x, cache, read_slots, write_slots, weights, gate_bias, activation, launch)
     if padded != batch:
         out, cache = out[:batch], cache[:, :batch]
     return out, cache
@@ -131,7 +101,7 @@ def gpu_tile_misfits(weights: StackWeights, activation: str) -> dict[str, int]:
     sizes = {"channels": channels, "R": width}
     if activation == "gated":
         sizes["skip channels"] = weights.skip.shape[0]
-    return {name: n for name, n in sizes.items() if n < 16 or n & (n - 1)}
+    return {name: n for name, n in sizes.items() if n < MIN_TILE["gpu"] or not is_power_of_two(n)}
 
 
 def _check_gpu_tiles(weights: StackWeights, activation: str) -> None:
@@ -141,12 +111,11 @@ def _check_gpu_tiles(weights: StackWeights, activation: str) -> None:
 
 
 def padded_batch(batch: int, config: KernelConfig) -> int:
-    return -(-batch // config.min_batch) * config.min_batch
+    """The batch rounded up to whole tiles of config.min_tile rows."""
+    return -(-batch // config.min_tile) * config.min_tile
 
 
-def _launch(
-    x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, activation, interpret, platform, config
-):
+def _launch(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, activation, launch: Launch):
     layers, groups, width, channels = weights.current.shape
     past_taps = read_slots.shape[1]
     if gate_bias is None:
@@ -177,7 +146,6 @@ def _launch(
         kernel,
         out_shape=(jax.ShapeDtypeStruct(out_shape, x.dtype), jax.ShapeDtypeStruct(cache.shape, cache.dtype)),
         input_output_aliases={len(inputs) - 1: 1},
-        interpret=interpret,
         name="cached_dilated_conv_step",
-        **pallas_call_options(platform, config, interpret),
+        **launch.pallas_call_options(),
     )(*inputs)

@@ -30,23 +30,8 @@ def cached_dilated_conv_step_reference(
     None -> (out, new cache): out is the skip sum [B, S] (gated) or the last layer's output [B, C] (relu).
 
     Contract (what a ring layout guarantees): no layer reads a row that another layer writes in the same step.
+    Unchecked: the public `cached_dilated_conv_step` checks the inputs.
     """
-    layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, activation)
-    return _step(x, cache, read_slots, write_slots, weights, gate_bias, activation)
-
-
-def _read_rows(cache: jax.Array, slots: jax.Array) -> jax.Array:
-    """cache [S, B, C], slots int [...] -> [prod(...), B, C] as one dynamic slice per row.
-
-    Not a gather: XLA on CPU runs a gather of 20 rows as a loop that costs more (about 35 us measured) than the
-    20 layers' matmuls; stacked dynamic slices fuse into one copy of the rows.
-    """
-    _, batch, channels = cache.shape
-    rows = [jax.lax.dynamic_slice(cache, (slot, 0, 0), (1, batch, channels)) for slot in slots.reshape(-1)]
-    return jnp.concatenate(rows)
-
-
-def _step(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, activation: str):
     layers, past_taps = read_slots.shape
     batch, channels = x.shape
     project = layout.project
@@ -71,3 +56,14 @@ def _step(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, a
         return x, cache
     gated = jnp.stack(gated, axis=1).reshape(batch, -1)  # [B, L*R], layer-major like weights.skip's columns
     return jnp.einsum("bk,sk->bs", gated, weights.skip) + weights.skip_bias, cache
+
+
+def _read_rows(cache: jax.Array, slots: jax.Array) -> jax.Array:
+    """cache [S, B, C], slots int [...] -> [prod(...), B, C] as one dynamic slice per row.
+
+    Not a gather: XLA on CPU runs a gather of 20 rows as a loop that costs more (about 35 us measured) than the
+    20 layers' matmuls; stacked dynamic slices fuse into one copy of the rows.
+    """
+    _, batch, channels = cache.shape
+    rows = [jax.lax.dynamic_slice(cache, (slot, 0, 0), (1, batch, channels)) for slot in slots.reshape(-1)]
+    return jnp.concatenate(rows)

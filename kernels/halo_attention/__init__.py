@@ -1,12 +1,15 @@
 """Blocked local self-attention with halos (HaloNets): a pure-jnp reference (the XLA path) and Pallas kernels.
 
-halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size, impl="auto") is the public function;
-impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere). Imports only jax and numpy.
+halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size, impl="auto") is the public function, and the
+only one that checks its inputs; impl is "xla", "pallas" or "auto" (Pallas on GPU/TPU, XLA elsewhere).
+Imports only jax and numpy.
 """
 
 from kernels.backend import IMPLEMENTATIONS, resolve_impl
+from kernels.base import KernelConfig
 from kernels.halo_attention.api import halo_attention
-from kernels.halo_attention.pallas import KernelConfig, halo_attention_pallas
+from kernels.halo_attention.layout import num_offsets
+from kernels.halo_attention.pallas import halo_attention_pallas
 from kernels.halo_attention.reference import halo_attention_reference
 
 __all__ = [
@@ -15,5 +18,6 @@ __all__ = [
     "halo_attention",
     "halo_attention_pallas",
     "halo_attention_reference",
+    "num_offsets",
     "resolve_impl",
 ]

@@ -1,4 +1,4 @@
-"""The public entry point: one function, the implementation picked by name."""
+"""The public entry point: one function, the inputs checked once, the implementation picked by name."""
 
 import jax
 
@@ -23,10 +23,18 @@ def halo_attention(
     Each b x b query block attends to the (b+2h) x (b+2h) window around it; for a query at (y, x) and a key at
     (y', x') the logit is q.k + q.rel_h[y'-y+b+h-1] + q.rel_w[x'-x+b+h-1] (rel_h, rel_w [2(b+h)-1, d]; the caller
     scales q). Keys and values outside the image are zeros and are not masked. H and W must be multiples of b.
+    The XLA path also takes v of its own width dv and the kept queries of a strided layer, q [N, H/2, W/2, heads,
+    d] (layout.check_inputs); the kernel does not, so "auto" takes XLA for those.
     impl: "xla" (pure jnp), "pallas" (the kernel; interpreted on CPU) or "auto" (Pallas on GPU/TPU, else XLA).
     """
-    choice = resolve_impl(impl)
     layout.check_inputs(q, k, v, rel_h, rel_w, block_size, halo_size)
+    fits = layout.kernel_fits(q, k, v)
+    choice = resolve_impl(impl, kernel_fits=fits)
     if choice == "xla":
         return halo_attention_reference(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)
+    if not fits:
+        raise ValueError(
+            f"the Pallas kernel takes q, k and v of one shape; got q {q.shape}, k {k.shape}, v {v.shape} "
+            "(kept queries or dv != d: use impl='xla')"
+        )
     return pallas.halo_attention_pallas(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)

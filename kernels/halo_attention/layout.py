@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernels.base import check_dtype, check_integer, check_rank, check_shape
+
 
 def num_offsets(block_size: int, halo_size: int) -> int:
     """R = 2(b + h) - 1: the distinct row (or column) offsets between a query and a key of its window."""
@@ -17,31 +19,40 @@ def num_offsets(block_size: int, halo_size: int) -> int:
 
 
 def check_inputs(q, k, v, rel_h, rel_w, block_size: int, halo_size: int) -> None:
-    """Raises ValueError, naming the sizes, for anything the kernels would otherwise misread."""
-    if not isinstance(block_size, int | np.integer) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    if not isinstance(halo_size, int | np.integer) or halo_size < 0:
-        raise ValueError(f"halo_size must be a non-negative integer, got {halo_size!r}")
-    if q.ndim != 5:
-        raise ValueError(f"q must be [batch, H, W, heads, d], got shape {tuple(q.shape)}")
+    """Raises ValueError, naming the argument, its shape and the expected one, for anything the paths would misread.
+
+    q [N, H/s, W/s, heads, d] with s = 1, or s = 2 for the kept queries (even rows and columns) of a strided
+    layer; k [N, H, W, heads, d], v [N, H, W, heads, dv] (q's dtype); rel_h, rel_w [2(b+h)-1, d]; H and W
+    multiples of b (an even b when s = 2). The Pallas kernel takes only s = 1 and dv = d (`kernel_fits`).
+    """
+    check_integer("block_size", block_size, minimum=1)
+    check_integer("halo_size", halo_size, minimum=0)
+    check_rank("q", q, ("batch", "H", "W", "heads", "d"))
+    n, rows, cols, heads, depth = q.shape
+    if k.shape not in (q.shape, (n, 2 * rows, 2 * cols, heads, depth)):
+        raise ValueError(f"k must have q's shape {tuple(q.shape)} (or twice its H and W: kept queries), got {k.shape}")
+    check_rank("v", v, ("batch", "H", "W", "heads", "dv"))
+    if v.shape[:4] != k.shape[:4]:
+        raise ValueError(f"v must have k's shape {k.shape} but for the last axis (dv), got {v.shape}")
     for name, x in (("k", k), ("v", v)):
-        if x.shape != q.shape:
-            raise ValueError(f"{name} must have q's shape {tuple(q.shape)}, got {tuple(x.shape)}")
-        if x.dtype != q.dtype:
-            raise ValueError(f"{name} must have q's dtype {q.dtype}, got {x.dtype}")
-    _, height, width, _, depth = q.shape
+        check_dtype(name, x, q.dtype, " like q")
+    _, height, width, _, _ = k.shape
     if height % block_size or width % block_size:
         raise ValueError(
             f"H={height} and W={width} must be multiples of block_size={block_size} "
             f"(remainders {height % block_size} and {width % block_size})"
         )
+    if height != rows and block_size % 2:
+        raise ValueError(f"kept queries (q at half of k's H and W) need an even block_size, got {block_size}")
     expected = (num_offsets(block_size, halo_size), depth)
+    why = f" = [2*(block_size + halo_size) - 1, d] for block_size={block_size}, halo_size={halo_size}, d={depth}"
     for name, table in (("rel_h", rel_h), ("rel_w", rel_w)):
-        if tuple(table.shape) != expected:
-            raise ValueError(
-                f"{name} must have shape {expected} = [2*(block_size + halo_size) - 1, d] for block_size={block_size}, "
-                f"halo_size={halo_size}, d={depth}; got {tuple(table.shape)}"
-            )
+        check_shape(name, table, expected, why)
+
+
+def kernel_fits(q, k, v) -> bool:
+    """Whether the Pallas kernel takes these inputs: one shape for q, k and v (no kept queries, dv = d)."""
+    return q.shape == k.shape == v.shape
 
 
 def matmul_precision(dtype) -> jax.lax.Precision | None:

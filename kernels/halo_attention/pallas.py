@@ -10,7 +10,7 @@ Layout (built by XLA around the kernels, differentiable like any jnp code):
                                     each program reads its own Wn x Wn window at (by*b, bx*b) straight from it,
                                     so the overlapping memories are never copied out (key (j, i) at j*Wn + i)
   tables   [Bp*Wn, Dp]             rel_h / rel_w gathered by (query row, window row), see layout.relative_table
-Every tile edge is a power of two (Triton needs it) and at least `KernelConfig.min_dim` (tensor-core dots need
+Every tile edge is a power of two (Triton needs it) and at least `KernelConfig.min_tile` (tensor-core dots need
 16 on GPU): Wn >= M = b + 2h is the padded window, and keys past M are masked; padded queries and channels are
 zeros and are cropped. Keys outside the image are real zeros of the window and are not masked, as in the
 reference. The backward pass writes dk, dv per window ([N, g, Bh, Bw, Wn*Wn, Dp]); XLA adds the overlapping
@@ -22,7 +22,7 @@ each query, the slice of its own row y gives r[q, j] = q . rel_h[j - y + b - 1];
 window columns / rows to get dr, adds dr @ table to dq, and returns dr itself so the table gradient (a sum over
 all programs) is one einsum in XLA.
 
-Backend choice lives in `kernels.backend.pallas_call_options` (Triton on GPU, Mosaic on TPU, the interpreter
+Backend choice lives in `kernels.backend.Launch` (Triton on GPU, Mosaic on TPU, the interpreter
 elsewhere); the kernel source is the same everywhere and uses only ref indexing (`x_ref[...]`,
 `x_ref[pl.ds(...)]`), which JAX 0.4.34 and 0.11 share.
 """
@@ -34,36 +34,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from kernels.backend import accelerator, pallas_call_options
+from kernels.backend import Launch, resolve_launch
+from kernels.base import KernelConfig
 from kernels.halo_attention import layout
 
 MASKED_LOGIT = -1e30  # padded keys; finite so exp(MASKED - max) is an exact 0 without inf arithmetic
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelConfig:
-    """Launch and tiling knobs. min_dim: the smallest padded tile edge (16 for GPU dots, 1 when interpreting)."""
-
-    num_warps: int = 4
-    num_stages: int = 1
-    min_dim: int = 16
-
-    def __post_init__(self):
-        if self.num_warps not in (1, 2, 4, 8, 16):
-            raise ValueError(f"num_warps must be one of 1, 2, 4, 8, 16, got {self.num_warps}")
-        if self.num_stages < 1:
-            raise ValueError(f"num_stages must be >= 1, got {self.num_stages}")
-        if self.min_dim < 1 or self.min_dim & (self.min_dim - 1):
-            raise ValueError(f"min_dim must be a power of two, got {self.min_dim}")
-
-
-def default_config(platform: str | None) -> KernelConfig:
-    """The launch knobs per platform; the interpreter needs no padding beyond powers of two."""
-    if platform == "gpu":
-        return KernelConfig(num_warps=4, num_stages=1, min_dim=16)
-    if platform == "tpu":
-        return KernelConfig(min_dim=8)
-    return KernelConfig(min_dim=1)
 
 
 def _pow2(n: int, minimum: int = 1) -> int:
@@ -82,9 +57,7 @@ class _Dims:
     rows: int  # Bp >= b, the padded query-row count of the relative tables
     queries: int  # Qp >= b^2
     depth: int  # Dp >= d
-    interpret: bool
-    platform: str | None
-    config: KernelConfig
+    launch: Launch
 
     @property
     def memory(self) -> int:
@@ -100,8 +73,8 @@ class _Dims:
         return ((self.blocks_h - 1) * self.block + self.window, (self.blocks_w - 1) * self.block + self.window)
 
 
-def _dims(q_shape, block_size, halo_size, interpret, platform, config) -> _Dims:
-    m = config.min_dim
+def _dims(q_shape, block_size, halo_size, launch: Launch) -> _Dims:
+    m = launch.config.min_tile
     _, height, width, _, depth = q_shape
     window = _pow2(block_size + 2 * halo_size)
     while window * window < m:
@@ -115,9 +88,7 @@ def _dims(q_shape, block_size, halo_size, interpret, platform, config) -> _Dims:
         rows=_pow2(block_size, -(-m // window)),
         queries=_pow2(block_size * block_size, m),
         depth=_pow2(depth, m),
-        interpret=interpret,
-        platform=platform,
-        config=config,
+        launch=launch,
     )
 
 
@@ -252,9 +223,8 @@ def _forward(q, k, v, row_table, col_table, dims: _Dims):
         grid=_grid(dims, q.shape[0], q.shape[1]),
         in_specs=[specs["query"], specs["image"], specs["image"], specs["table"], specs["table"]],
         out_specs=(specs["query"], specs["lse"]),
-        interpret=dims.interpret,
         name="halo_attention_forward",
-        **pallas_call_options(dims.platform, dims.config, dims.interpret),
+        **dims.launch.pallas_call_options(),
     )(q, k, v, row_table, col_table)
 
 
@@ -283,9 +253,8 @@ def _backward(q, k, v, row_table, col_table, out, lse, dout, dims: _Dims):
             specs["lse"],
         ],
         out_specs=(specs["query"], specs["window"], specs["window"], specs["relative"], specs["relative"]),
-        interpret=dims.interpret,
         name="halo_attention_backward",
-        **pallas_call_options(dims.platform, dims.config, dims.interpret),
+        **dims.launch.pallas_call_options(),
     )(q, k, v, row_table, col_table, out, dout, lse)
 
 
@@ -359,18 +328,13 @@ def halo_attention_pallas(
     interpret: bool | None = None,
     config: KernelConfig | None = None,
 ) -> jax.Array:
-    """Same function as `halo_attention_reference`: q, k, v [N, H, W, heads, d], rel_h, rel_w [2(b+h)-1, d].
+    """Same function as `halo_attention_reference` where q, k, v share one shape [N, H, W, heads, d];
+    rel_h, rel_w [2(b+h)-1, d]. Unchecked: the public `halo_attention` checks the inputs.
 
-    interpret=None interprets exactly when there is no GPU/TPU; config=None takes `default_config` of the
-    platform (in interpret mode: the interpreter's, unless given).
+    interpret, config: see `kernels.backend.resolve_launch` (None: interpreted exactly when there is no GPU/TPU,
+    the platform's default config).
     """
-    layout.check_inputs(q, k, v, rel_h, rel_w, block_size, halo_size)
-    platform = accelerator()
-    if interpret is None:
-        interpret = platform is None
-    if config is None:
-        config = default_config(None if interpret else platform)
-    dims = _dims(q.shape, block_size, halo_size, interpret, platform, config)
+    dims = _dims(q.shape, block_size, halo_size, resolve_launch(interpret, config))
     n, height, width, heads, depth = q.shape
     b, h, extra_d = block_size, halo_size, dims.depth - depth
 
