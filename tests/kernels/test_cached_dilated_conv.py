@@ -17,6 +17,7 @@ from kernels.cached_dilated_conv import (
     resolve_impl,
 )
 from kernels.cached_dilated_conv import layout as stack_layout
+from tests.kernels.kernel_test_base import Case, KernelUnderTest, cases
 
 # (activation, kernel_size, dilations, batch, channels, R, skip channels, speaker conditioning)
 CASES = [
@@ -28,16 +29,18 @@ CASES = [
 ]
 
 
-def random_inputs(seed, activation, kernel_size, dilations, batch, channels, width, skip_channels, condition):
-    """x, a cache full of random past rows, weights scaled like a trained net's, gate_bias or None, and the ring
-    slots of a random step."""
+def stack_inputs(key, sizes, dtype=jnp.float32):
+    """sizes (activation, kernel_size, dilations, batch, channels, R, skip channels, conditioned) -> x, a cache full
+    of random past rows, weights scaled like a trained net's, gate_bias or None, and the ring slots of a random
+    step (the arguments of the step, in order)."""
+    activation, kernel_size, dilations, batch, channels, width, skip_channels, condition = sizes
     ring = RingLayout(dilations, kernel_size)
     groups = stack_layout.GROUPS[activation]
     layers = ring.num_layers
-    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 12))
+    keys = iter(jax.random.split(key, 12))
 
     def normal(shape, scale=1.0):
-        return jax.random.normal(next(keys), shape, jnp.float32) * scale
+        return (jax.random.normal(next(keys), shape, jnp.float32) * scale).astype(dtype)
 
     fan_in = kernel_size * channels
     weights = StackWeights(
@@ -57,6 +60,20 @@ def random_inputs(seed, activation, kernel_size, dilations, batch, channels, wid
     x = normal((batch, channels))
     cache = normal((ring.num_slots, batch, channels))
     return x, cache, ring.read_slots(step), ring.write_slots(step), weights, gate_bias
+
+
+def inputs(seed, *sizes):
+    return stack_inputs(jax.random.PRNGKey(seed), sizes)
+
+
+STACK = KernelUnderTest(
+    reference=cached_dilated_conv_step_reference,
+    pallas=cached_dilated_conv_step_pallas,
+    make_inputs=stack_inputs,
+    static=lambda sizes: {"activation": sizes[0]},
+    tolerance={"float32": (1e-5, 1e-5)},
+    differentiable=False,  # a generation step: no VJP
+)
 
 
 def oracle_step(x, cache, read_slots, write_slots, weights, gate_bias, activation):
@@ -98,43 +115,34 @@ def assert_cache_updated(kernel_cache, reference_cache, old_cache, write_slots):
     assert not np.allclose(np.asarray(kernel_cache)[~untouched], np.asarray(old_cache)[~untouched])
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_reference_matches_per_layer_oracle(case):
-    activation, *shape = case
-    args = random_inputs(len(case[2]) * 7 + case[3], activation, *shape)
+@pytest.mark.parametrize("case", cases(CASES))
+def test_reference_matches_per_layer_oracle(case: Case):
+    activation = case.sizes[0]
+    args = STACK.inputs(case)
     out, cache = reference_step(args, activation)
     expected_out, expected_cache = oracle_step(*args, activation)
     np.testing.assert_allclose(out, expected_out, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(cache, expected_cache, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_pallas_interpret_matches_reference(case):
-    activation, *shape = case
-    args = random_inputs(len(case[2]) * 11 + case[3], activation, *shape)
-    out, cache = reference_step(args, activation)
-    kernel_out, kernel_cache = jax.jit(
-        lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation, interpret=True)
-    )(*args)
-    np.testing.assert_allclose(kernel_out, out, atol=1e-5, rtol=1e-5)
-    assert_cache_updated(kernel_cache, cache, args[1], args[3])
+@pytest.mark.parametrize("case", cases(CASES))
+def test_pallas_interpret_matches_reference(case: Case):
+    result = STACK.check_pallas_against_reference(case)
+    (_, kernel_cache), (_, cache) = result.actual, result.expected
+    assert_cache_updated(kernel_cache, cache, result.inputs[1], result.inputs[3])
 
 
 def test_pallas_pads_the_batch_to_its_tile():
-    args = random_inputs(3, "gated", 2, (1, 2), 3, 4, 4, 8, True)
-    out, cache = reference_step(args, "gated")
-    padded = KernelConfig(min_batch=4)  # batch 3 -> 4, as on a GPU (16)
-    kernel_out, kernel_cache = jax.jit(
-        lambda *a: cached_dilated_conv_step_pallas(*a, activation="gated", interpret=True, config=padded)
-    )(*args)
+    padded = KernelConfig(min_tile=4)  # batch 3 -> 4, as on a GPU (16)
+    result = STACK.check_pallas_against_reference(Case(("gated", 2, (1, 2), 3, 4, 4, 8, True), config=padded))
+    (kernel_out, kernel_cache), (out, cache) = result.actual, result.expected
     assert kernel_out.shape == out.shape and kernel_cache.shape == cache.shape
-    np.testing.assert_allclose(kernel_out, out, atol=1e-5, rtol=1e-5)
-    assert_cache_updated(kernel_cache, cache, args[1], args[3])
+    assert_cache_updated(kernel_cache, cache, result.inputs[1], result.inputs[3])
 
 
 @pytest.mark.parametrize("impl", ["xla", "pallas", "auto"])
 def test_public_function_dispatches_every_impl(impl):
-    args = random_inputs(5, "relu", 2, (1, 2), 2, 4, 4, 0, False)
+    args = inputs(5, "relu", 2, (1, 2), 2, 4, 4, 0, False)
     out, cache = jax.jit(lambda *a: cached_dilated_conv_step(*a, activation="relu", impl=impl))(*args)
     expected_out, expected_cache = oracle_step(*args, "relu")
     np.testing.assert_allclose(out, expected_out, atol=1e-5)
@@ -163,7 +171,7 @@ BAD_INPUTS = [
     (lambda a: _replace(a, 0, a[0][0]), "x must be [batch, channels]"),
     (lambda a: _replace(a, 2, a[2][:-1]), "read_slots must be [3 layers, taps - 1]"),
     (lambda a: _replace(a, 3, a[3][:-1]), "write_slots must have shape (3,)"),
-    (lambda a: _replace(a, 3, a[3].astype(jnp.float32)), "slots must be integers"),
+    (lambda a: _replace(a, 3, a[3].astype(jnp.float32)), "write_slots must hold integers, got float32"),
     (lambda a: _replace(a, 5, a[5][:, :1]), "gate_bias must have shape (3, 2, 3, 6)"),
     (lambda a: _replace(a, 4, a[4]._replace(past=a[4].past[..., :-1])), "weights.past must have shape (3, 2, 6, 8)"),
     (lambda a: _replace(a, 4, a[4]._replace(skip=None)), "a gated stack needs weights.skip"),
@@ -174,24 +182,24 @@ BAD_INPUTS = [
 @pytest.mark.parametrize(("corrupt", "message"), BAD_INPUTS)
 @pytest.mark.parametrize("impl", ["xla", "pallas"])
 def test_wrong_shapes_raise_clear_errors(corrupt, message, impl):
-    args = corrupt(random_inputs(0, "gated", 3, (1, 2, 3), 3, 4, 6, 8, True))
+    args = corrupt(inputs(0, "gated", 3, (1, 2, 3), 3, 4, 6, 8, True))
     args[0] = args[0][:, :3] if message.startswith("cache") else args[0]
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         cached_dilated_conv_step(*args, activation="gated", impl=impl)
 
 
 def test_bad_names_and_configs_list_the_valid_choices():
-    args = random_inputs(0, "relu", 2, (1,), 1, 4, 4, 0, False)
+    args = inputs(0, "relu", 2, (1,), 1, 4, 4, 0, False)
     with pytest.raises(ValueError, match="unknown impl 'cuda'; valid choices: xla, pallas, auto"):
         cached_dilated_conv_step(*args, activation="relu", impl="cuda")
     with pytest.raises(ValueError, match="unknown activation 'tanh'; valid choices: gated, relu"):
         cached_dilated_conv_step(*args, activation="tanh")
     with pytest.raises(ValueError, match="activation 'gated' needs 2 groups, weights have 1"):
         cached_dilated_conv_step(*args, activation="gated")
-    with pytest.raises(ValueError, match="num_warps"):
+    with pytest.raises(ValueError, match="unknown num_warps 3; valid choices"):
         KernelConfig(num_warps=3)
-    with pytest.raises(ValueError, match="min_batch"):
-        KernelConfig(min_batch=0)
+    with pytest.raises(ValueError, match="min_tile must be a power of two, got 0"):
+        KernelConfig(min_tile=0)
 
 
 # GPU tiles: powers of two >= 16 (the batch is padded to 16 rows by the kernel's launch).
@@ -206,8 +214,8 @@ HARDWARE_CASES = [
 @pytest.mark.skipif(backend.accelerator() is None, reason="needs a GPU or TPU")
 @pytest.mark.parametrize("case", HARDWARE_CASES)
 def test_compiled_kernel_matches_reference_on_hardware(case):
-    activation, *shape = case
-    args = random_inputs(13, activation, *shape)
+    activation = case[0]
+    args = inputs(13, *case)
     out, cache = reference_step(args, activation)
     kernel_out, kernel_cache = jax.jit(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation))(*args)
     np.testing.assert_allclose(kernel_out, out, atol=2e-2, rtol=2e-2)  # TF32 dots on GPU

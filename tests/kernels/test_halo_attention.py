@@ -19,8 +19,17 @@ from kernels.halo_attention import (
     halo_attention_reference,
     resolve_impl,
 )
-from kernels.halo_attention.reference import random_inputs
 from tests.helpers import REPO, subprocess_env
+from tests.kernels.halo_attention_inputs import halo_attention_inputs
+from tests.kernels.kernel_test_base import (
+    Case,
+    KernelUnderTest,
+    assert_close,
+    cases,
+    compare,
+    random_cotangent,
+    value_and_grads,
+)
 
 # (block b, halo h, batch, H, W, heads, d): several blocks per axis, odd b, d and windows that are not powers of
 # two (padded tiles), h = 0, h > b (windows reaching past a neighbour block), b = 1.
@@ -33,8 +42,21 @@ CASES = [
     (1, 2, 1, 3, 5, 2, 4),
 ]
 # (atol, rtol). bfloat16 gets a relative term too: its gradients are stored in bfloat16, whose spacing at 4 is 0.03.
-TOLERANCE = {jnp.float32: (1e-5, 0.0), jnp.bfloat16: (2e-2, 2e-2)}
-GPU_TILES = KernelConfig(min_dim=16)  # the padding the GPU launch uses, here interpreted
+TOLERANCE = {"float32": (1e-5, 0.0), "bfloat16": (2e-2, 2e-2)}
+GPU_TILES = KernelConfig(min_tile=16)  # the padding the GPU launch uses, here interpreted
+
+HALO = KernelUnderTest(
+    reference=halo_attention_reference,
+    pallas=halo_attention_pallas,
+    make_inputs=halo_attention_inputs,
+    static=lambda sizes: {"block_size": sizes[0], "halo_size": sizes[1]},
+    tolerance=TOLERANCE,
+)
+
+
+def inputs(seed, *sizes, dtype=jnp.float32):
+    """q, k, v, rel_h, rel_w for sizes (b, h, batch, H, W, heads, d) from a fixed seed."""
+    return halo_attention_inputs(jax.random.PRNGKey(seed), sizes, dtype)
 
 
 def naive_halo_attention(q, k, v, rel_h, rel_w, *, block_size, halo_size):
@@ -78,68 +100,41 @@ def global_relative_attention(q, k, v, rel_h, rel_w):
     return jnp.einsum("nyxgo,nogd->nyxgd", weights, v.reshape(n, height * width, heads, depth), precision="highest")
 
 
-def value_and_grads(attention, args, cotangent):
-    """attention(*args) and the gradients of <attention(*args), cotangent> wrt all five arguments, jitted."""
-
-    @jax.jit
-    def run(*args):
-        out, vjp = jax.vjp(attention, *args)
-        return out, vjp(cotangent)
-
-    return run(*args)
-
-
-def assert_close(actual, expected, tolerance, what):
-    actual, expected = np.asarray(actual, np.float32), np.asarray(expected, np.float32)
-    atol, rtol = tolerance
-    np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
-
-
 def with_sizes(fn, block, halo, **kwargs):
     return lambda q, k, v, rel_h, rel_w: fn(q, k, v, rel_h, rel_w, block_size=block, halo_size=halo, **kwargs)
 
 
-@pytest.mark.parametrize(("block", "halo", "batch", "height", "width", "heads", "depth"), CASES)
-def test_reference_matches_per_query_oracle_in_values_and_gradients(block, halo, batch, height, width, heads, depth):
-    args, cotangent = random_inputs(block * 10 + halo, block, halo, batch, height, width, heads, depth)
-    out, grads = value_and_grads(with_sizes(halo_attention_reference, block, halo), args, cotangent)
-    out_naive, grads_naive = value_and_grads(with_sizes(naive_halo_attention, block, halo), args, cotangent)
-    assert out.shape == (batch, height, width, heads, depth)
-    assert_close(out, out_naive, TOLERANCE[jnp.float32], "output")
-    for name, g, g_naive in zip(("q", "k", "v", "rel_h", "rel_w"), grads, grads_naive, strict=True):
-        assert np.any(g_naive != 0), name
-        assert_close(g, g_naive, TOLERANCE[jnp.float32], f"d{name}")
+@pytest.mark.parametrize("case", cases(CASES))
+def test_reference_matches_per_query_oracle_in_values_and_gradients(case):
+    block, halo, batch, height, width, heads, depth = case.sizes
+    result = compare(
+        with_sizes(halo_attention_reference, block, halo),
+        with_sizes(naive_halo_attention, block, halo),
+        HALO.inputs(case),
+        TOLERANCE["float32"],
+        seed=case.seed,
+    )
+    assert result.actual.shape == (batch, height, width, heads, depth)
 
 
-PALLAS_CASES = [(case, jnp.float32, None) for case in CASES] + [
-    (CASES[0], jnp.bfloat16, None),
-    (CASES[2], jnp.bfloat16, None),
-    ((8, 3, 1, 16, 8, 1, 16), jnp.float32, GPU_TILES),  # HaloNet's b = 8, h = 3 with the GPU's tile padding
-    ((8, 3, 1, 16, 8, 1, 16), jnp.bfloat16, GPU_TILES),
-    ((3, 1, 1, 6, 3, 2, 6), jnp.float32, GPU_TILES),
+PALLAS_CASES = [
+    *cases(CASES),
+    *cases([CASES[0], CASES[2]], [jnp.bfloat16]),
+    *cases([(8, 3, 1, 16, 8, 1, 16)], [jnp.float32, jnp.bfloat16], GPU_TILES),  # HaloNet's b = 8, h = 3, GPU tiles
+    *cases([(3, 1, 1, 6, 3, 2, 6)], [jnp.float32], GPU_TILES),
 ]
 
 
-@pytest.mark.parametrize(("case", "dtype", "config"), PALLAS_CASES, ids=lambda x: str(getattr(x, "__name__", x)))
-def test_interpreted_pallas_matches_reference_in_values_and_gradients(case, dtype, config):
-    block, halo, *sizes = case
-    args, cotangent = random_inputs(sum(case) + 100, block, halo, *sizes, dtype=dtype)
-    out, grads = value_and_grads(
-        with_sizes(halo_attention_pallas, block, halo, interpret=True, config=config), args, cotangent
-    )
-    out_ref, grads_ref = value_and_grads(with_sizes(halo_attention_reference, block, halo), args, cotangent)
-    assert out.dtype == dtype and out.shape == args[0].shape
-    tol = TOLERANCE[dtype]
-    assert_close(out, out_ref, tol, "output")
-    for name, g, g_ref, x in zip(("q", "k", "v", "rel_h", "rel_w"), grads, grads_ref, args, strict=True):
-        assert g.dtype == x.dtype and g.shape == x.shape, name
-        assert_close(g, g_ref, tol, f"d{name}")
+@pytest.mark.parametrize("case", PALLAS_CASES)
+def test_interpreted_pallas_matches_reference_in_values_and_gradients(case: Case):
+    result = HALO.check_pallas_against_reference(case)
+    assert result.actual.dtype == case.dtype and result.actual.shape == result.inputs[0].shape
 
 
 @pytest.mark.parametrize("impl", ["xla", "pallas", "auto"])
 def test_public_function_runs_the_chosen_implementation(impl):
     block, halo = 2, 1
-    args, _ = random_inputs(5, block, halo, 1, 4, 4, 2, 4)
+    args = inputs(5, block, halo, 1, 4, 4, 2, 4)
     out = jax.jit(with_sizes(halo_attention, block, halo, impl=impl))(*args)
     expected = {"xla": halo_attention_reference, "pallas": halo_attention_pallas}[resolve_impl(impl)]
     np.testing.assert_array_equal(out, jax.jit(with_sizes(expected, block, halo))(*args))
@@ -149,7 +144,7 @@ def test_public_function_runs_the_chosen_implementation(impl):
 @pytest.mark.parametrize("impl", ["xla", "pallas"])
 def test_no_halo_and_one_block_is_global_attention_with_relative_logits(impl):
     size = 4
-    args, _ = random_inputs(11, size, 0, 2, size, size, 2, 4)
+    args = inputs(11, size, 0, 2, size, size, 2, 4)
     out = halo_attention(*args, block_size=size, halo_size=0, impl=impl)
     np.testing.assert_allclose(out, global_relative_attention(*args), atol=1e-5, rtol=1e-5)
 
@@ -166,7 +161,7 @@ def test_unit_blocks_are_sasa_centred_windows_away_from_the_border(impl, kernel_
     """
     local_attention = pytest.importorskip("common.nn.local_attention")  # needs flax; the kernels do not
     height, width, depth, pad = 7, 8, 4, kernel_size // 2
-    (q, k, v, _, _), _ = random_inputs(kernel_size, 1, pad, 1, height, width, 2, depth)
+    q, k, v, _, _ = inputs(kernel_size, 1, pad, 1, height, width, 2, depth)
     keys = jax.random.split(jax.random.PRNGKey(kernel_size + 50), 2)
     rel_row, rel_col = (jax.random.normal(key, (kernel_size, depth // 2)) for key in keys)
     zeros = jnp.zeros_like(rel_row)
@@ -181,7 +176,7 @@ def test_unit_blocks_are_sasa_centred_windows_away_from_the_border(impl, kernel_
 def test_keys_outside_the_image_are_zeros_that_stay_in_the_softmax():
     """A corner query with zero content logits weighs all (b+2h)^2 keys by exp(q . rel) alike, inside or not."""
     block, halo, depth = 2, 1, 4
-    (q, _, _, rel_h, rel_w), _ = random_inputs(3, block, halo, 1, 4, 4, 1, depth)
+    q, _, _, rel_h, rel_w = inputs(3, block, halo, 1, 4, 4, 1, depth)
     k = jnp.zeros_like(q)
     v = jnp.ones_like(q)  # inside keys carry value 1, outside keys 0: the output is the weight on the inside
     out = halo_attention_reference(q, k, v, rel_h, rel_w, block_size=block, halo_size=halo)
@@ -192,23 +187,49 @@ def test_keys_outside_the_image_are_zeros_that_stay_in_the_softmax():
     assert weights[0].sum() > 0.01  # the padded row keeps real weight: nothing is masked
 
 
+@pytest.mark.parametrize("impl", ["xla", "auto"])
+def test_kept_queries_and_wider_values_take_the_xla_path(impl):
+    """The XLA path's two generalisations, each against the full contract: kept queries (q at even rows and
+    columns) give the full-resolution outputs there, and values wider than q/k give, in their first d channels,
+    the outputs of the first d channels alone (attention is linear in v)."""
+    block, halo, depth = 4, 1, 4
+    q, k, v, rel_h, rel_w = inputs(21, block, halo, 2, 8, 12, 2, depth)
+    full = halo_attention_reference(q, k, v, rel_h, rel_w, block_size=block, halo_size=halo)
+    kept = halo_attention(q[:, ::2, ::2], k, v, rel_h, rel_w, block_size=block, halo_size=halo, impl=impl)
+    np.testing.assert_allclose(kept, full[:, ::2, ::2], atol=1e-6)
+    wide_v = jnp.concatenate([v, jax.random.normal(jax.random.PRNGKey(22), v.shape)], axis=-1)
+    wide = halo_attention(q, k, wide_v, rel_h, rel_w, block_size=block, halo_size=halo, impl=impl)
+    assert wide.shape == (*q.shape[:4], 2 * depth)
+    np.testing.assert_allclose(wide[..., :depth], full, atol=1e-6)
+    assert not np.allclose(wide[..., depth:], full, atol=1e-2)
+
+
 def test_shape_errors_name_the_sizes():
-    args, _ = random_inputs(0, 4, 1, 1, 8, 8, 1, 4)
-    q, k, v, rel_h, rel_w = args
+    q, k, v, rel_h, rel_w = inputs(0, 4, 1, 1, 8, 8, 1, 4)
     with pytest.raises(ValueError, match=r"H=6 and W=8 must be multiples of block_size=4"):
         halo_attention(q[:, :6], k[:, :6], v[:, :6], rel_h, rel_w, block_size=4, halo_size=1)
     with pytest.raises(ValueError, match=re.escape("rel_h must have shape (9, 4)") + ".*" + re.escape("got (7, 4)")):
         halo_attention(q, k, v, rel_h[:7], rel_w, block_size=4, halo_size=1)
     with pytest.raises(ValueError, match=re.escape("rel_w must have shape (11, 4)") + ".*" + re.escape("got (9, 4)")):
         halo_attention(q, k, v, jnp.zeros((11, 4)), rel_w, block_size=4, halo_size=2)
-    with pytest.raises(ValueError, match=re.escape("k must have q's shape (1, 8, 8, 1, 4), got (1, 8, 4, 1, 4)")):
+    with pytest.raises(ValueError, match=re.escape("k must have q's shape (1, 8, 8, 1, 4)") + ".*(1, 8, 4, 1, 4)"):
         halo_attention(q, k[:, :, :4], v, rel_h, rel_w, block_size=4, halo_size=1)
+    with pytest.raises(ValueError, match=re.escape("v must have k's shape (1, 8, 8, 1, 4) but for the last axis")):
+        halo_attention(q, k, v[:, :4], rel_h, rel_w, block_size=4, halo_size=1)
+    with pytest.raises(ValueError, match="v must have dtype float32 like q, got bfloat16"):
+        halo_attention(q, k, v.astype(jnp.bfloat16), rel_h, rel_w, block_size=4, halo_size=1)
+    with pytest.raises(ValueError, match="block_size must be a positive integer, got 2.0"):
+        halo_attention(q, k, v, rel_h, rel_w, block_size=2.0, halo_size=1)
     with pytest.raises(ValueError, match="halo_size must be a non-negative integer, got -1"):
         halo_attention(q, k, v, rel_h, rel_w, block_size=4, halo_size=-1)
     with pytest.raises(ValueError, match=r"unknown impl 'triton'; valid choices: xla, pallas, auto"):
         halo_attention(q, k, v, rel_h, rel_w, block_size=4, halo_size=1, impl="triton")
-    with pytest.raises(ValueError, match="num_warps must be one of"):
+    with pytest.raises(ValueError, match=re.escape("unknown num_warps 3; valid choices: 1, 2, 4, 8, 16")):
         KernelConfig(num_warps=3)
+    with pytest.raises(ValueError, match="kept queries .* need an even block_size, got 3"):
+        halo_attention(q[:, :3, :3], k[:, :6, :6], v[:, :6, :6], rel_h[:7], rel_w[:7], block_size=3, halo_size=1)
+    with pytest.raises(ValueError, match=r"the Pallas kernel takes q, k and v of one shape.*use impl='xla'"):
+        halo_attention(q[:, ::2, ::2], k, v, rel_h, rel_w, block_size=4, halo_size=1, impl="pallas")
 
 
 def accelerator_only(test):
@@ -220,8 +241,9 @@ def accelerator_only(test):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("case", [(8, 3, 2, 32, 32, 4, 16), (8, 3, 1, 16, 24, 2, 64), (10, 3, 1, 20, 20, 2, 32)])
 def test_compiled_pallas_matches_reference_on_the_accelerator(case, dtype):
-    block, halo, *sizes = case
-    args, cotangent = random_inputs(sum(case), block, halo, *sizes, dtype=dtype)
+    block, halo, *_ = case
+    args = inputs(sum(case), *case, dtype=dtype)
+    cotangent = random_cotangent(with_sizes(halo_attention_reference, block, halo), args, sum(case))
     out, grads = value_and_grads(with_sizes(halo_attention_pallas, block, halo), args, cotangent)
     # The truth is the float32 reference on the same (possibly bfloat16-rounded) inputs: a bfloat16 XLA run
     # rounds its own sums differently, so two bfloat16 results can sit several ulps apart on large reductions
@@ -232,7 +254,7 @@ def test_compiled_pallas_matches_reference_on_the_accelerator(case, dtype):
     names = ("output", "dq", "dk", "dv", "drel_h", "drel_w")
     for name, g, g_ref in zip(names, (out, *grads), (out_ref, *grads_ref), strict=True):
         scale = max(1.0, float(jnp.max(jnp.abs(g_ref))))
-        assert_close(g, g_ref, (relative_tolerance * scale, relative_tolerance), name)
+        assert_close(g.astype(jnp.float32), g_ref, (relative_tolerance * scale, relative_tolerance), name)
 
 
 @pytest.mark.slow
