@@ -18,7 +18,12 @@ def machine_description() -> str:
 
 
 def replace_block(path: str, name: str, content: str) -> None:
-    """Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` in `path` (appends if absent)."""
+    """Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` in `path` (appends if absent).
+
+    Only process 0 of a multi-host job writes: every process measures, one report.
+    """
+    if jax.process_index() != 0:
+        return
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{content.rstrip()}\n{end}"
     text = open(path).read() if os.path.exists(path) else ""
