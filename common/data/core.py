@@ -68,11 +68,11 @@ class ProcessShard:
     def of_this_process(cls) -> "ProcessShard":
         return cls(jax.process_index(), jax.process_count())
 
-    def split(self, split: str) -> str:
+    def split(self, split: str) -> tfds.typing.SplitArg:
         """This shard's part of tfds split `split` (slices allowed, "train[:90%]"); the whole split for one process."""
         return split if self.count == 1 else tfds.even_splits(split, n=self.count)[self.index]
 
-    def all_splits(self, split: str) -> list[str]:
+    def all_splits(self, split: str) -> list[tfds.typing.SplitArg]:
         """Every shard's part of `split`, in shard order."""
         return [split] if self.count == 1 else tfds.even_splits(split, n=self.count)
 
