@@ -1,47 +1,29 @@
-"""Child training for the activation search: several candidates trained side by side, one reward each.
+"""Child training for the activation search: each candidate becomes the search config's ResNet with that activation.
 
-A group of `config.search.group_size` candidates trains as one jitted program: every child is its own ResNet
-(with its own activation and optimizer state), and all children take a step on the same batch in the same call.
-On 2 CPU cores a group costs the same CPU time per child as one child alone (benchmarks/swish_search_children.py):
-XLA:CPU runs the children's operations one after another anyway and already spreads each convolution over both
-cores; a process pool would add a JAX runtime and a data pipeline per worker on the same cores. The CPU configs
-train one child per program (group_size 1), so every result is saved the moment it exists; larger groups are
-for accelerators, where one program keeps the device busy.
-
-The reward is top-1 accuracy on a validation split held out from the training set (config.dataset.eval_split,
-e.g. `train[-5000:]`), never the test split. A child whose loss turns non-finite scores 0 and is marked diverged.
+The children train side by side through common/search/child.py, `config.search.group_size` per program; the reward
+is top-1 accuracy on the validation split held out from the training set (config.dataset.eval_split, e.g.
+`train[-5000:]`), never the test split.
 """
 
-import dataclasses
-import time
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from ml_collections import ConfigDict
 
-from common import compat
 from common.data import images
-from common.train import classification, optim
+from common.search import child
+from common.search.child import ChildResult
+from common.train import optim
 from papers.swish import model as swish_model
 from papers.swish import search_space
 
-
-@dataclasses.dataclass(frozen=True)
-class ChildResult:
-    """One trained candidate: validation accuracy (0 if diverged) and the seconds its group took per child."""
-
-    accuracy: float
-    diverged: bool
-    seconds: float
+__all__ = ["ChildResult", "train_children"]
 
 
 def _child_config(config: ConfigDict, candidate: search_space.Candidate) -> ConfigDict:
-    child = ConfigDict(config.to_dict())
-    child.model.activation = search_space.to_spec(candidate)
-    return child
+    child_config = ConfigDict(config.to_dict())
+    child_config.model.activation = search_space.to_spec(candidate)
+    return child_config
 
 
 def train_children(
@@ -51,56 +33,11 @@ def train_children(
 
     config: a swish search config (model, optimizer, train.num_steps, seed); dataset: its train/validation data.
     """
-    rngs_seed = int(config.seed)
     models = [
-        swish_model.build_model(_child_config(config, c), dataset.input_shape, dataset.num_classes, nnx.Rngs(rngs_seed))
+        swish_model.build_model(
+            _child_config(config, c), dataset.input_shape, dataset.num_classes, nnx.Rngs(int(config.seed))
+        )
         for c in candidates
     ]
     num_steps = int(config.train.num_steps)
-    tx = optim.make_optimizer(config.optimizer, num_steps)
-    for m in models:
-        m.train()
-    optimizers = [compat.new_optimizer(m, tx) for m in models]
-    graphdef, state = nnx.split((models, optimizers))
-    for m in models:
-        m.eval()
-    eval_graphdef, _ = nnx.split(models)
-
-    def loss_fn(child, batch):  # positional only: nnx.value_and_grad cannot resolve keyword arguments
-        return classification.cross_entropy_loss(child, batch, None)
-
-    def train_step(state, batch):
-        """Every child takes one step on `batch`; returns the new state and a [K] bool of finite losses."""
-        models, optimizers = nnx.merge(graphdef, state)
-        finite = []
-        for child, optimizer in zip(models, optimizers, strict=True):
-            (loss, _), grads = nnx.value_and_grad(loss_fn, has_aux=True)(child, batch)
-            compat.apply_gradients(optimizer, child, grads)
-            finite.append(jnp.isfinite(loss))
-        return nnx.state((models, optimizers)), jnp.stack(finite)
-
-    def eval_step(state, batch):
-        """[K] correct-prediction counts and the example count of one validation batch."""
-        models = nnx.merge(eval_graphdef, state[0])
-        correct = jnp.stack([classification.eval_sums(child, batch)["accuracy"] for child in models])
-        return correct, batch["mask"].sum()
-
-    started = time.perf_counter()
-    jit_train_step = jax.jit(train_step, donate_argnums=0)
-    all_finite = jnp.ones(len(candidates), bool)
-    batches = dataset.make_train_iterator(0)
-    for _ in range(num_steps):
-        state, finite = jit_train_step(state, next(batches))
-        all_finite = all_finite & finite
-    all_finite = np.asarray(all_finite)
-    jit_eval_step = jax.jit(eval_step)
-    correct, count = np.zeros(len(candidates)), 0.0
-    for batch in dataset.make_eval_iterator():
-        batch_correct, batch_count = jit_eval_step(state, batch)
-        correct += np.asarray(batch_correct)
-        count += float(batch_count)
-    seconds = (time.perf_counter() - started) / len(candidates)
-    return [
-        ChildResult(float(c / count) if ok else 0.0, diverged=not ok, seconds=seconds)
-        for c, ok in zip(correct, all_finite, strict=True)
-    ]
+    return child.train_children(models, optim.make_optimizer(config.optimizer, num_steps), dataset, num_steps)

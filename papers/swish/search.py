@@ -13,8 +13,6 @@ until it reaches new candidates. At the end: the ranked table (`<workdir>/rankin
 with the benchmark's sweep machinery (`search_retrain` block).
 """
 
-import dataclasses
-import itertools
 import json
 import logging
 import os
@@ -30,9 +28,12 @@ from ml_collections import ConfigDict, config_flags
 
 from common import app, report, sweep
 from common.registry import lookup
+from common.search import evaluator as search_evaluator
+from common.search.cache import Evaluation, ResultsCache
+from common.search.controller import PPOTrainer
+from common.search.evaluator import ranking
 from common.train import classification
-from common.train.metrics import read_metrics
-from papers.swish import benchmark, child, controller, search_space, train
+from papers.swish import benchmark, child, search_space, train
 
 ChildTrainer = Callable[[Sequence[search_space.Candidate], ConfigDict, object], list[child.ChildResult]]
 SEARCH_PLOT = "search_functions.png"  # written beside the README given by --readme
@@ -48,54 +49,20 @@ def budget_key(config: ConfigDict) -> str:
     )
 
 
-@dataclasses.dataclass
-class Evaluation:
-    """One candidate's outcome: a validation accuracy, or the reason it was not trained."""
-
-    name: str
-    spec: str
-    accuracy: float | None
-    rejected: str | None = None
-    diverged: bool = False
-    seconds: float = 0.0
-
-    @property
-    def reward(self) -> float:
-        """What the controller maximises: the accuracy; 0 for a rejected or diverged candidate."""
-        return self.accuracy or 0.0
-
-
-class ResultsCache:
-    """`<workdir>/results.jsonl`: one line per evaluated candidate and budget, appended as results arrive."""
-
-    def __init__(self, workdir: str, budget: str):
-        os.makedirs(workdir, exist_ok=True)
-        self.path = os.path.join(workdir, "results.jsonl")
-        self.budget = budget
-        self.entries: dict[str, Evaluation] = {}
-        if os.path.exists(self.path):
-            for row in read_metrics(self.path):  # any JSON-lines file, not only metrics.jsonl
-                if row.pop("budget") == budget:
-                    self.entries[row["name"]] = Evaluation(**row)
-
-    def get(self, name: str) -> Evaluation | None:
-        return self.entries.get(name)
-
-    def add(self, evaluation: Evaluation) -> None:
-        self.entries[evaluation.name] = evaluation
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"budget": self.budget, **dataclasses.asdict(evaluation)}) + "\n")
-
-
-class Evaluator:
-    """Scores candidates through the cache: rejects degenerate ones, trains the rest in groups."""
+class Evaluator(search_evaluator.Evaluator):
+    """The search config's evaluator: `<workdir>/results.jsonl` under `budget_key`, Swish's rejection probe, and
+    children trained by `trainer` on the config's dataset (loaded on first use)."""
 
     def __init__(self, config: ConfigDict, workdir: str, trainer: ChildTrainer = child.train_children, dataset=None):
         self.config = config
-        self.cache = ResultsCache(workdir, budget_key(config))
-        self.trainer = trainer
         self._dataset = dataset
-        self.children_trained = 0
+        super().__init__(
+            search_space.LANGUAGE,
+            ResultsCache(os.path.join(workdir, "results.jsonl"), budget_key(config)),
+            lambda candidates: trainer(candidates, config, self.dataset),
+            check=search_space.check_candidate,
+            group_size=int(config.search.group_size),
+        )
 
     @property
     def dataset(self):
@@ -103,60 +70,26 @@ class Evaluator:
             self._dataset = classification.load_dataset(self.config)
         return self._dataset
 
-    def evaluate(self, candidates: Sequence[search_space.Candidate]) -> list[Evaluation]:
-        """One Evaluation per candidate, in order; each distinct name is trained at most once, ever."""
-        names = [search_space.readable_name(c) for c in candidates]
-        to_train: dict[str, search_space.Candidate] = {}
-        for name, candidate in zip(names, candidates, strict=True):
-            if self.cache.get(name) is not None or name in to_train:
-                continue
-            reason = search_space.check_candidate(candidate)
-            if reason is not None:
-                self.cache.add(Evaluation(name, search_space.to_spec(candidate), None, rejected=reason))
-            else:
-                to_train[name] = candidate
-        pending = list(to_train.items())
-        group_size = int(self.config.search.group_size)
-        for start in range(0, len(pending), group_size):
-            group = pending[start : start + group_size]
-            results = self.trainer([candidate for _, candidate in group], self.config, self.dataset)
-            self.children_trained += len(group)
-            for (name, candidate), result in zip(group, results, strict=True):
-                evaluation = Evaluation(
-                    name,
-                    search_space.to_spec(candidate),
-                    result.accuracy,
-                    diverged=result.diverged,
-                    seconds=result.seconds,
-                )
-                self.cache.add(evaluation)
-                print(f"  {evaluation.accuracy:.4f}  {name}{'  (diverged)' if result.diverged else ''}", flush=True)
-        return [self.cache.get(name) for name in names]
-
 
 def one_unit_candidates(binaries: Sequence[str], unaries: Sequence[str]) -> list[search_space.Candidate]:
     """Every b(u1(x), u2(x)) over the given functions, one per distinct readable name, in a fixed order."""
-    seen: dict[str, search_space.Candidate] = {}
-    for binary, unary1, unary2 in itertools.product(binaries, unaries, unaries):
-        candidate = search_space.validate([search_space.CoreUnit(binary, 0, unary1, 0, unary2)])
-        seen.setdefault(search_space.readable_name(candidate), candidate)
-    return list(seen.values())
+    return search_space.vocabulary(binaries, unaries, 1).one_unit_candidates()
 
 
 def exhaustive_search(config: ConfigDict, evaluator: Evaluator) -> list[Evaluation]:
     if int(config.search.num_units) != 1:
         raise ValueError(f"exhaustive search enumerates one core unit; got num_units={config.search.num_units}")
     candidates = one_unit_candidates(config.search.binaries, config.search.unaries)
-    print(f"exhaustive search: {len(candidates)} distinct one-unit candidates", flush=True)
-    return evaluator.evaluate(candidates)
+    with evaluator.progress(len(candidates), f"exhaustive search over {len(candidates)} one-unit candidates"):
+        return evaluator.evaluate(candidates)
 
 
 def controller_search(config: ConfigDict, evaluator: Evaluator) -> list[Evaluation]:
     """PPO rounds: sample a batch of candidates, score them, update the controller. Deterministic given the seed,
     so a resumed search replays the same rounds (from the cache) until it reaches unseen candidates."""
     s = config.search
-    vocabulary = controller.Vocabulary(tuple(s.binaries), tuple(s.unaries), int(s.num_units))
-    trainer = controller.PPOTrainer(
+    vocabulary = search_space.vocabulary(s.binaries, s.unaries, s.num_units)
+    trainer = PPOTrainer(
         vocabulary,
         seed=int(config.seed),
         hidden=int(s.controller.hidden),
@@ -167,17 +100,18 @@ def controller_search(config: ConfigDict, evaluator: Evaluator) -> list[Evaluati
         baseline_decay=float(s.baseline_decay),
     )
     evaluations = []
-    for iteration in range(int(s.iterations)):
-        actions, log_probs = trainer.sample(int(s.candidates_per_iteration))
-        batch = evaluator.evaluate([vocabulary.decode(row) for row in actions])
-        rewards = np.asarray([e.reward for e in batch])
-        loss = trainer.update(actions, log_probs, rewards)
-        evaluations += batch
-        print(
-            f"round {iteration + 1}/{s.iterations}: mean reward {rewards.mean():.4f}, "
-            f"baseline {trainer.baseline:.4f}, ppo loss {loss:.4f}",
-            flush=True,
-        )
+    total = int(s.iterations) * int(s.candidates_per_iteration)
+    with evaluator.progress(total, f"controller search, {s.iterations} rounds") as bar:
+        for iteration in range(int(s.iterations)):
+            actions, log_probs = trainer.sample(int(s.candidates_per_iteration))
+            batch = evaluator.evaluate([vocabulary.decode(row) for row in actions])
+            rewards = np.asarray([e.reward for e in batch])
+            loss = trainer.update(actions, log_probs, rewards)
+            evaluations += batch
+            bar.write(
+                f"round {iteration + 1}/{s.iterations}: mean reward {rewards.mean():.4f}, "
+                f"baseline {trainer.baseline:.4f}, ppo loss {loss:.4f}"
+            )
     return evaluations
 
 
@@ -195,12 +129,6 @@ def is_swish_like(candidate: Sequence[search_space.CoreUnit]) -> bool:
         if not any(np.allclose(values, form, atol=1e-5) for form in forms):
             return False
     return True
-
-
-def ranking(evaluations: Sequence[Evaluation]) -> list[Evaluation]:
-    """Trained candidates (each once), best validation accuracy first."""
-    unique = {e.name: e for e in evaluations if e.accuracy is not None}
-    return sorted(unique.values(), key=lambda e: -e.accuracy)
 
 
 def render_ranking(ranked: Sequence[Evaluation], rows: int | None = None) -> str:

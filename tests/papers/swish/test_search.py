@@ -1,12 +1,14 @@
 """The activation search: the PPO controller, the results cache and resuming, and a whole tiny search."""
 
+import hashlib
 import json
 import zlib
 
 import numpy as np
 import pytest
 
-from papers.swish import child, config, controller, search, search_space
+from common.search import controller
+from papers.swish import child, config, search, search_space
 
 SWISH = search_space.from_spec("search:sigmoid_mul.0.beta_mul.0.x")
 
@@ -38,7 +40,7 @@ def small_config(method: str):
 
 
 def test_ppo_update_raises_the_probability_of_the_rewarded_candidate():
-    vocabulary = controller.Vocabulary(tuple(search_space.BINARY), tuple(search_space.UNARY), 1)
+    vocabulary = search_space.vocabulary(search_space.BINARY, search_space.UNARY, 1)
     trainer = controller.PPOTrainer(vocabulary, seed=0, learning_rate=1e-2)
     actions, log_probs = trainer.sample(6)
     target = SWISH
@@ -56,7 +58,7 @@ def test_ppo_update_raises_the_probability_of_the_rewarded_candidate():
 
 
 def test_controller_samples_only_valid_inputs():
-    vocabulary = controller.Vocabulary(("add", "mul"), ("x", "sin"), 3)
+    vocabulary = search_space.vocabulary(("add", "mul"), ("x", "sin"), 3)
     trainer = controller.PPOTrainer(vocabulary, seed=1)
     actions, log_probs = trainer.sample(64)
     assert actions.shape == (64, 15) and log_probs.shape == (64,)
@@ -65,6 +67,41 @@ def test_controller_samples_only_valid_inputs():
         np.testing.assert_array_equal(vocabulary.encode(candidate), row)
     inputs_of_unit_3 = actions[:, [11, 12]]
     assert set(np.unique(inputs_of_unit_3)) == {0, 1, 2}  # all allowed choices occur, none beyond
+
+
+def test_candidates_and_controller_samples_are_the_recorded_ones():
+    """Recorded values: the full one-unit enumeration (order, names, specs) and the controller's samples for seed 0,
+    before and after one update. A change here invalidates existing results caches and controller replays."""
+    candidates = search.one_unit_candidates(list(search_space.BINARY), list(search_space.UNARY))
+    rows = [f"{search_space.readable_name(c)}\t{search_space.to_spec(c)}" for c in candidates]
+    assert len(rows) == 5040
+    assert [row.split("\t")[0] for row in rows[:5]] == ["x + x", "-x + x", "x + |x|", "x + x^2", "x + x^3"]
+    digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    assert digest == "8d0b1c3ede4f9baaa1fd5cbde7db7768635ce46af131ccb11bd9f074b4ebce35"
+
+    vocabulary = search_space.vocabulary(search_space.BINARY, search_space.UNARY, 2)
+    trainer = controller.PPOTrainer(vocabulary, seed=0)
+    actions, log_probs = trainer.sample(4)
+    np.testing.assert_array_equal(
+        actions,
+        [
+            [7, 0, 0, 21, 9, 0, 1, 0, 7, 0],
+            [6, 0, 0, 20, 15, 2, 1, 1, 11, 20],
+            [0, 0, 0, 2, 9, 6, 0, 0, 6, 22],
+            [6, 0, 0, 14, 16, 6, 1, 0, 16, 9],
+        ],
+    )
+    assert search_space.readable_name(vocabulary.decode(actions[2])) == "sigmoid(beta * x) * exp(-x^2)"
+    trainer.update(actions, log_probs, np.array([0.5, 0.1, 0.9, 0.3]))
+    np.testing.assert_array_equal(
+        trainer.sample(4)[0],
+        [
+            [1, 0, 0, 17, 4, 2, 0, 1, 14, 8],
+            [7, 0, 0, 12, 20, 4, 1, 1, 21, 9],
+            [0, 0, 0, 0, 11, 0, 1, 0, 21, 3],
+            [8, 0, 0, 11, 16, 6, 1, 0, 19, 12],
+        ],
+    )
 
 
 def test_exhaustive_search_enumerates_distinct_functions():
