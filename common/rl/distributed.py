@@ -1,5 +1,6 @@
-"""Distributed acting: one Reverb server process, `run.num_actors` actor processes that insert n-step items over
-gRPC on localhost, and the learner in the launching process.
+"""Distributed acting for any off-policy agent (common/rl/agent.py): one Reverb server process with the agent's
+replay tables, `run.num_actors` actor processes that write into them over gRPC on localhost (the builder's adder),
+and the learner in the launching process (reading through the builder's dataset).
 
 Here the SampleToInsertRatio limiter does the pacing (common/rl/replay.py): actors block when they run ahead of
 the learner's sampling, the learner blocks when they fall behind, so the replay ratio holds without a schedule.
@@ -11,7 +12,8 @@ A thread in the learner watches the actors: one that dies is reported (exit code
 seed, while the learner goes on; after `run.max_actor_restarts` restarts the run stops with an error. Actor pids
 are written to `<workdir>/actors.json`, each actor's finished episodes to `<workdir>/actors/actor_<i>.jsonl`.
 Checkpoints are as in the single-process runner (Orbax for the learner, Reverb's checkpointer for the replay).
-Actors insert new items at priority 1 (Acme's rule); the single-process runner uses the largest priority seen.
+For the DQN family, actors insert new items at priority 1 (Acme's rule); the single-process runner uses the
+largest priority seen. An on-policy agent has no tables to share and is refused when the config is checked.
 """
 
 import contextlib
@@ -28,16 +30,14 @@ import reverb
 from flax import nnx
 from ml_collections import ConfigDict
 
-from common.rl import replay
-from common.rl.dqn.actor import Actor
-from common.rl.dqn.learner import Learner
-from common.rl.dqn.networks import make_network
-from common.rl.runner import make_env
+from common.rl import agents, replay
+from common.rl.agent import VariableClient
+from common.rl.config import ConfigError, RunConfig
+from common.rl.runner import environment_spec, make_env, mean_metrics
 from common.train.checkpoint import Checkpointer
 from common.train.metrics import MetricWriter
 
 VARIABLES = "variables"
-REPLAY = "replay"
 
 
 def variables_table() -> reverb.Table:
@@ -63,43 +63,53 @@ def fetch_variables(client: reverb.Client, like_params) -> tuple[int, object]:
     return int(updates), jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like_params), leaves)
 
 
-def _serve(replay_config: dict, port: int, checkpointer) -> None:
-    """The server process: the replay table with the ratio-keeping limiter, and the variables table."""
-    table = replay.make_table(ConfigDict(replay_config), single_process=False, name=REPLAY)
-    server = reverb.Server([table, variables_table()], port=port, checkpointer=checkpointer)
+class ReverbVariableSource:
+    """The learner's variables as an actor process sees them: the newest item of the variables table."""
+
+    def __init__(self, client: reverb.Client, like_params):
+        self._client, self._like = client, like_params
+
+    def get_variables(self) -> tuple[int, object]:
+        return fetch_variables(self._client, self._like)
+
+
+def _serve(config_dict: dict, port: int, checkpointer) -> None:
+    """The server process: the agent's tables (their limiters keep the ratio) and the variables table."""
+    tables = agents.make_builder(ConfigDict(config_dict)).make_replay_tables(single_process=False)
+    server = reverb.Server([*tables, variables_table()], port=port, checkpointer=checkpointer)
     server.wait()
 
 
 def _act(config_dict: dict, address: str, actor_id: int, seed: int, episodes_path: str) -> None:
-    """An actor process: acts with the newest parameters it fetched and writes n-step items until terminated."""
-    config = ConfigDict(config_dict)
-    env = make_env(config, seed)
-    graphdef, params = nnx.split(make_network(config.agent, env.observation_shape, env.num_actions, nnx.Rngs(0)))
-    actor = Actor(config.agent, graphdef, env.num_actions, seed=seed)
+    """An actor process: acts with the newest parameters it fetched and writes through the agent's adder until
+    terminated."""
+    builder = agents.make_builder(ConfigDict(config_dict))
+    env = make_env(builder.experiment.env, seed)
+    spec = environment_spec(env)
+    networks = builder.make_networks(spec, seed=0)
     client = reverb.Client(address)
-    writer = replay.NStepWriter(client, REPLAY, n_step=int(config.agent.n_step), discount=float(config.agent.discount))
-    updates, params = fetch_variables(client, params)
-    fetch_every = int(config.run.variables_every)
+    source = ReverbVariableSource(client, nnx.split(networks)[1])
+    variables = VariableClient(source, update_period=builder.experiment.run.variables_every)
+    actor = builder.make_actor(networks, spec, variables, builder.make_adder(client), seed=seed)
     observation = env.reset()
-    writer.add_first(observation)
-    steps, episode_return = 0, 0.0
+    actor.observe_first(observation)
+    episode_return = 0.0
     with open(episodes_path, "a") as episodes:
         while True:
-            action = actor.select_action(params, observation, updates)
+            action = actor.select_action(observation)
             step = env.step(action)
-            writer.add(action, step.reward, step.observation, step.terminated, step.truncated)
-            steps += 1
+            actor.observe(action, step)
             episode_return += step.reward
             if step.terminated or step.truncated:
-                episodes.write(json.dumps({"actor": actor_id, "updates": updates, "return": episode_return}) + "\n")
+                row = {"actor": actor_id, "updates": variables.updates, "return": episode_return}
+                episodes.write(json.dumps(row) + "\n")
                 episodes.flush()
                 episode_return = 0.0
                 observation = env.reset()
-                writer.add_first(observation)
+                actor.observe_first(observation)
             else:
                 observation = step.observation
-            if steps % fetch_every == 0:
-                updates, params = fetch_variables(client, params)
+            actor.update()
 
 
 @contextlib.contextmanager
@@ -121,6 +131,7 @@ class ActorPool:
     """Starts the actor processes and restarts the ones that die, from a watcher thread."""
 
     def __init__(self, config: ConfigDict, address: str, workdir: str, *, log, on_failure):
+        """config: the whole ConfigDict, which each actor process checks and types again."""
         self._context = multiprocessing.get_context("spawn")
         self._config, self._address, self._log, self._on_failure = config, address, log, on_failure
         self._episodes_dir = os.path.join(workdir, "actors")
@@ -149,7 +160,7 @@ class ActorPool:
         os.replace(self._pids_path + ".tmp", self._pids_path)
 
     def _watch(self) -> None:
-        limit = int(self._config.run.get("max_actor_restarts", 10))
+        limit = int(self._config.run.get("max_actor_restarts", RunConfig.max_actor_restarts))
         while not self._stop.wait(0.2):
             for actor_id, process in enumerate(self._processes):
                 if process.is_alive():
@@ -180,11 +191,6 @@ class ActorPool:
             process.join(timeout=10)
 
 
-def _inserts(client: reverb.Client) -> int:
-    """Items inserted into the replay table since the server started: the actors' environment steps."""
-    return int(client.server_info()[REPLAY].rate_limiter_info.insert_stats.completed)
-
-
 def _wait_for_server(client: reverb.Client, server: multiprocessing.Process, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -200,73 +206,76 @@ def _wait_for_server(client: reverb.Client, server: multiprocessing.Process, tim
 
 
 def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[str, float]:
-    """Trains for config.run.total_updates updates with a server process and run.num_actors actor processes."""
-    env = make_env(config, config.seed)
-    total_updates = int(config.run.total_updates)
-    learner = Learner(
-        config.agent, env.observation_shape, env.num_actions, seed=config.seed, total_updates=total_updates
-    )
-    checkpoint_every = int(config.run.checkpoint_every)
-    checkpointer = Checkpointer(workdir, save_every=max(checkpoint_every, 1), async_save=False)
-    start_step = checkpointer.latest_step()
-    if start_step is not None:
-        learner.state = checkpointer.restore({"learner": learner.state}, start_step)["learner"]
-    replay_checkpoints = replay.ReplayCheckpoints(workdir)
+    """Trains the off-policy agent `config.agent.name` for config.run.total_updates updates with a server process
+    and run.num_actors actor processes."""
+    builder = agents.make_builder(config)
+    if not builder.off_policy:
+        off_policy = ", ".join(name for name, agent in agents.AGENTS.items() if agent.off_policy)
+        raise ConfigError(
+            f"agent {config.agent.name!r} learns on-policy from its own rollouts and has no replay table to share; "
+            f"the distributed runner takes an off-policy agent: {off_policy}"
+        )
+    experiment, run = builder.experiment, builder.experiment.run
+    env = make_env(experiment.env, experiment.seed)
+    tables = [table.name for table in builder.make_replay_tables(single_process=False)]
     port = portpicker.pick_unused_port()
     address = f"localhost:{port}"
+    client = reverb.Client(address)
+    learner = builder.make_learner(
+        builder.make_networks(environment_spec(env), experiment.seed), builder.make_dataset(client)
+    )
+    checkpointer = Checkpointer(workdir, save_every=max(run.checkpoint_every, 1), async_save=False)
+    start_step = checkpointer.latest_step()
+    if start_step is not None:
+        learner.restore(checkpointer.restore({"learner": learner.save()}, start_step)["learner"])
+    replay_checkpoints = replay.ReplayCheckpoints(workdir)
     context = multiprocessing.get_context("spawn")
     server = context.Process(
-        target=_serve,
-        args=(config.replay.to_dict(), port, replay_checkpoints.checkpointer_for(start_step)),
-        daemon=True,
+        target=_serve, args=(config.to_dict(), port, replay_checkpoints.checkpointer_for(start_step)), daemon=True
     )
     with _child_environment():
         server.start()
-    client = reverb.Client(address)
     actors = None
     writer = MetricWriter(workdir, resume_step=learner.updates)
-    log_every = max(int(config.run.log_every * config.replay.replay_ratio), 1)
-    prioritized = config.replay.sampler == "prioritized"
+    log_every = max(int(run.log_every * experiment.replay.replay_ratio), 1)
     try:
         _wait_for_server(client, server)
         if start_step is not None:
-            log(f"resumed at {start_step} updates, {replay.table_size(client, REPLAY)} items in replay")
-        publish_variables(client, learner.updates, learner.online_params)
+            log(f"resumed at {start_step} updates, {_size(client, tables)} items in replay")
+        publish_variables(client, *learner.get_variables())
         actors = ActorPool(config, address, workdir, log=log, on_failure=server.terminate)
-        batches = replay.batches(client, REPLAY, int(config.replay.batch_size))
-        tick, tick_updates, tick_inserts, losses = time.perf_counter(), learner.updates, _inserts(client), []
-        while learner.updates < total_updates:
+        tick, tick_updates, tick_inserts = (
+            time.perf_counter(),
+            learner.updates,
+            replay.limiter_counts(client, tables)[0],
+        )
+        metrics = []
+        while learner.updates < run.total_updates:
             if actors.failed:
                 raise RuntimeError(actors.failed)
             try:
-                batch = next(batches)
+                metrics.append(learner.step())
             except Exception as error:
-                raise RuntimeError(actors.failed or f"sampling from the replay server failed: {error}") from error
-            priorities, metrics = learner.update(batch)
-            losses.append(metrics["loss"])
-            if prioritized:
-                replay.update_priorities(client, REPLAY, batch.keys, priorities)
-            if learner.updates % int(config.run.variables_every) == 0:
-                publish_variables(client, learner.updates, learner.online_params)
-            if checkpoint_every and (learner.updates % checkpoint_every == 0 or learner.updates == total_updates):
-                replay_checkpoints.save(client, learner.updates)
-                checkpointer.maybe_save(learner.updates, {"learner": learner.state}, force=True)
-            if learner.updates % log_every == 0 or learner.updates == total_updates:
-                now, inserts = time.perf_counter(), _inserts(client)
-                writer.write(
-                    learner.updates,
-                    {
-                        "loss": float(np.mean([float(loss) for loss in losses])),
-                        "replay_size": batch.table_size,
-                        "updates_per_second": (learner.updates - tick_updates) / max(now - tick, 1e-9),
-                        "env_steps": inserts,
-                        "env_steps_per_second": (inserts - tick_inserts) / max(now - tick, 1e-9),
-                        "actor_restarts": actors.restarts,
-                    },
-                )
-                tick, tick_updates, tick_inserts, losses = now, learner.updates, inserts, []
-        samples = client.server_info()[REPLAY].rate_limiter_info.sample_stats.completed
-        inserts = _inserts(client)
+                raise RuntimeError(actors.failed or f"the learner's step failed: {error}") from error
+            updates = learner.updates
+            if updates % run.variables_every == 0:
+                publish_variables(client, *learner.get_variables())
+            if run.checkpoint_every and (updates % run.checkpoint_every == 0 or updates == run.total_updates):
+                replay_checkpoints.save(client, updates)
+                checkpointer.maybe_save(updates, {"learner": learner.save()}, force=True)
+            if updates % log_every == 0 or updates == run.total_updates:
+                now, inserts = time.perf_counter(), replay.limiter_counts(client, tables)[0]
+                row = {
+                    **mean_metrics(metrics),
+                    "replay_size": _size(client, tables),
+                    "updates_per_second": (updates - tick_updates) / max(now - tick, 1e-9),
+                    "env_steps": inserts,  # the DQN family's adder inserts one item per environment step
+                    "env_steps_per_second": (inserts - tick_inserts) / max(now - tick, 1e-9),
+                    "actor_restarts": actors.restarts,
+                }
+                writer.write(updates, row)
+                tick, tick_updates, tick_inserts, metrics = now, updates, inserts, []
+        inserts, samples = replay.limiter_counts(client, tables)
     finally:
         if actors is not None:
             actors.stop()
@@ -279,8 +288,12 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
         "actor_restarts": float(actors.restarts),
         "samples_per_insert": samples / max(inserts, 1),
     }
-    first_final_update = (1 - config.run.final_fraction) * total_updates
+    first_final_update = (1 - run.final_fraction) * run.total_updates
     recent = [row["return"] for row in actors.episodes() if row["updates"] >= first_final_update]
     if recent:
         final["final_return"] = float(np.mean(recent))
     return final
+
+
+def _size(client: reverb.Client, tables: list[str]) -> int:
+    return sum(replay.table_size(client, table) for table in tables)

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import reverb
-from ml_collections import ConfigDict
 
 from common.registry import lookup
 
@@ -60,18 +59,18 @@ def make_rate_limiter(
     return reverb.rate_limiters.SampleToInsertRatio(spi, min_size_to_sample, bounds)
 
 
-def make_table(config: ConfigDict, *, single_process: bool, name: str = "replay") -> reverb.Table:
-    """The replay table from `config` (fields: capacity, sampler, priority_exponent, replay_ratio, batch_size,
-    min_size_to_sample, error_batches)."""
+def make_table(config, *, single_process: bool, name: str = "replay") -> reverb.Table:
+    """The replay table from `config`, a ConfigDict or `common.rl.config.ReplayConfig` (fields: capacity, sampler,
+    priority_exponent, replay_ratio, batch_size, min_size_to_sample, error_batches)."""
     if config.capacity < config.min_size_to_sample:
         raise ValueError(f"capacity ({config.capacity}) < min_size_to_sample ({config.min_size_to_sample})")
-    sampler = lookup(SAMPLERS, config.sampler, "replay sampler")(float(config.get("priority_exponent", 1.0)))
+    sampler = lookup(SAMPLERS, config.sampler, "replay sampler")(float(getattr(config, "priority_exponent", 1.0)))
     limiter = make_rate_limiter(
         config.replay_ratio,
         config.batch_size,
         config.min_size_to_sample,
         single_process=single_process,
-        error_batches=config.get("error_batches", 4.0),
+        error_batches=getattr(config, "error_batches", 4.0),
     )
     return reverb.Table(
         name=name, sampler=sampler, remover=reverb.selectors.Fifo(), max_size=int(config.capacity), rate_limiter=limiter
@@ -233,9 +232,33 @@ def table_size(client: reverb.Client, table: str) -> int:
     return int(client.server_info()[table].current_size)
 
 
+def limiter_counts(client: reverb.Client, tables: list[str]) -> tuple[int, int]:
+    """(items inserted, items sampled) over `tables` since the server started, as their rate limiters count them."""
+    infos = [client.server_info()[table].rate_limiter_info for table in tables]
+    return sum(info.insert_stats.completed for info in infos), sum(info.sample_stats.completed for info in infos)
+
+
+class TableDataset:
+    """A learner's side of one table: batches from one long-lived sampler, and priority updates."""
+
+    def __init__(self, client: reverb.Client, table: str, batch_size: int):
+        self.client, self.table = client, table
+        self._batches = batches(client, table, batch_size)
+
+    def sample(self) -> Batch:
+        """The next batch; blocks while the rate limiter says no."""
+        return next(self._batches)
+
+    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        update_priorities(self.client, self.table, keys, priorities)
+
+
 class ReverbReplay:
     """What a single-process runner needs from replay: the n-step writer, batches and priority updates on one
-    table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`."""
+    table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`.
+
+    New items enter at the largest priority seen so far (Dopamine's rule), so each is replayed soon.
+    """
 
     def __init__(
         self,
@@ -249,7 +272,7 @@ class ReverbReplay:
     ):
         self.client, self.table, self.batch_size = client, table, batch_size
         self.writer = NStepWriter(client, table, n_step=n_step, discount=discount)
-        self._min_size, self._batches = min_size_to_sample, None
+        self._min_size, self._dataset = min_size_to_sample, None
 
     def add_first(self, observation: np.ndarray) -> None:
         self.writer.add_first(observation)
@@ -260,15 +283,19 @@ class ReverbReplay:
     def sample(self) -> Batch:
         # Until the table reaches its minimum size a sample waits for inserts, which in one thread only a flush of
         # the items still in the writer can bring; after that the relaxed limiter never blocks.
-        if self._batches is None:
+        if self._dataset is None:
             self.writer.flush()
             if table_size(self.client, self.table) < self._min_size:
                 raise RuntimeError(f"sampling before the table holds min_size_to_sample={self._min_size} items")
-            self._batches = batches(self.client, self.table, self.batch_size)
-        return next(self._batches)
+            self._dataset = TableDataset(self.client, self.table, self.batch_size)
+        return self._dataset.sample()
 
     def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
         update_priorities(self.client, self.table, keys, priorities)
+        self.writer.priority = max(self.writer.priority, float(np.max(priorities)))
+
+    def flush(self) -> None:
+        self.writer.flush()
 
     def size(self) -> int:
         return table_size(self.client, self.table)

@@ -6,6 +6,17 @@ import numpy as np
 from common.rl import replay
 
 
+def transition_arrays(size: int, observation_shape, scalar_fields) -> dict[str, np.ndarray]:
+    """Preallocated storage for `size` transitions: observation and next_observation [size, *observation_shape]
+    float32, action [size] int32, and each of `scalar_fields` [size] float32."""
+    arrays = {
+        "observation": np.zeros((size, *observation_shape), np.float32),
+        "next_observation": np.zeros((size, *observation_shape), np.float32),
+        "action": np.zeros(size, np.int32),
+    }
+    return arrays | {name: np.zeros(size, np.float32) for name in scalar_fields}
+
+
 class RingBufferReplay:
     """`capacity` n-step transitions in preallocated numpy arrays; the oldest is overwritten first."""
 
@@ -14,13 +25,7 @@ class RingBufferReplay:
     ):
         self.capacity, self.batch_size = capacity, batch_size
         self._window = replay.NStepWindow(n_step, discount)
-        self._arrays = {
-            "observation": np.zeros((capacity, *observation_shape), np.float32),
-            "next_observation": np.zeros((capacity, *observation_shape), np.float32),
-            "action": np.zeros(capacity, np.int32),
-            "n_step_return": np.zeros(capacity, np.float32),
-            "bootstrap_discount": np.zeros(capacity, np.float32),
-        }
+        self._arrays = transition_arrays(capacity, observation_shape, ("n_step_return", "bootstrap_discount"))
         self._inserted = 0
         self._observation = None
         self._rng = np.random.default_rng(seed)
@@ -45,6 +50,9 @@ class RingBufferReplay:
 
     def size(self) -> int:
         return min(self._inserted, self.capacity)
+
+    def flush(self) -> None:
+        """Nothing is buffered: every item is in the arrays as soon as it is complete."""
 
     def sample(self) -> replay.Batch:
         if self.size() == 0:

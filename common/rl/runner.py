@@ -1,23 +1,22 @@
-"""The single-process DQN-family runner: one thread acts and learns in turn, on a Reverb table (or a ring buffer).
+"""The single-process runner, for any agent (common/rl/agent.py): one thread acts and learns in turn.
 
-Learning runs on a schedule instead of behind the rate limiter (which would deadlock one thread, see
-common/rl/replay.py): after `learning_starts` environment steps, the runner performs gradient updates until
-updates == floor(replay_ratio * (env_steps - learning_starts)), so the replay ratio holds to within one update.
-A run is `run.total_updates` gradient updates long, as in the paper: environment steps follow from the ratio.
+Learning runs on the agent's schedule instead of behind a rate limiter (which would deadlock one thread, see
+common/rl/replay.py): after each environment step the runner steps the learner until `builder.updates_due(env_steps)`
+updates are made. For the DQN family that is floor(replay_ratio * (env_steps - learning_starts)), so the replay ratio
+holds to within one update; for an on-policy agent, one update per complete rollout. A run is `run.total_updates`
+learner updates long, as in the replay paper: environment steps follow from the schedule.
 
 Checkpoints (every `run.checkpoint_every` updates, at the end, and on SIGTERM/SIGINT) hold the learner's state and
-the counters (Orbax) and the replay table (Reverb's checkpointer, `replay.ReplayCheckpoints`); rerunning the same
-command restores both and continues. An episode cut by a restart starts afresh.
+the counters (Orbax) and the agent's Reverb tables (Reverb's checkpointer, `replay.ReplayCheckpoints`); rerunning
+the same command restores both and continues. An episode (or an on-policy rollout) cut by a restart starts afresh.
 
-Config: seed; env (name, max_episode_steps, sticky_action_prob); agent (common/rl/dqn: network, hidden,
-distributional, num_atoms, v_max, discount, n_step, optimizer, target_update_period, huber_delta,
-importance_exponent, epsilon_start/final/decay_updates); replay (backend, capacity, sampler, priority_exponent,
-replay_ratio, batch_size, min_size_to_sample); run (total_updates, log_every, checkpoint_every, final_fraction).
+Config: seed; env (name, max_episode_steps, sticky_action_prob); agent (name, then the agent's fields:
+common/rl/agents.py); replay for off-policy agents (backend, capacity, sampler, ...); run (total_updates, log_every,
+checkpoint_every, final_fraction): common/rl/config.py, checked before the environment starts.
 The score, `final_return`, is the mean return of the episodes that ended in the last run.final_fraction of the
 environment steps after the warm-up.
 """
 
-import math
 import time
 
 import jax.numpy as jnp
@@ -25,35 +24,21 @@ import numpy as np
 import reverb
 from ml_collections import ConfigDict
 
-from common.registry import lookup
-from common.rl import replay
-from common.rl.dqn.actor import Actor, epsilon_at
-from common.rl.dqn.learner import Learner
+from common.rl import agents, replay
+from common.rl.agent import EnvironmentSpec, VariableClient
+from common.rl.config import EnvConfig
 from common.rl.environments import Environment, make_environment
-from common.rl.ring_buffer import RingBufferReplay
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.metrics import MetricWriter
 
 
-def make_env(config: ConfigDict, seed: int) -> Environment:
-    options = {key: config.env.get(key) for key in ("max_episode_steps", "sticky_action_prob")}
-    return make_environment(config.env.name, seed=seed, **{k: v for k, v in options.items() if v is not None})
+def make_env(config: EnvConfig, seed: int) -> Environment:
+    options = {"max_episode_steps": config.max_episode_steps, "sticky_action_prob": config.sticky_action_prob}
+    return make_environment(config.name, seed=seed, **{k: v for k, v in options.items() if v is not None})
 
 
-def learning_starts(config: ConfigDict) -> int:
-    """Environment steps before the first update: enough for `min_size_to_sample` complete n-step items."""
-    return int(config.replay.min_size_to_sample) + int(config.agent.n_step)
-
-
-def total_env_steps(config: ConfigDict) -> int:
-    return learning_starts(config) + math.ceil(config.run.total_updates / config.replay.replay_ratio)
-
-
-def updates_due(config: ConfigDict, env_steps: int) -> int:
-    return min(
-        max(0, math.floor(config.replay.replay_ratio * (env_steps - learning_starts(config)))),
-        int(config.run.total_updates),
-    )
+def environment_spec(env: Environment) -> EnvironmentSpec:
+    return EnvironmentSpec(tuple(env.observation_shape), env.num_actions)
 
 
 class EpisodeStats:
@@ -82,74 +67,31 @@ class EpisodeStats:
         return recent if recent is not None else self.current
 
 
-def _build_reverb(config: ConfigDict, workdir: str, start_step: int | None):
-    checkpoints = replay.ReplayCheckpoints(workdir)
-    table = replay.make_table(config.replay, single_process=True)
-    server = reverb.Server([table], checkpointer=checkpoints.checkpointer_for(start_step))
-    client = server.localhost_client()
-    buffer = replay.ReverbReplay(
-        client,
-        table.name,
-        batch_size=int(config.replay.batch_size),
-        n_step=int(config.agent.n_step),
-        discount=float(config.agent.discount),
-        min_size_to_sample=int(config.replay.min_size_to_sample),
-    )
-    return buffer, checkpoints, server
-
-
-def _build_ring(config: ConfigDict, observation_shape, seed: int):
-    if config.replay.sampler != "uniform":
-        raise ValueError(
-            f"replay.backend='ring' samples uniformly; replay.sampler={config.replay.sampler!r} needs reverb"
-        )
-    buffer = RingBufferReplay(
-        int(config.replay.capacity),
-        observation_shape,
-        batch_size=int(config.replay.batch_size),
-        n_step=int(config.agent.n_step),
-        discount=float(config.agent.discount),
-        seed=seed,
-    )
-    return buffer, None, None
-
-
-BACKENDS = ("reverb", "ring")
-
-
-def _replay_counts(buffer) -> dict[str, float]:
-    """Items inserted into and sampled from the Reverb table since the server started (the limiter's counts)."""
-    if not isinstance(buffer, replay.ReverbReplay):
-        return {}
-    info = buffer.client.server_info()[buffer.table].rate_limiter_info
-    return {"replay_inserts": float(info.insert_stats.completed), "replay_samples": float(info.sample_stats.completed)}
-
-
 def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict[str, float]:
-    """Trains for config.run.total_updates gradient updates in `workdir` (resuming from its checkpoints)."""
-    lookup({name: name for name in BACKENDS}, config.replay.backend, "replay backend")
-    env = make_env(config, config.seed)
-    learner = Learner(
-        config.agent,
-        env.observation_shape,
-        env.num_actions,
-        seed=config.seed,
-        total_updates=int(config.run.total_updates),
-    )
-    actor = Actor(config.agent, learner.graphdef, env.num_actions, seed=config.seed + 1)
-    checkpoint_every = int(config.run.checkpoint_every)
-    if config.replay.backend == "ring" and checkpoint_every:
-        raise ValueError("replay.backend='ring' cannot checkpoint its contents; set run.checkpoint_every=0")
+    """Trains the agent `config.agent.name` for config.run.total_updates updates in `workdir` (resuming from its
+    checkpoints)."""
+    builder = agents.make_builder(config)
+    experiment = builder.experiment
+    env = make_env(experiment.env, experiment.seed)
+    spec = environment_spec(env)
+    networks = builder.make_networks(spec, experiment.seed)
+    total_updates, checkpoint_every = experiment.run.total_updates, experiment.run.checkpoint_every
     checkpointer = Checkpointer(workdir, save_every=max(checkpoint_every, 1), async_save=False)
-    counters = {"env_steps": jnp.zeros((), jnp.int32), "episodes": jnp.zeros((), jnp.int32)}
     start_step = checkpointer.latest_step()
+    tables = builder.make_replay_tables(single_process=True)
+    server = replay_checkpoints = client = None
+    if tables:
+        replay_checkpoints = replay.ReplayCheckpoints(workdir)
+        server = reverb.Server(tables, checkpointer=replay_checkpoints.checkpointer_for(start_step))
+        client = server.localhost_client()
+    buffer = builder.make_replay(spec, client)
+    learner = builder.make_learner(networks, buffer)
+    counters = {"env_steps": jnp.zeros((), jnp.int32), "episodes": jnp.zeros((), jnp.int32)}
     if start_step is not None:
-        restored = checkpointer.restore({"learner": learner.state, "counters": counters}, start_step)
-        learner.state, counters = restored["learner"], restored["counters"]
-    if config.replay.backend == "reverb":
-        buffer, replay_checkpoints, server = _build_reverb(config, workdir, start_step)
-    else:
-        buffer, replay_checkpoints, server = _build_ring(config, env.observation_shape, config.seed)
+        restored = checkpointer.restore({"learner": learner.save(), "counters": counters}, start_step)
+        learner.restore(restored["learner"])
+        counters = restored["counters"]
+    actor = builder.make_actor(networks, spec, VariableClient(learner), buffer, seed=experiment.seed + 1)
     env_steps, episodes = int(counters["env_steps"]), int(counters["episodes"])
     if start_step is not None:
         log(f"resumed at {start_step} updates, {env_steps} environment steps, {buffer.size()} items in replay")
@@ -161,49 +103,43 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
             return
         last_saved[0] = updates
         if replay_checkpoints is not None:
-            buffer.writer.flush()  # items still in the writer belong to this checkpoint too
-            replay_checkpoints.save(buffer.client, updates)  # the replay first: see ReplayCheckpoints
+            buffer.flush()  # items still in the writer belong to this checkpoint too
+            replay_checkpoints.save(client, updates)  # the replay first: see ReplayCheckpoints
         counters = {"env_steps": jnp.asarray(env_steps, jnp.int32), "episodes": jnp.asarray(episodes, jnp.int32)}
-        checkpointer.maybe_save(updates, {"learner": learner.state, "counters": counters}, force=True)
+        checkpointer.maybe_save(updates, {"learner": learner.save(), "counters": counters}, force=True)
 
     writer = MetricWriter(workdir, resume_step=env_steps)
+    replay_counts = {}
     stats = EpisodeStats()
-    prioritized = config.replay.sampler == "prioritized"
-    final_steps, log_every = total_env_steps(config), int(config.run.log_every)
+    log_every = experiment.run.log_every
     stop = StopRequest()
     observation = env.reset()
-    buffer.add_first(observation)
-    window_start, window_updates, window_steps, losses = time.perf_counter(), learner.updates, env_steps, []
+    actor.observe_first(observation)
+    window_start, window_updates, window_steps, metrics = time.perf_counter(), learner.updates, env_steps, []
     try:
-        while learner.updates < config.run.total_updates:
-            action = actor.select_action(learner.online_params, observation, learner.updates)
+        while learner.updates < total_updates:
+            action = actor.select_action(observation)
             step = env.step(action)
             done = step.terminated or step.truncated
-            buffer.add(action, step.reward, step.observation, step.terminated, step.truncated)
+            actor.observe(action, step)
             env_steps += 1
             stats.record(step.reward, done, env_steps)
             if done:
                 episodes += 1
                 observation = env.reset()
-                buffer.add_first(observation)
+                actor.observe_first(observation)
             else:
                 observation = step.observation
-            while learner.updates < updates_due(config, env_steps):
-                batch = buffer.sample()
-                priorities, metrics = learner.update(batch)
-                losses.append(metrics["loss"])
-                if prioritized:
-                    buffer.update_priorities(batch.keys, priorities)
-                    # New items enter at the largest priority seen so far (Dopamine's rule), so each is replayed soon.
-                    buffer.writer.priority = max(buffer.writer.priority, float(priorities.max()))
+            while learner.updates < builder.updates_due(env_steps):
+                metrics.append(learner.step())
                 if checkpoint_every and learner.updates % checkpoint_every == 0:
                     save(learner.updates)
-            if env_steps % log_every == 0 or learner.updates >= config.run.total_updates:
+            actor.update()
+            if env_steps % log_every == 0 or learner.updates >= total_updates:
                 now = time.perf_counter()
                 row = {
                     "updates": learner.updates,
                     "episodes": episodes,
-                    "epsilon": epsilon_at(learner.updates, config.agent),
                     "replay_size": buffer.size(),
                     "updates_per_second": (learner.updates - window_updates) / max(now - window_start, 1e-9),
                     "env_steps_per_second": (env_steps - window_steps) / max(now - window_start, 1e-9),
@@ -211,10 +147,9 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
                 recent = stats.mean_since(env_steps - log_every)
                 if recent is not None:
                     row["episode_return"] = recent
-                if losses:
-                    row["loss"] = float(np.mean([float(loss) for loss in losses]))
+                row.update(mean_metrics(metrics))
                 writer.write(env_steps, row)
-                window_start, window_updates, window_steps, losses = now, learner.updates, env_steps, []
+                window_start, window_updates, window_steps, metrics = now, learner.updates, env_steps, []
             if stop.requested is not None:
                 save(learner.updates)
                 log(f"{stop.requested} received: saved at {learner.updates} updates; rerun to resume")
@@ -222,19 +157,29 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
         else:
             if checkpoint_every:
                 save(learner.updates)
-        replay_counts = _replay_counts(buffer)
+        if client is not None:
+            inserts, samples = replay.limiter_counts(client, [table.name for table in tables])
+            replay_counts = {"replay_inserts": float(inserts), "replay_samples": float(samples)}
     finally:
         stop.restore_handlers()
         checkpointer.close()
         writer.close()
         if server is not None:
             server.stop()
-    first_final_step = final_steps - config.run.final_fraction * (final_steps - learning_starts(config))
+    final_steps, learning_starts = builder.total_env_steps(), builder.learning_starts()
+    first_final_step = final_steps - experiment.run.final_fraction * (final_steps - learning_starts)
     final = {
         "env_steps": float(env_steps),
         "updates": float(learner.updates),
-        "replay_ratio": learner.updates / max(env_steps - learning_starts(config), 1),
+        "replay_ratio": learner.updates / max(env_steps - learning_starts, 1),
     }
     final.update(replay_counts)
     final["final_return"] = stats.final_score(int(first_final_step))
     return final
+
+
+def mean_metrics(metrics: list[dict]) -> dict[str, float]:
+    """The mean of each learner metric over a window of steps (one host sync per metric, at logging time)."""
+    if not metrics:
+        return {}
+    return {name: float(np.mean([float(step[name]) for step in metrics])) for name in metrics[0]}

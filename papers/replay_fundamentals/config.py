@@ -23,28 +23,8 @@ epsilon decay) stays fixed.
 from ml_collections import ConfigDict
 
 from common.registry import lookup
+from common.rl.dqn.rainbow import COMPONENTS, with_components
 from common.sweep import apply_overrides
-
-# Rainbow's components as (the value Rainbow uses, the value DQN uses), over dotted config keys.
-COMPONENTS = {
-    "n_step": ({"agent.n_step": 3}, {"agent.n_step": 1}),
-    "c51": ({"agent.distributional": True}, {"agent.distributional": False}),
-    "adam": (
-        {"agent.optimizer.name": "adam", "agent.optimizer.learning_rate": 6.25e-5, "agent.optimizer.eps": 1.5e-4},
-        {"agent.optimizer.name": "rmsprop", "agent.optimizer.learning_rate": 2.5e-4, "agent.optimizer.eps": 1e-5},
-    ),
-    "prioritized": (
-        {"replay.sampler": "prioritized", "agent.importance_exponent": 0.5},
-        {"replay.sampler": "uniform", "agent.importance_exponent": 0.0},
-    ),
-}
-
-
-def with_components(config: ConfigDict, rainbow_components) -> ConfigDict:
-    """`config` with each Rainbow component switched on (if named in `rainbow_components`) or off."""
-    for name, (rainbow, dqn) in COMPONENTS.items():
-        config = apply_overrides(config, rainbow if name in rainbow_components else dqn)
-    return config
 
 
 def _dqn() -> ConfigDict:
@@ -54,6 +34,7 @@ def _dqn() -> ConfigDict:
             "seed": 0,
             "env": {"name": "minatar/breakout", "max_episode_steps": 27_000, "sticky_action_prob": 0.1},
             "agent": {
+                "name": "dqn",  # common/rl/agents.py; Rainbow is the same agent with COMPONENTS on
                 "network": "minatar",
                 "hidden": (128,),
                 "distributional": False,

@@ -1,10 +1,9 @@
 """Training for the replay study: the runners of common/rl, picked by `config.run.mode`."""
 
-from flax import nnx
 from ml_collections import ConfigDict
 
 from common.registry import lookup
-from common.rl import distributed, runner
+from common.rl import agents, distributed, runner
 from papers.replay_fundamentals import model
 
 RUNNERS = {
@@ -28,7 +27,6 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
 
 
 def build_for_dry_run(config: ConfigDict):
-    env = runner.make_env(config, config.seed)
-    return model.build_model(
-        config, env.observation_shape, env.num_actions, nnx.Rngs(config.seed)
-    ), env.observation_shape
+    experiment = agents.make_builder(config).experiment
+    env = runner.make_env(experiment.env, experiment.seed)
+    return model.build_model(config, env.observation_shape, env.num_actions), env.observation_shape

@@ -5,21 +5,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from ml_collections import ConfigDict
 
 from common.rl.dqn.learner import atoms_of
 
 
-def epsilon_at(updates: int, config: ConfigDict) -> float:
+def epsilon_at(updates: int, config) -> float:
     """Linear from epsilon_start at 0 updates to epsilon_final at epsilon_decay_updates, then flat."""
     fraction = min(updates / max(int(config.epsilon_decay_updates), 1), 1.0)
     return float(config.epsilon_start + fraction * (config.epsilon_final - config.epsilon_start))
 
 
-class Actor:
-    """Picks actions from the online network's parameters (the learner's, or a copy fetched from it)."""
+class EpsilonGreedyPolicy:
+    """Picks actions from the online network's parameters (the learner's, or a copy fetched from it); an agent's
+    actor is `common.rl.agent.GenericActor` over its `select_action`."""
 
-    def __init__(self, config: ConfigDict, graphdef: nnx.GraphDef, num_actions: int, *, seed: int):
+    def __init__(self, config, graphdef: nnx.GraphDef, num_actions: int, *, seed: int):
         self.config, self.num_actions = config, num_actions
         self._rng = np.random.default_rng(seed)
         atoms = atoms_of(config) if config.distributional else None

@@ -1,6 +1,6 @@
 """The DQN-family learner: one jitted gradient step over the split (online, target, optimizer) state.
 
-Config (the agent's): network, hidden, distributional, num_atoms, v_max, optimizer (common/train/optim.py),
+Config (the agent's, common/rl/dqn/builder.py): distributional, num_atoms, v_max, optimizer (common/train/optim.py),
 target_update_period (gradient updates), huber_delta, importance_exponent (0: no prioritised-replay correction).
 """
 
@@ -13,7 +13,7 @@ from ml_collections import ConfigDict
 
 from common.registry import lookup
 from common.rl import replay
-from common.rl.dqn import losses, networks
+from common.rl.dqn import losses
 from common.train import optim
 
 
@@ -32,11 +32,15 @@ def atoms_of(config: ConfigDict) -> jax.Array:
 
 
 class Learner:
-    """Holds `state` = {online, target, optimizer, updates}: the pytree that is checkpointed."""
+    """Holds `state` = {online, target, optimizer, updates}: the pytree that is checkpointed.
 
-    def __init__(self, config: ConfigDict, observation_shape, num_actions: int, *, seed: int, total_updates: int):
-        model = networks.make_network(config, observation_shape, num_actions, nnx.Rngs(seed))
-        self.graphdef, params = nnx.split(model)
+    `step` samples a batch from `dataset` (a replay: `sample()`, and `update_priorities(keys, priorities)` when
+    `prioritized`); `update(batch)` is the gradient step on a batch given.
+    """
+
+    def __init__(self, config, network: nnx.Module, *, total_updates: int, dataset=None, prioritized: bool = False):
+        self.graphdef, params = nnx.split(network)
+        self._dataset, self._prioritized = dataset, prioritized
         factory = lookup(OPTIMIZERS, config.optimizer.name, "optimizer")
         tx = factory(config.optimizer, optim.make_schedule(config.optimizer, total_updates))
         self.state = {
@@ -86,6 +90,23 @@ class Learner:
     @property
     def online_params(self) -> nnx.State:
         return self.state["online"]
+
+    def get_variables(self) -> tuple[int, nnx.State]:
+        return self.updates, self.online_params
+
+    def save(self) -> dict:
+        return self.state
+
+    def restore(self, state: dict) -> None:
+        self.state = state
+
+    def step(self) -> dict[str, jax.Array]:
+        """One gradient step on a batch sampled from the dataset, whose priorities it then updates."""
+        batch = self._dataset.sample()
+        priorities, metrics = self.update(batch)
+        if self._prioritized:
+            self._dataset.update_priorities(batch.keys, priorities)
+        return metrics
 
     def update(self, batch: replay.Batch) -> tuple[np.ndarray, dict[str, jax.Array]]:
         """One gradient step on `batch`; returns the new priorities [batch] and the step's metrics."""

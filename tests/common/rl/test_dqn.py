@@ -10,15 +10,19 @@ from flax import nnx
 from common.registry import UnknownNameError
 from common.rl import replay
 from common.rl.dqn import losses, networks
-from common.rl.dqn.actor import Actor, epsilon_at
+from common.rl.dqn.actor import EpsilonGreedyPolicy, epsilon_at
 from common.rl.dqn.learner import Learner, atoms_of
-from papers.replay_fundamentals import config as paper_config
+from tests.common.rl.cartpole import dqn_smoke
 
 
 def agent_config(**overrides):
-    config = paper_config.get_config("smoke").agent
+    config = dqn_smoke().agent
     config.update(overrides)
     return config
+
+
+def make_learner(config, total_updates: int) -> Learner:
+    return Learner(config, networks.make_network(config, (4,), 2, nnx.Rngs(0)), total_updates=total_updates)
 
 
 def random_batch(rng, batch=6, observation_shape=(4,), num_actions=2):
@@ -78,7 +82,7 @@ def test_importance_weights_are_inverse_probabilities_scaled_to_one():
 @pytest.mark.parametrize("distributional", [False, True])
 def test_learner_fits_a_batch_and_refreshes_the_target_on_its_period(distributional):
     config = agent_config(distributional=distributional, target_update_period=3, importance_exponent=0.5)
-    learner = Learner(config, (4,), 2, seed=0, total_updates=100)
+    learner = make_learner(config, total_updates=100)
     batch = random_batch(np.random.default_rng(2))
     initial_target = [np.array(leaf) for leaf in jax.tree_util.tree_leaves(learner.state["target"])]
     first_loss = None
@@ -103,7 +107,7 @@ def test_epsilon_decays_in_gradient_updates_and_greedy_actions_follow_q():
     config = agent_config(epsilon_start=0.0, epsilon_final=0.0)
     model = networks.make_network(config, (4,), 2, nnx.Rngs(0))
     graphdef, params = nnx.split(model)
-    actor = Actor(config, graphdef, 2, seed=0)
+    actor = EpsilonGreedyPolicy(config, graphdef, 2, seed=0)
     observations = np.random.default_rng(3).normal(size=(20, 4)).astype(np.float32)
     expected = np.argmax(np.asarray(model(observations)), axis=1)
     assert [actor.select_action(params, o, 10) for o in observations] == expected.tolist()
@@ -114,7 +118,7 @@ def test_c51_actor_acts_on_the_mean_of_the_distribution():
     model = networks.make_network(config, (4,), 2, nnx.Rngs(0))
     observations = np.random.default_rng(4).normal(size=(10, 4)).astype(np.float32)
     means = (jax.nn.softmax(model(observations), axis=-1) * atoms_of(config)).sum(-1)
-    actor = Actor(config, nnx.split(model)[0], 2, seed=0)
+    actor = EpsilonGreedyPolicy(config, nnx.split(model)[0], 2, seed=0)
     assert [actor.select_action(nnx.state(model), o, 0) for o in observations] == np.argmax(means, 1).tolist()
 
 
@@ -124,4 +128,4 @@ def test_bad_names_list_the_choices():
     config = agent_config()
     config.optimizer.name = "rms"
     with pytest.raises(UnknownNameError, match="unknown optimizer 'rms'; valid choices: .*rmsprop, sgd"):
-        Learner(config, (4,), 2, seed=0, total_updates=10)
+        make_learner(config, total_updates=10)

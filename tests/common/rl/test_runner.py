@@ -8,14 +8,14 @@ import pytest
 import reverb
 
 from common.rl import replay, runner
-from common.rl.environments import make_environment
-from papers.replay_fundamentals import config as paper_config
+from common.rl.dqn import rainbow
+from tests.common.rl.cartpole import dqn_cartpole, random_policy_return
+from tests.common.rl.cartpole import dqn_smoke as smoke_config
 
 
-def smoke_config(**run):
-    config = paper_config.get_config("smoke")
-    config.run.update(run)
-    return config
+def learning_starts(config) -> int:
+    """The DQN family's warm-up: min_size_to_sample complete n-step items."""
+    return config.replay.min_size_to_sample + config.agent.n_step
 
 
 @pytest.mark.parametrize(("backend", "ratio"), [("reverb", 0.25), ("reverb", 1.0), ("ring", 0.5)])
@@ -24,7 +24,7 @@ def test_updates_per_environment_step_equal_the_replay_ratio(tmp_path, backend, 
     config.replay.update(backend=backend, replay_ratio=ratio)
     final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
     assert final["updates"] == 150
-    measured = final["updates"] / (final["env_steps"] - runner.learning_starts(config))
+    measured = final["updates"] / (final["env_steps"] - learning_starts(config))
     assert abs(measured / ratio - 1) < 0.05, final
     if backend == "reverb":  # the table's own counts: one batch per update, one item per environment step
         assert 0 <= final["replay_samples"] - 150 * config.replay.batch_size <= 1  # the sampler keeps one in flight
@@ -33,14 +33,14 @@ def test_updates_per_environment_step_equal_the_replay_ratio(tmp_path, backend, 
 
 @pytest.mark.parametrize("env", ["cartpole", "minatar/breakout"])
 def test_rainbow_runs_with_prioritised_replay_and_keeps_the_ratio(tmp_path, env):
-    config = paper_config.with_components(smoke_config(total_updates=80, checkpoint_every=0), paper_config.COMPONENTS)
+    config = rainbow.with_components(smoke_config(total_updates=80, checkpoint_every=0), rainbow.COMPONENTS)
     if env != "cartpole":
         config.env.update(name=env, max_episode_steps=1000, sticky_action_prob=0.1)
         config.agent.update(network="minatar", hidden=(32,))
     assert config.replay.sampler == "prioritized" and config.agent.distributional and config.agent.n_step == 3
     final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
     assert final["updates"] == 80
-    assert abs(80 / (final["env_steps"] - runner.learning_starts(config)) / 0.25 - 1) < 0.05
+    assert abs(80 / (final["env_steps"] - learning_starts(config)) / 0.25 - 1) < 0.05
 
 
 def test_resumed_run_restores_the_replay_contents_and_continues(tmp_path):
@@ -54,7 +54,7 @@ def test_resumed_run_restores_the_replay_contents_and_continues(tmp_path):
     second = runner.train_single_process(smoke_config(total_updates=200), str(tmp_path), log=messages.append)
     assert messages == [f"resumed at 120 updates, {int(first['env_steps'])} environment steps, 400 items in replay"]
     assert second["updates"] == 200 and second["env_steps"] > first["env_steps"]
-    measured = 200 / (second["env_steps"] - runner.learning_starts(smoke_config()))
+    measured = 200 / (second["env_steps"] - learning_starts(smoke_config()))
     assert abs(measured / 0.25 - 1) < 0.05
     with open(tmp_path / "metrics.jsonl") as f:
         resumed_rows = [json.loads(line) for line in f][rows_before:]
@@ -75,22 +75,9 @@ def test_the_replay_checkpoint_holds_the_runs_transitions(tmp_path):
     assert set(np.unique(batch.data["bootstrap_discount"])) <= {0.0, np.float32(config.agent.discount)}
 
 
-def random_policy_return(episodes=50) -> float:
-    env, rng, returns = make_environment("cartpole", seed=0), np.random.default_rng(0), []
-    for _ in range(episodes):
-        env.reset()
-        total, done = 0.0, False
-        while not done:
-            step = env.step(rng.integers(2))
-            total, done = total + step.reward, step.terminated or step.truncated
-        returns.append(total)
-    return float(np.mean(returns))
-
-
 @pytest.mark.slow
 def test_dqn_on_cartpole_clearly_beats_a_random_policy(tmp_path):
-    config = paper_config.get_config("cartpole_dqn")
-    config.run.checkpoint_every = 0
+    config = dqn_cartpole()
     final = runner.train_single_process(config, str(tmp_path), log=lambda _: None)
     random_return = random_policy_return()
     assert 15 < random_return < 30

@@ -8,8 +8,10 @@ import pytest
 
 from common.nn import counting
 from common.registry import UnknownNameError
+from common.rl import agents
 from common.sweep import apply_overrides
 from papers.replay_fundamentals import config, train
+from tests.common.rl.cartpole import dqn_smoke
 from tests.helpers import final_metrics, run_main
 
 SMOKE = "--config=papers/replay_fundamentals/config.py:smoke"
@@ -44,6 +46,11 @@ def test_bad_config_values_fail_with_the_valid_choices(tmp_path, key, value, mes
     bad = apply_overrides(config.get_config("smoke"), {key: value})
     with pytest.raises(UnknownNameError, match=re.escape(message)):
         train.train_and_evaluate(bad, str(tmp_path))
+
+
+def test_the_smoke_variant_is_the_dqn_the_library_tests_train():
+    """So the runner's tests (tests/common/rl) cover this paper's smoke run, without importing the paper."""
+    assert agents.parse(config.get_config("smoke")) == agents.parse(dqn_smoke(variables_every=10))
 
 
 def test_unknown_variant_lists_the_choices():
