@@ -9,6 +9,7 @@ from ml_collections import ConfigDict
 
 from common.registry import UnknownNameError
 from common.rl import agents, distributed, runner
+from common.rl.agent import VariableClient
 from common.rl.config import ConfigError
 from common.rl.dqn.builder import DQNBuilder
 from common.rl.reinforce import ReinforceBuilder
@@ -88,3 +89,20 @@ def test_ring_buffer_settings_it_cannot_keep_are_refused(nothing_starts, tmp_pat
 def test_the_distributed_runner_refuses_an_on_policy_agent(nothing_starts, tmp_path):
     with pytest.raises(ConfigError, match="agent 'reinforce' learns on-policy .* an off-policy agent: dqn"):
         distributed.train_distributed(reinforce_cartpole(), str(tmp_path))
+
+
+def test_variable_client_fetches_on_its_period():
+    class Source:
+        updates = 0
+
+        def get_variables(self):
+            self.updates += 1
+            return self.updates, {"w": self.updates}
+
+    client = VariableClient(Source(), update_period=3)
+    assert client.updates == 1  # fetched once when made
+    seen = []
+    for _ in range(7):
+        client.update()
+        seen.append(client.updates)
+    assert seen == [1, 1, 2, 2, 2, 3, 3] and client.params == {"w": 3}
