@@ -26,9 +26,13 @@ from flax import nnx
 
 from common.nn import cached_conv
 from common.registry import lookup
-from kernels.cached_dilated_conv import StackWeights, cached_dilated_conv_step, preferred_batch, project
-
-ACTIVATIONS = ("gated", "relu")
+from kernels.cached_dilated_conv import (
+    ACTIVATIONS,  # the gate forms the cached step supports, so a model and its fast generator always agree
+    StackWeights,
+    cached_dilated_conv_step,
+    preferred_batch,
+    project,
+)
 
 
 def doubling_dilations(num_blocks: int, layers_per_block: int) -> tuple[int, ...]:
@@ -52,8 +56,7 @@ class WaveNet(nnx.Module):
         speaker_features: int = 16,
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
+        lookup({name: name for name in ACTIVATIONS}, activation, "activation")
         if activation == "gated" and not skip_channels:
             raise ValueError("a gated WaveNet needs skip_channels >= 1")
         self.ring = cached_conv.RingLayout(tuple(dilations), kernel_size)  # validates dilations and kernel_size
