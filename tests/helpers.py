@@ -1,4 +1,4 @@
-"""Running a paper's main.py the way a user does, in a subprocess, for the end-to-end tests."""
+"""Running a paper's scripts the way a user does, in a subprocess, for the end-to-end tests."""
 
 import json
 import os
@@ -14,10 +14,10 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
-def run_main(paper: str, *flags: str, check: bool = True, timeout: int = 300, **env) -> subprocess.CompletedProcess:
-    """`python -m papers.<paper>.main FLAGS...`; returns the finished process with text stdout/stderr."""
+def run_module(module: str, *flags: str, check: bool = True, timeout: int = 300, **env) -> subprocess.CompletedProcess:
+    """`python -m MODULE FLAGS...` from the repository root; returns the finished process with text stdout/stderr."""
     result = subprocess.run(
-        [sys.executable, "-m", f"papers.{paper}.main", *flags],
+        [sys.executable, "-m", module, *flags],
         cwd=REPO,
         env=subprocess_env(**env),
         capture_output=True,
@@ -25,8 +25,23 @@ def run_main(paper: str, *flags: str, check: bool = True, timeout: int = 300, **
         timeout=timeout,
     )
     if check and result.returncode:
-        raise AssertionError(f"main failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}")
+        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}")
     return result
+
+
+def run_main(paper: str, *flags: str, check: bool = True, timeout: int = 300, **env) -> subprocess.CompletedProcess:
+    """`python -m papers.<paper>.main FLAGS...`."""
+    return run_module(f"papers.{paper}.main", *flags, check=check, timeout=timeout, **env)
+
+
+def assert_smoke_run_learns(paper: str, workdir) -> dict:
+    """Trains the paper's smoke config into `workdir` through its main.py; it must beat chance (0.1 on the 10
+    digit classes) by far and write metrics.jsonl. Returns the final metrics."""
+    result = run_main(paper, f"--config=papers/{paper}/config.py:smoke", f"--workdir={workdir}")
+    final = final_metrics(result.stdout)
+    assert final["eval/accuracy"] > 0.3, final
+    assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
+    return final
 
 
 def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:

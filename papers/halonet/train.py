@@ -1,11 +1,8 @@
 """Training for HaloNets: image classification with the paper's networks."""
 
-import functools
-
-from flax import nnx
 from ml_collections import ConfigDict
 
-from common.data import images
+from common import app
 from common.train import classification
 from papers.halonet import model
 
@@ -21,9 +18,4 @@ def build_for_dry_run(config: ConfigDict):
     single program, and its strided layers would run at full resolution. The XLA path's strided layers compute
     only the kept queries, the work the paper describes.
     """
-    input_shape, num_classes = images.dataset_shapes(config.dataset.name, config.dataset.get("image_size"))
-    config = config.copy_and_resolve_references()
-    with config.unlocked():
-        config.model.impl = "xla"
-    build = functools.partial(model.build_model, config, input_shape, num_classes)
-    return nnx.eval_shape(lambda: build(nnx.Rngs(config.seed))), input_shape
+    return app.abstract_image_model(model.build_model, config, impl="xla")

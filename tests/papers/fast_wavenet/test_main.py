@@ -3,8 +3,6 @@ builder), generate with both methods, write wavs; regenerate from the checkpoint
 the dry-run model and config errors."""
 
 import json
-import subprocess
-import sys
 import wave
 
 import pytest
@@ -14,23 +12,10 @@ from common.nn import counting
 from common.registry import UnknownNameError
 from papers.fast_wavenet import model, train
 from papers.fast_wavenet.config import get_config
-from tests.helpers import REPO, final_metrics, run_main, subprocess_env
+from tests.helpers import final_metrics, run_main, run_module
 
 SMOKE = "--config=papers/fast_wavenet/config.py:smoke"
 BENCH_KEYS = {"naive_samples_per_s", "fast_samples_per_s", "max_abs_logit_diff", "batch", "num_layers"}
-
-
-def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
 
 
 @pytest.mark.slow
