@@ -70,23 +70,23 @@ $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 reproduce: $(addprefix reproduce-,$(REPRODUCE))
 
 reproduce-swish: setup
-	$(PY) -m papers.swish.benchmark --workdir workdirs/swish/benchmark --readme papers/swish/README.md
+	$(PY) -m papers.swish.reproduce
 
 reproduce-swish-search: setup
 	$(PY) -m papers.swish.search --config=papers/swish/config.py:search_exhaustive \
 	  --workdir=workdirs/swish/search_exhaustive --readme=papers/swish/README.md
 
 reproduce-stand-alone-attention: setup
-	$(PY) -m papers.stand_alone_attention.ablation
+	$(PY) -m papers.stand_alone_attention.reproduce
 
 reproduce-halonet: setup
-	$(PY) -m papers.halonet.comparison
+	$(PY) -m papers.halonet.reproduce
 
 reproduce-low-rank-local: setup
-	$(PY) -m papers.low_rank_local.rank_sweep
+	$(PY) -m papers.low_rank_local.reproduce
 
 reproduce-replay-fundamentals: setup
-	$(PY) -m papers.replay_fundamentals.grid --sweep configs/sweeps/replay_cartpole.py
+	$(PY) -m papers.replay_fundamentals.reproduce
 
 reproduce-fast-wavenet: setup
 	$(PY) -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py --workdir=workdirs/fast_wavenet/default

@@ -1,11 +1,16 @@
 """Sweeps: a config spec plus axes of overrides, expanded to a grid and run one after another.
 
-A sweep definition is a module in configs/sweeps/ with a `SWEEP = Sweep(...)`. Each point trains in its own
+A sweep definition is a module in configs/sweeps/ with a `SWEEP = Sweep(...)` (and, where one grid is not enough,
+`SWEEPS = [...]`: the grids run in that order, SWEEP the one a report describes). Each point trains in its own
 workdir (`<root>/<key=value,...>`), so an interrupted sweep resumes where it stopped: finished points only re-read
 their final metrics and an interrupted point resumes from its last checkpoint.
+
+Every paper's table comes from its `papers/<paper>/reproduce.py`, an absl main of one shape:
+`define_reproduce_flags(__file__, SWEEP_FILE)` (--sweep, --workdir, --readme) and
+`absl.app.run(reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))`: it runs the sweep and writes the
+Markdown that `render(Reproduction)` returns into the README's block, plots beside the README.
 """
 
-import argparse
 import dataclasses
 import importlib.util
 import itertools
@@ -13,21 +18,27 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 
+from absl import flags
 from ml_collections import ConfigDict
 
 from common import app, report
 from common.train.metrics import read_metrics
+
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     config: str  # "papers/<paper>/config.py[:variant]"
     axes: Mapping[str, Sequence]  # dotted config key -> values; the grid is their Cartesian product
+    where: Callable[[dict], bool] | None = None  # the points to keep (say, cells above a replay ratio); None: all
 
     def points(self) -> list[dict]:
         keys = list(self.axes)
-        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*self.axes.values())]
+        points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*self.axes.values())]
+        return [point for point in points if self.where is None or self.where(point)]
 
 
 def load_config(spec: str) -> ConfigDict:
@@ -67,13 +78,24 @@ def point_name(point: Mapping) -> str:
     return ",".join(f"{key}={value}" for key, value in point.items())
 
 
-def load_sweep(path: str) -> Sweep:
+def load_sweep_module(path: str) -> ModuleType:
+    """The sweep definition module at `path` (a configs/sweeps file)."""
     module_spec = importlib.util.spec_from_file_location("_sweep", path)
     if module_spec is None:
         raise FileNotFoundError(f"sweep file {path!r} not found")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.SWEEP
+    return module
+
+
+def load_sweep(path: str) -> Sweep:
+    return load_sweep_module(path).SWEEP
+
+
+def load_sweeps(path: str) -> list[Sweep]:
+    """Every grid of the sweep file, in the order they run: its SWEEPS, or [SWEEP]."""
+    module = load_sweep_module(path)
+    return list(getattr(module, "SWEEPS", [module.SWEEP]))
 
 
 def run_sweep(
@@ -97,42 +119,76 @@ def run_sweep(
 class FinishedSweep:
     """What a sweep's report needs: its definition, base config, (point, final metrics) pairs and wall time."""
 
-    definition: Sweep
+    definition: Sweep  # the file's SWEEP
     base: ConfigDict
-    results: list[tuple[dict, dict]]
+    results: list[tuple[dict, dict]]  # of every grid of the file, in the order they ran
     minutes: float
+    module: ModuleType  # the sweep file, for what else it defines (a baseline cell, ...)
 
 
 def run_sweep_file(path: str, train_and_evaluate: Callable[[ConfigDict, str], dict], root: str) -> FinishedSweep:
-    """Loads the sweep module at `path` and runs it under `root`, timing the whole invocation."""
+    """Loads the sweep module at `path` and runs its grids under `root`, timing the whole invocation."""
     started = time.time()
-    definition = load_sweep(path)
-    results = run_sweep(definition, train_and_evaluate, root)
-    return FinishedSweep(definition, load_config(definition.config), results, (time.time() - started) / 60)
+    module = load_sweep_module(path)
+    results = [pair for definition in load_sweeps(path) for pair in run_sweep(definition, train_and_evaluate, root)]
+    minutes = (time.time() - started) / 60
+    return FinishedSweep(module.SWEEP, load_config(module.SWEEP.config), results, minutes, module)
 
 
-def report_arguments(
-    argv: Sequence[str] | None, description: str, *, workdir: str, readme: str, sweep_file: str, plot: str | None
-) -> argparse.Namespace:
-    """The flags every sweep-report script takes (--workdir, --readme, --sweep and, with a plot, --plot), with the
-    paper's defaults; also prepares the process like every entry point (common.app.prepare_environment)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default=workdir)
-    parser.add_argument("--readme", default=readme)
-    parser.add_argument("--sweep", default=sweep_file)
-    if plot is not None:
-        parser.add_argument("--plot", default=plot)
-    args = parser.parse_args(argv)
-    app.prepare_environment()
-    return args
+def define_reproduce_flags(paper: str, sweep_file: str) -> None:
+    """The flags of every `papers/<paper>/reproduce.py` (`paper`: its `__file__` or the paper's name): --sweep
+    (default `sweep_file`), --workdir (default workdirs/<paper>/<sweep file's stem>) and --readme (default the
+    paper's README.md; plots are written beside it)."""
+    name = app.paper_name(paper)
+    flags.DEFINE_string("sweep", sweep_file, "The sweep definition: a configs/sweeps/*.py file.")
+    flags.DEFINE_string("workdir", None, f"Where the runs go; default workdirs/{name}/<sweep file's stem>.")
+    flags.DEFINE_string("readme", os.path.join("papers", name, "README.md"), "The README whose block to write.")
 
 
-def report_command(module: str, args: argparse.Namespace, default_sweep: str) -> str:
-    """The command line that reproduces a sweep report, in backticks, for its provenance line."""
-    command = f"python -m {module} --workdir {args.workdir} --readme {args.readme}"
-    if args.sweep != default_sweep:
-        command += f" --sweep {args.sweep}"
-    return f"`{command}`"
+@dataclasses.dataclass(frozen=True)
+class Reproduction:
+    """A finished reproduce.py sweep and where it ran, for the paper's `render`."""
+
+    finished: FinishedSweep
+    sweep_file: str
+    workdir: str
+    readme: str
+    command: str  # the command line that reproduces the block, in backticks
+
+    def plot_path(self, name: str) -> str:
+        """Where a plot the block links to as `name` is written: beside the README."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.readme)), name)
+
+    def provenance(self, setting: str) -> str:
+        return provenance(
+            self.command, self.sweep_file, self.workdir, self.finished.results, setting, self.finished.minutes
+        )
+
+
+def reproduce_main(
+    paper: str,
+    block: str,
+    train_and_evaluate: Callable[[ConfigDict, str], dict],
+    render: Callable[[Reproduction], str],
+):
+    """The absl main of `papers/<paper>/reproduce.py`: runs --sweep under --workdir (finished runs are only
+    re-evaluated), writes `render`'s Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's
+    stem) and prints it."""
+    name = app.paper_name(paper)
+
+    def main(argv):
+        app.prepare(argv)
+        stem = os.path.splitext(os.path.basename(FLAGS.sweep))[0]
+        workdir = FLAGS.workdir or os.path.join("workdirs", name, stem)
+        finished = run_sweep_file(FLAGS.sweep, train_and_evaluate, workdir)
+        command = f"python -m papers.{name}.reproduce --workdir {workdir} --readme {FLAGS.readme}"
+        if FLAGS.sweep != FLAGS["sweep"].default:
+            command += f" --sweep {FLAGS.sweep}"
+        text = render(Reproduction(finished, FLAGS.sweep, workdir, FLAGS.readme, f"`{command}`"))
+        report.replace_block(FLAGS.readme, block.format(sweep=stem), text)
+        print(text, flush=True)
+
+    return main
 
 
 def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> float:

@@ -4,7 +4,8 @@ Base: papers/low_rank_local/config.py:sweep (the paper's 3-layer network at widt
 batch 32 on offline Fashion-MNIST, evaluated on the 10k test images). SWEEP trains LRLC layers (row + column
 combining weights, softmax) at K in {1, 2, 4, 8, 16}; BASELINES trains the convolution, the dense locally
 connected layer and the wide convolution whose spatial layers match the parameters of the rank-4 LRLC network;
-three seeds each, 24 runs. Run both with `python -m papers.low_rank_local.rank_sweep`.
+three seeds each, 24 runs. Run both (SWEEPS: the cheap baselines first) with
+`python -m papers.low_rank_local.reproduce`.
 
 Time: measured before the sweep on the shared 2 cores (load average 3-7 from other jobs), a step of batch 64 took
 0.1 s (conv, LRLC K = 1), 0.3 s (LC) and 1.5 s (LRLC K = 16: one convolution with 16 x 16 filters plus the
@@ -20,3 +21,4 @@ SEEDS = [0, 1, 2]
 
 SWEEP = Sweep(config=CONFIG, axes={"seed": SEEDS, "model.layer": ["lrlc"], "model.rank": [1, 2, 4, 8, 16]})
 BASELINES = Sweep(config=CONFIG, axes={"seed": SEEDS, "model.layer": ["conv", "lc", "wide_conv"]})
+SWEEPS = [BASELINES, SWEEP]

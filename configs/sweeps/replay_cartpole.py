@@ -3,10 +3,11 @@
 Replay capacity x age of the oldest policy (gradient updates), 2,000 updates a run, DQN with and without 3-step
 returns, 2 seeds. Baseline cell: capacity 4,000, oldest policy 1,000 (replay ratio 0.25). The lowest-ratio cell
 is skipped, as the paper skipped its two lowest.
-Run: python -m papers.replay_fundamentals.grid --sweep configs/sweeps/replay_cartpole.py
+Run: python -m papers.replay_fundamentals.reproduce --sweep configs/sweeps/replay_cartpole.py
 """
 
 from common.sweep import Sweep
+from configs.sweeps import replay_ratio_at_least
 
 SWEEP = Sweep(
     config="papers/replay_fundamentals/config.py:cartpole_dqn",
@@ -17,8 +18,8 @@ SWEEP = Sweep(
         "seed": [0, 1],
         "run.checkpoint_every": [0],
     },
+    where=replay_ratio_at_least(0.02),
 )
 BASELINE = {"replay.capacity": 4_000, "replay.oldest_policy_age": 1_000}
-MIN_REPLAY_RATIO = 0.02
 GAME_KEY = "env.name"
 AGENT_KEY = "agent.n_step"

@@ -10,7 +10,7 @@ Time: measured on the 2 cores while another job loaded them (load average ~3), t
 k = 7) trained at 1.8 steps/s plus ~40 s per run of start-up, compilation and the 10k-image test evaluation,
 so about 3 min; late points train at over twice that speed. That puts the 36 runs at roughly 70-80 min on shared
 cores and an estimated 40-60 min on 2 idle cores, i.e. about an hour. Run it with
-`python -m papers.stand_alone_attention.ablation`.
+`python -m papers.stand_alone_attention.reproduce`.
 """
 
 from common.sweep import Sweep

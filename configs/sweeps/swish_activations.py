@@ -1,7 +1,7 @@
 """The Swish paper's benchmark, at CPU scale: every activation of the paper's table, three seeds each.
 
 ResNet-20 on offline Fashion-MNIST, 600 steps a run (papers/swish/config.py:benchmark). Run with
-`make reproduce` (python -m papers.swish.benchmark).
+`make reproduce-swish` (python -m papers.swish.reproduce).
 """
 
 from common.sweep import Sweep

@@ -1,8 +1,12 @@
 """Sweep expansion and overrides; generated Markdown blocks replace rather than append."""
 
+import os
+
 import pytest
 
-from common import report, sweep
+from common import app, report, sweep
+from common.registry import UnknownNameError
+from tests.helpers import run_module
 
 
 def test_points_are_the_cartesian_product_in_order():
@@ -61,16 +65,44 @@ def test_provenance_names_the_command_runs_and_median_speed(tmp_path):
     assert "; 2 runs of a net at a median 2.0 steps/s; this invocation took 12 min" in text
 
 
-def test_report_arguments_defaults_and_the_command_that_reproduces_a_report():
-    defaults = {"workdir": "w", "readme": "R.md", "sweep_file": "configs/sweeps/a.py", "plot": "p.png"}
-    args = sweep.report_arguments([], "doc", **defaults)
-    assert (args.workdir, args.readme, args.sweep, args.plot) == ("w", "R.md", "configs/sweeps/a.py", "p.png")
-    assert (
-        sweep.report_command("papers.x.y", args, "configs/sweeps/a.py")
-        == "`python -m papers.x.y --workdir w --readme R.md`"
+def test_where_keeps_only_the_matching_points_and_sweeps_run_in_the_files_order():
+    grid = sweep.Sweep(config="unused", axes={"a": [1, 2, 4], "b": [2, 4]}, where=lambda p: p["a"] / p["b"] >= 0.5)
+    assert [(p["a"], p["b"]) for p in grid.points()] == [(1, 2), (2, 2), (2, 4), (4, 2), (4, 4)]
+    replay = sweep.load_sweep("configs/sweeps/replay_cartpole.py")
+    assert len(replay.points()) == 2 * 8 * 2  # of the 9 cells, 250 / 16,000 falls below the ratio 0.02
+    assert all(p["replay.oldest_policy_age"] / p["replay.capacity"] >= 0.02 for p in replay.points())
+    lrlc = sweep.load_sweeps("configs/sweeps/lrlc_rank.py")
+    assert [definition.axes["model.layer"] for definition in lrlc] == [["conv", "lc", "wide_conv"], ["lrlc"]]
+    assert sweep.load_sweeps("configs/sweeps/halonet_comparison.py") == [
+        sweep.load_sweep("configs/sweeps/halonet_comparison.py")
+    ]
+
+
+def test_paper_config_file_from_a_file_of_the_paper_or_its_name():
+    assert app.paper_config_file("papers/swish/search.py") == app.paper_config_file("swish")
+    assert app.paper_config_file("swish").endswith(os.path.join("papers", "swish", "config.py"))
+    with pytest.raises(UnknownNameError, match="unknown paper 'swosh'; valid choices: fast_wavenet, halonet"):
+        app.paper_config_file("swosh")
+
+
+@pytest.mark.slow
+def test_reproduce_runs_the_sweep_and_writes_the_block_and_plot_beside_the_readme(tmp_path):
+    """A paper's reproduce.py end to end on a one-point sweep of the smoke config; a rerun only re-evaluates."""
+    sweep_file = tmp_path / "one_point.py"
+    sweep_file.write_text(
+        "from common.sweep import Sweep\n\n"
+        'SWEEP = Sweep(config="papers/swish/config.py:smoke", axes={"model.activation": ["relu"], "seed": [0]})\n'
     )
-    args = sweep.report_arguments(["--sweep", "b.py", "--workdir", "v"], "doc", **{**defaults, "plot": None})
-    assert not hasattr(args, "plot")
-    assert (
-        sweep.report_command("m", args, "configs/sweeps/a.py") == "`python -m m --workdir v --readme R.md --sweep b.py`"
-    )
+    readme, workdir = tmp_path / "docs" / "README.md", tmp_path / "runs"
+    readme.parent.mkdir()
+    readme.write_text("# Title\n")
+    flags = [f"--sweep={sweep_file}", f"--workdir={workdir}", f"--readme={readme}"]
+    run_module("papers.swish.reproduce", *flags)
+    text = readme.read_text()
+    assert text.startswith("# Title\n") and "<!-- benchmark:start -->" in text
+    assert "| relu |" in text and "![accuracy per activation](activations.png)" in text
+    assert f"`python -m papers.swish.reproduce --workdir {workdir} --readme {readme} --sweep {sweep_file}`" in text
+    assert (readme.parent / "activations.png").stat().st_size > 0
+    assert (workdir / "model.activation=relu,seed=0" / "checkpoints" / "30").exists()
+    result = run_module("papers.swish.reproduce", *flags, "unexpected", check=False)
+    assert result.returncode != 0 and "unexpected positional arguments: ['unexpected']" in result.stderr

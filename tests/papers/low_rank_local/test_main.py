@@ -9,18 +9,13 @@ from common.nn import counting
 from common.registry import UnknownNameError
 from papers.low_rank_local import config as lrlc_config
 from papers.low_rank_local import model as lrlc_model
-from papers.low_rank_local import rank_sweep, train
-from tests.helpers import final_metrics, run_main
-
-CONFIG = "--config=papers/low_rank_local/config.py"
+from papers.low_rank_local import reproduce, train
+from tests.helpers import assert_smoke_run_learns
 
 
 @pytest.mark.slow
 def test_smoke_run_learns_and_writes_outputs(tmp_path):
-    result = run_main("low_rank_local", f"{CONFIG}:smoke", f"--workdir={tmp_path}")
-    final = final_metrics(result.stdout)
-    assert final["eval/accuracy"] > 0.3, final  # 10 classes: chance is 0.1
-    assert (tmp_path / "metrics.jsonl").exists()
+    assert_smoke_run_learns("low_rank_local", tmp_path)
     assert (tmp_path / "checkpoints" / "30").exists()
 
 
@@ -88,10 +83,11 @@ def test_tfds_variants_build_for_their_datasets(variant):
     assert network.spatial[0].output_size == (input_shape[0] - 2,) * 2
 
 
-def test_rank_sweep_covers_every_layer_and_every_point_builds():
-    definitions = rank_sweep.load_definitions(rank_sweep.SWEEP_FILE)
+def test_rank_sweep_covers_every_layer_baselines_first_and_every_point_builds():
+    definitions = sweep.load_sweeps(reproduce.SWEEP_FILE)
     points = [point for definition in definitions for point in definition.points()]
-    labels = {rank_sweep.row_label(point) for point in points}
+    assert [definition.axes["model.layer"] for definition in definitions] == [["conv", "lc", "wide_conv"], ["lrlc"]]
+    labels = {reproduce.row_label(point) for point in points}
     assert labels == {"conv", "LC (dense)", "wide conv"} | {f"LRLC K={k}" for k in (1, 2, 4, 8, 16)}
     assert len({point["seed"] for point in points}) >= 2
     base = sweep.load_config(definitions[0].config)
@@ -117,11 +113,11 @@ def _fake_results(lrlc_accuracy: float):
 
 def test_rank_sweep_report_table_verdict_and_plot(tmp_path):
     results = _fake_results(0.85)
-    table = rank_sweep.render_table(results, {"conv": 1234})
+    table = reproduce.render_table(results, {"conv": 1234})
     assert "| conv | 1,234 | 80.50 ± 0.71 | 80.00 / 81.00 | 2 |" in table
     assert "| LRLC K=4 | n/a | 85.10 ± 0.71 | 84.60 / 85.60 | 2 |" in table
-    statement = rank_sweep.claim_statement(results)
+    statement = reproduce.claim_statement(results)
     assert "holds here: the best rank, LRLC K=1, reaches 85.40%" in statement and "80.50% for conv" in statement
-    assert "does not hold here" in rank_sweep.claim_statement(_fake_results(0.81))
-    rank_sweep.render_plot(results, str(tmp_path / "plot.png"), "title")
+    assert "does not hold here" in reproduce.claim_statement(_fake_results(0.81))
+    reproduce.render_plot(results, str(tmp_path / "plot.png"), "title")
     assert (tmp_path / "plot.png").stat().st_size > 0

@@ -1,46 +1,43 @@
 """Runs a replay grid (capacity x age of the oldest policy) and writes the paper's summary: per game, the percentage
 improvement of each cell over the baseline cell; the median over games, as a table, a heat map and a bar plot.
 
-  python -m papers.replay_fundamentals.grid --sweep configs/sweeps/replay_cartpole.py
+  python -m papers.replay_fundamentals.reproduce [--sweep configs/sweeps/replay_cartpole.py] [--workdir DIR] \
+      [--readme FILE]
 
-A sweep file holds SWEEP (common/sweep.py) plus BASELINE (the baseline cell), MIN_REPLAY_RATIO (cells below it are
-skipped), GAME_KEY and AGENT_KEY (the config keys that name the game and the agent variant). Each run's final
-metrics are kept in its workdir (final.json), so an interrupted grid resumes where it stopped.
+A sweep file holds SWEEP (common/sweep.py; its `where` skips the lowest replay ratios) plus BASELINE (the
+baseline cell), GAME_KEY and AGENT_KEY (the config keys that name the game and the agent variant). The block
+`replay_grid_<sweep file's stem>` of the README gets the table, and <stem>_heatmap.png and <stem>_bars.png are
+written beside it. Each run's final metrics are kept in its workdir (final.json), so an interrupted grid resumes
+where it stopped.
 """
 
-import argparse
 import json
 import os
-import runpy
 import statistics
-import time
 
-from common import app, report, sweep
+from absl import app as absl_app
+from ml_collections import ConfigDict
+
+from common import report, sweep
 from papers.replay_fundamentals import train
 
+SWEEP_FILE = "configs/sweeps/replay_cartpole.py"
+BLOCK = "replay_grid_{sweep}"
 CAPACITY, AGE = "replay.capacity", "replay.oldest_policy_age"
 
 
-def run_grid(spec: dict, root: str) -> list[tuple[dict, dict]]:
-    """Trains every cell at or above the sweep's MIN_REPLAY_RATIO (skipping finished runs)."""
-    definition = spec["SWEEP"]
-    base = sweep.load_config(definition.config)
-    points = [p for p in definition.points() if p[AGE] / p[CAPACITY] >= spec.get("MIN_REPLAY_RATIO", 0.0)]
-    results = []
-    for index, point in enumerate(points, 1):
-        workdir = os.path.join(root, sweep.point_name(point))
-        path = os.path.join(workdir, "final.json")
-        if not os.path.exists(path):
-            print(f"[{index}/{len(points)}] {sweep.point_name(point)}", flush=True)
-            config = sweep.apply_overrides(base, point)
-            final = train.train_and_evaluate(config, workdir)
-            if final["updates"] < config.run.total_updates:  # stopped by a signal: rerun to resume it
-                raise SystemExit(f"stopped at {final['updates']:.0f} updates in {workdir}")
-            with open(path, "w") as f:
-                json.dump(final, f)
-        with open(path) as f:
-            results.append((point, json.load(f)))
-    return results
+def train_once(config: ConfigDict, workdir: str) -> dict:
+    """train.train_and_evaluate, its final metrics kept in `<workdir>/final.json` so a finished run is only
+    re-read (an RL run has no cheap re-evaluation)."""
+    path = os.path.join(workdir, "final.json")
+    if not os.path.exists(path):
+        final = train.train_and_evaluate(config, workdir)
+        if final["updates"] < config.run.total_updates:  # stopped by a signal: rerun to resume it
+            raise SystemExit(f"stopped at {final['updates']:.0f} updates in {workdir}")
+        with open(path, "w") as f:
+            json.dump(final, f)
+    with open(path) as f:
+        return json.load(f)
 
 
 def improvements(results, spec: dict, base_game: str) -> dict:
@@ -72,15 +69,14 @@ def render_table(summary: dict, agent_key: str) -> str:
     return report.markdown_table(header, rows)
 
 
-def render_plots(summary: dict, agent_key: str, stem: str) -> list[str]:
-    """A heat map per agent (capacity x age) and one bar plot of all cells; returns the file paths."""
+def render_plots(summary: dict, agent_key: str, paths: tuple[str, str]) -> None:
+    """A heat map per agent (capacity x age) and one bar plot of all cells, at `paths` (heat map, bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    paths = []
     capacities = sorted({c for cells in summary.values() for c, _ in cells})
     ages = sorted({a for cells in summary.values() for _, a in cells})
     agents = sorted(summary)
@@ -102,8 +98,7 @@ def render_plots(summary: dict, agent_key: str, stem: str) -> list[str]:
         ax.set_ylabel("age of oldest policy (updates)")
         ax.set_title(f"{agent_key}={agent}")
     fig.tight_layout()
-    paths.append(f"papers/replay_fundamentals/{stem}_heatmap.png")
-    fig.savefig(paths[-1])
+    fig.savefig(paths[0])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 3.4), dpi=120)
@@ -118,41 +113,28 @@ def render_plots(summary: dict, agent_key: str, stem: str) -> list[str]:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.legend()
     fig.tight_layout()
-    paths.append(f"papers/replay_fundamentals/{stem}_bars.png")
-    fig.savefig(paths[-1])
+    fig.savefig(paths[1])
     plt.close(fig)
-    return paths
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sweep", default="configs/sweeps/replay_cartpole.py")
-    parser.add_argument("--workdir", default=None, help="default: workdirs/replay_fundamentals/<sweep name>")
-    parser.add_argument("--readme", default="papers/replay_fundamentals/README.md")
-    args = parser.parse_args(argv)
-    app.prepare_environment()
-    stem = os.path.splitext(os.path.basename(args.sweep))[0]
-    root = args.workdir or os.path.join("workdirs", "replay_fundamentals", stem)
-    spec = runpy.run_path(args.sweep)
-    started = time.time()
-    results = run_grid(spec, root)
-    minutes = (time.time() - started) / 60
-    base = sweep.load_config(spec["SWEEP"].config)
-    summary = improvements(results, spec, base.env.name)
-    plots = render_plots(summary, spec["AGENT_KEY"], stem)
-    command = f"`python -m papers.replay_fundamentals.grid --sweep {args.sweep}`"
-    block = "\n\n".join(
+def render(reproduction: sweep.Reproduction) -> str:
+    finished = reproduction.finished
+    spec = vars(finished.module)
+    summary = improvements(finished.results, spec, finished.base.env.name)
+    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    plots = (f"{stem}_heatmap.png", f"{stem}_bars.png")
+    render_plots(summary, spec["AGENT_KEY"], tuple(reproduction.plot_path(plot) for plot in plots))
+    return "\n\n".join(
         [
             render_table(summary, spec["AGENT_KEY"]),
-            " ".join(f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots),
-            f"Measured by {command} on {report.machine_description()}: {len(results)} runs of "
-            f"{base.run.total_updates:,} gradient updates on {base.env.name}; this invocation took {minutes:.0f} min "
-            "(runs already finished in the workdir are only re-read).",
+            " ".join(f"![{plot}]({plot})" for plot in plots),
+            f"Measured by {reproduction.command} on {report.machine_description()}: {len(finished.results)} runs of "
+            f"{finished.base.run.total_updates:,} gradient updates on {finished.base.env.name}; this invocation took "
+            f"{finished.minutes:.0f} min (runs already finished in the workdir are only re-read).",
         ]
     )
-    report.replace_block(args.readme, f"replay_grid_{stem}", block)
-    print(block)
 
 
 if __name__ == "__main__":
-    main()
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))

@@ -1,18 +1,18 @@
-"""The grid summary: per-game % improvement over the baseline cell, median over games."""
+"""The replay grid's summary: per-game % improvement over the baseline cell, median over games."""
 
 import pytest
 
-from papers.replay_fundamentals import grid
+from papers.replay_fundamentals import reproduce
 
 SPEC = {
     "GAME_KEY": "env.name",
     "AGENT_KEY": "agent.n_step",
-    "BASELINE": {grid.CAPACITY: 100, grid.AGE: 25},
+    "BASELINE": {reproduce.CAPACITY: 100, reproduce.AGE: 25},
 }
 
 
 def result(game, capacity, age, seed, final_return, n_step=1):
-    point = {"agent.n_step": n_step, "env.name": game, grid.CAPACITY: capacity, grid.AGE: age, "seed": seed}
+    point = {"agent.n_step": n_step, "env.name": game, reproduce.CAPACITY: capacity, reproduce.AGE: age, "seed": seed}
     return point, {"final_return": final_return}
 
 
@@ -28,9 +28,9 @@ def test_improvement_is_per_game_over_the_baseline_then_median_over_games():
         result("a", 100, 25, 0, 1.0, n_step=3),
         result("a", 1000, 25, 0, 3.0, n_step=3),  # +200%
     ]
-    summary = grid.improvements(results, SPEC, base_game="unused")
+    summary = reproduce.improvements(results, SPEC, base_game="unused")
     assert summary[1][(100, 25)] == 0.0
     assert summary[1][(1000, 25)] == pytest.approx(50.0)  # median of +50, +50, -20
     assert summary[3][(1000, 25)] == pytest.approx(200.0)
-    table = grid.render_table(summary, "agent.n_step")
+    table = reproduce.render_table(summary, "agent.n_step")
     assert "| agent.n_step=1 | 1,000 | 25 | 0.025 | +50.0 |" in table

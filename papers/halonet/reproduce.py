@@ -1,22 +1,21 @@
 """The paper's comparison at CPU scale: HaloNet vs SASA vs a conv ResNet of the same layout, over seeds.
 
-  python -m papers.halonet.comparison --workdir workdirs/halonet/comparison --readme papers/halonet/README.md
+  python -m papers.halonet.reproduce [--sweep configs/sweeps/halonet_comparison.py] [--workdir DIR] [--readme FILE]
 
-Trains configs/sweeps/halonet_comparison.py and writes the README's `small_scale` block: test accuracy per spatial
-layer with each network's parameter and FLOP counts, a plot, and the command/machine/time line. Finished runs are
-not retrained, so an interrupted comparison resumes where it stopped.
+Trains the sweep and writes the README's `small_scale` block: test accuracy per spatial layer with each network's
+parameter and FLOP counts, a plot (comparison.png beside the README), and the command/machine/time line. Finished
+runs are not retrained, so an interrupted comparison resumes where it stopped.
 """
 
-import os
-import sys
+from absl import app as absl_app
 
-from common import report, sweep
+from common import sweep
 from common.nn import counting
 from papers.halonet import model, train
 
 SWEEP_FILE = "configs/sweeps/halonet_comparison.py"
-PLOT_PATH = "papers/halonet/comparison.png"
-README = "papers/halonet/README.md"
+PLOT = "comparison.png"
+BLOCK = "small_scale"
 LABELS = {"model.spatial_layer": "spatial layer"}
 
 
@@ -31,32 +30,27 @@ def model_sizes(finished: sweep.FinishedSweep) -> tuple[dict, dict]:
     return params, flops
 
 
-def main(argv=None) -> None:
-    args = sweep.report_arguments(
-        argv, __doc__, workdir="workdirs/halonet/comparison", readme=README, sweep_file=SWEEP_FILE, plot=PLOT_PATH
-    )
-    finished = sweep.run_sweep_file(args.sweep, train.train_and_evaluate, args.workdir)
+def render(reproduction: sweep.Reproduction) -> str:
+    finished = reproduction.finished
     base, arch = finished.base, model.architecture(finished.base.model)
     setting = (
         f"{base.model.name} (width {arch['width']}, b = {arch['block_size']}, h = {arch['halo_size']}) on "
         f"{base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
     sweep.render_factor_plot(
-        finished.results, LABELS, args.plot, f"{setting}\neach dot a run, bar = mean", "Fashion-MNIST test accuracy (%)"
+        finished.results,
+        LABELS,
+        reproduction.plot_path(PLOT),
+        f"{setting}\neach dot a run, bar = mean",
+        "Fashion-MNIST test accuracy (%)",
     )
     params, flops = model_sizes(finished)
     table = sweep.render_factor_table(
         finished.results, "model.spatial_layer", LABELS, parameters=params, **{"FLOPs / image": flops}
     )
-    command = sweep.report_command("papers.halonet.comparison", args, SWEEP_FILE)
-    plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))
-    block = f"{table}\n\n![accuracy per spatial layer]({plot})\n\n" + sweep.provenance(
-        command, args.sweep, args.workdir, finished.results, setting, finished.minutes
-    )
-    report.replace_block(args.readme, "small_scale", block)
-    print(block)
-    sys.stdout.flush()
+    return f"{table}\n\n![accuracy per spatial layer]({PLOT})\n\n" + reproduction.provenance(setting)
 
 
 if __name__ == "__main__":
-    main()
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

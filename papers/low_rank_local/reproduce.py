@@ -1,26 +1,25 @@
 """Trains configs/sweeps/lrlc_rank.py (LRLC at several ranks, conv, LC, wide conv) and writes the README block.
 
-  python -m papers.low_rank_local.rank_sweep --workdir workdirs/low_rank_local/rank_sweep \
-      --readme papers/low_rank_local/README.md
+  python -m papers.low_rank_local.reproduce [--sweep configs/sweeps/lrlc_rank.py] [--workdir DIR] [--readme FILE]
 
 The block (`rank_sweep` in the README) holds a table of test accuracy per layer (mean ± sd over the seeds and
-each seed's value, with the network's parameter count), the accuracy-against-rank plot, and one sentence saying
+each seed's value, with the network's parameter count), the accuracy-against-rank plot (rank_sweep.png beside
+the README), and one sentence saying
 whether the paper's claim (an LRLC rank beats both the convolution and the dense locally connected layer) holds
 in these runs. Finished runs are not retrained: rerunning only re-evaluates them.
 """
 
-import importlib
-import os
 import statistics
-import sys
-import time
+
+from absl import app as absl_app
 
 from common import report, sweep
 from common.nn import counting
 from papers.low_rank_local import train
 
 SWEEP_FILE = "configs/sweeps/lrlc_rank.py"
-PLOT_PATH = "papers/low_rank_local/rank_sweep.png"
+PLOT = "rank_sweep.png"
+BLOCK = "rank_sweep"
 BASELINE_LABELS = {"conv": "conv", "lc": "LC (dense)", "wide_conv": "wide conv"}
 
 
@@ -94,30 +93,8 @@ def render_plot(results: list[tuple[dict, dict]], path: str, title: str) -> None
     plt.close(fig)
 
 
-def load_definitions(sweep_file: str) -> list[sweep.Sweep]:
-    """The sweep file's SWEEP (LRLC ranks) and BASELINES, baselines first (they are the cheap runs)."""
-    module = importlib.import_module(sweep_file.removesuffix(".py").replace("/", "."))
-    return [module.BASELINES, module.SWEEP]
-
-
-def main(argv=None) -> None:
-    args = sweep.report_arguments(
-        argv,
-        __doc__,
-        workdir="workdirs/low_rank_local/rank_sweep",
-        readme="papers/low_rank_local/README.md",
-        sweep_file=SWEEP_FILE,
-        plot=PLOT_PATH,
-    )
-    started = time.time()
-    definitions = load_definitions(args.sweep)
-    results = [
-        pair
-        for definition in definitions
-        for pair in sweep.run_sweep(definition, train.train_and_evaluate, args.workdir)
-    ]
-    minutes = (time.time() - started) / 60
-    base = sweep.load_config(definitions[0].config)
+def render(reproduction: sweep.Reproduction) -> str:
+    results, base = reproduction.finished.results, reproduction.finished.base
     params = {}
     for point, _ in results:
         model, _ = train.build_for_dry_run(sweep.apply_overrides(base, point))
@@ -126,17 +103,14 @@ def main(argv=None) -> None:
         f"3 layers of 3x3/{base.model.widths[0]} (VALID, BN, ReLU) on {base.dataset.name}, {base.train.num_steps} "
         f"steps of batch {base.dataset.batch_size}"
     )
-    render_plot(results, args.plot, f"{setting}\neach dot a seed")
-    command = sweep.report_command("papers.low_rank_local.rank_sweep", args, SWEEP_FILE)
-    block = (
+    render_plot(results, reproduction.plot_path(PLOT), f"{setting}\neach dot a seed")
+    return (
         f"{render_table(results, params)}\n\n{claim_statement(results)}\n\n"
-        + f"![accuracy against rank]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
-        + sweep.provenance(command, args.sweep, args.workdir, results, setting, minutes)
+        + f"![accuracy against rank]({PLOT})\n\n"
+        + reproduction.provenance(setting)
     )
-    report.replace_block(args.readme, "rank_sweep", block)
-    print(block)
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main()
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

@@ -1,23 +1,24 @@
 """The paper's ablations at CPU scale: trains configs/sweeps/sasa_ablation.py and writes its tables and plot.
 
-  python -m papers.stand_alone_attention.ablation --workdir workdirs/stand_alone_attention/ablation \
-      --readme papers/stand_alone_attention/README.md
+  python -m papers.stand_alone_attention.reproduce [--sweep configs/sweeps/sasa_ablation.py] [--workdir DIR] \
+      [--readme FILE]
 
 Spatial extent k, positional encoding (none / absolute / relative) and attention placement (early / late stage),
 several seeds each, on offline Fashion-MNIST (see the sweep file for the grid and its run time). The results go
 into the README's `small_scale` block: one table per factor (every run of that factor's value, pooled over the
-other factors and the seeds), a table of every grid cell, and a plot of the three factors. Finished runs are not
+other factors and the seeds), a table of every grid cell, and a plot of the three factors (ablation.png beside
+the README). Finished runs are not
 retrained: rerunning only re-evaluates them, so an interrupted ablation resumes where it stopped.
 """
 
-import os
-import sys
+from absl import app as absl_app
 
-from common import report, sweep
+from common import sweep
 from papers.stand_alone_attention import train
 
 SWEEP_FILE = "configs/sweeps/sasa_ablation.py"
-PLOT_PATH = "papers/stand_alone_attention/ablation.png"
+PLOT = "ablation.png"
+BLOCK = "small_scale"
 FACTORS = {
     "model.kernel_size": "spatial extent k",
     "model.positional": "positional encoding",
@@ -25,16 +26,8 @@ FACTORS = {
 }
 
 
-def main(argv=None) -> None:
-    args = sweep.report_arguments(
-        argv,
-        __doc__,
-        workdir="workdirs/stand_alone_attention/ablation",
-        readme="papers/stand_alone_attention/README.md",
-        sweep_file=SWEEP_FILE,
-        plot=PLOT_PATH,
-    )
-    finished = sweep.run_sweep_file(args.sweep, train.train_and_evaluate, args.workdir)
+def render(reproduction: sweep.Reproduction) -> str:
+    finished = reproduction.finished
     definition, base, results = finished.definition, finished.base, finished.results
     setting = (
         f"{base.model.name} (stages {tuple(base.model.stage_sizes)}, width {base.model.width}, "
@@ -42,7 +35,11 @@ def main(argv=None) -> None:
         f"{base.dataset.batch_size}"
     )
     sweep.render_factor_plot(
-        results, FACTORS, args.plot, f"{setting}\neach dot a run, bar = mean", "Fashion-MNIST test accuracy (%)"
+        results,
+        FACTORS,
+        reproduction.plot_path(PLOT),
+        f"{setting}\neach dot a run, bar = mean",
+        "Fashion-MNIST test accuracy (%)",
     )
     sections = [
         f"**{FACTORS[key]}** (pooled over the other factors and the seeds)\n\n"
@@ -50,17 +47,14 @@ def main(argv=None) -> None:
         for key in FACTORS
         if key in definition.axes
     ]
-    command = sweep.report_command("papers.stand_alone_attention.ablation", args, SWEEP_FILE)
-    block = (
+    return (
         "\n\n".join(sections)
         + f"\n\n**every grid cell**\n\n{sweep.render_grid_table(results, FACTORS)}\n\n"
-        + f"![ablation accuracies]({os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))})\n\n"
-        + sweep.provenance(command, args.sweep, args.workdir, results, setting, finished.minutes)
+        + f"![ablation accuracies]({PLOT})\n\n"
+        + reproduction.provenance(setting)
     )
-    report.replace_block(args.readme, "small_scale", block)
-    print(block)
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main()
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
