@@ -3,11 +3,15 @@
 python -m benchmarks.run_all [--only training] [--output docs/benchmarks.md]
 """
 
-import argparse
 import importlib
+
+from absl import app as absl_app
+from absl import flags
 
 from common import app, report
 from common.registry import lookup
+
+FLAGS = flags.FLAGS
 
 # name -> module with a markdown() -> str function. One section of docs/benchmarks.md each.
 BENCHMARKS = {
@@ -21,19 +25,23 @@ BENCHMARKS = {
 }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", action="append", help=f"benchmark to run (default: all of {sorted(BENCHMARKS)})")
-    parser.add_argument("--output", default="docs/benchmarks.md")
-    args = parser.parse_args(argv)
-    app.prepare_environment()
-    for name in args.only or list(BENCHMARKS):
-        module = importlib.import_module(lookup(BENCHMARKS, name, "benchmark"))
+def define_flags() -> None:
+    flags.DEFINE_multi_string("only", None, f"A benchmark to run (repeatable; default: all of {sorted(BENCHMARKS)}).")
+    flags.DEFINE_string("output", "docs/benchmarks.md", "The Markdown file whose sections to rewrite.")
+
+
+def main(argv) -> None:
+    app.prepare(argv)
+    names = FLAGS.only or list(BENCHMARKS)
+    modules = [lookup(BENCHMARKS, name, "benchmark") for name in names]  # a bad name fails before any benchmark runs
+    for name, module_name in zip(names, modules, strict=True):
+        module = importlib.import_module(module_name)
         print(f"running benchmark {name!r} ...", flush=True)
         section = module.markdown()
-        report.replace_block(args.output, name, section)
+        report.replace_block(FLAGS.output, name, section)
         print(section, flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    absl_app.run(main)

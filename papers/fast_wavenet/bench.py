@@ -1,6 +1,6 @@
 """Naive vs cached (fast) WaveNet generation speed, measured side by side in one process.
 
-python -m papers.fast_wavenet.bench [--quick] [--json] [--impl xla|pallas|auto]
+python -m papers.fast_wavenet.bench [--quick] [--json] [--impl xla|pallas|auto] [--repeats N]
 
 Configurations (random weights: speed does not depend on them; seed 0):
   demo_L<n>      (a) the Fast WaveNet demo's plain model: 2 blocks x n layers (dilations 1..2^(n-1)), width 2,
@@ -17,22 +17,24 @@ other jobs on a shared machine do not inflate). max_abs_logit_diff compares the 
 --quick: a subset that finishes within a minute on CPU. --json: one JSON object per configuration and line.
 """
 
-import argparse
 import dataclasses
 import json
 import time
 
 import jax
 import numpy as np
+from absl import app as absl_app
+from absl import flags
 from flax import nnx
 
-from common import report
+from common import app, report
 from common.nn import wavenet
 
 DEMO_LAYERS = tuple(range(1, 15))
 NAIVE_POSITIONS = 2**16  # naive samples per configuration: about this many positions of work, divided by the field
 MIN_NAIVE_SAMPLES, MAX_NAIVE_SAMPLES = 2, 256
 FAST_SAMPLES = 4000
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,23 +161,26 @@ def table(rows: list[dict]) -> str:
     return report.markdown_table(header, body)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a small subset, within a minute on CPU")
-    parser.add_argument("--json", action="store_true", help="one JSON object per configuration and line")
-    parser.add_argument("--impl", default="auto", choices=("xla", "pallas", "auto"), help="the cached step")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per generator; the fastest is kept")
-    args = parser.parse_args(argv)
+def define_flags() -> None:
+    flags.DEFINE_bool("quick", False, "A small subset, within a minute on CPU.")
+    flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
+    flags.DEFINE_enum("impl", "auto", ["xla", "pallas", "auto"], "The cached step's implementation.")
+    flags.DEFINE_integer("repeats", 3, "Timed runs per generator; the fastest is kept.")
+
+
+def main(argv) -> None:
+    app.prepare(argv)
 
     def emit(row):
-        if args.json:
+        if FLAGS.json:
             print(json.dumps(row), flush=True)
 
-    rows = run(quick=args.quick, impl=args.impl, repeats=args.repeats, on_result=emit)
-    if not args.json:
+    rows = run(quick=FLAGS.quick, impl=FLAGS.impl, repeats=FLAGS.repeats, on_result=emit)
+    if not FLAGS.json:
         print(table(rows))
         print(f"\n{report.machine_description()}")
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    absl_app.run(main)
