@@ -41,6 +41,7 @@ import numpy as np
 from flax import nnx
 
 from common.nn.activations import make_activation
+from common.registry import lookup
 
 MASKED_LOGIT = -1e30  # finite, so a query that sees only padding (outside the image, later cropped) stays NaN-free
 
@@ -226,7 +227,12 @@ def _sum_pool_2x2(x: jax.Array) -> jax.Array:
 
 
 IMPLEMENTATIONS = {"blockwise": blockwise_local_attention, "naive": naive_local_attention}
-POSITIONAL_ENCODINGS = ("relative", "absolute", "none")
+# name -> what it adds (LocalSelfAttention's `positional`)
+POSITIONAL_ENCODINGS = {
+    "relative": "row and column offset embeddings, dotted with the query",
+    "absolute": "row and column position embeddings added to the keys",
+    "none": "no position term",
+}
 
 
 class LocalSelfAttention(nnx.Module):
@@ -260,12 +266,8 @@ class LocalSelfAttention(nnx.Module):
             )
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"unknown implementation {implementation!r}; valid choices: {sorted(IMPLEMENTATIONS)}")
-        if positional not in POSITIONAL_ENCODINGS:
-            raise ValueError(
-                f"unknown positional encoding {positional!r}; valid choices: {sorted(POSITIONAL_ENCODINGS)}"
-            )
+        lookup(IMPLEMENTATIONS, implementation, "implementation")
+        lookup(POSITIONAL_ENCODINGS, positional, "positional encoding")
         if block_size is not None and block_size < 1:
             raise ValueError(f"block_size must be positive or None, got {block_size}")
         self.kernel_size, self.num_heads, self.stride = kernel_size, num_heads, stride

@@ -15,6 +15,7 @@ from common.nn.local_attention import (
     local_attention_layer,
     naive_local_attention,
 )
+from common.registry import UnknownNameError
 
 # (kernel_size, height, width, heads, block_size): odd sizes, blocks that do and do not divide, windows bigger
 # than the map.
@@ -143,6 +144,15 @@ def test_absolute_tables_must_cover_the_map():
         layer(jnp.ones((1, 9, 8, 4)))
     with pytest.raises(ValueError, match="valid choices"):
         LocalSelfAttention(4, 8, kernel_size=3, num_heads=2, positional="learned", rngs=nnx.Rngs(0))
+
+
+def test_bad_names_fail_with_the_valid_choices():
+    with pytest.raises(
+        UnknownNameError, match="unknown positional encoding 'learned'; valid choices: absolute, none, relative"
+    ):
+        LocalSelfAttention(4, 8, kernel_size=3, num_heads=2, positional="learned", rngs=nnx.Rngs(0))
+    with pytest.raises(UnknownNameError, match="unknown implementation 'pallas'; valid choices: blockwise, naive"):
+        LocalSelfAttention(4, 8, kernel_size=3, num_heads=2, implementation="pallas", rngs=nnx.Rngs(0))
 
 
 def test_relative_logits_are_a_gather_of_the_row_and_column_tables():
