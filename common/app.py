@@ -122,9 +122,10 @@ def main_for(paper: ModuleType):
 def prepare_environment() -> None:
     """Keeps TensorFlow (data only) off accelerators and joins a multi-host job when launched as one."""
     import jax
-    import tensorflow as tf
 
-    tf.config.set_visible_devices([], "GPU")
+    from common.data import core
+
+    core.hide_accelerators_from_tensorflow()
     if _launched_multihost():
         jax.distributed.initialize()
     logging.info(

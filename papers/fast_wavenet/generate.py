@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app as absl_app
-from absl import flags
 from flax import nnx
-from ml_collections import ConfigDict, config_flags
+from ml_collections import ConfigDict
 
 from common import app
 from common.data import audio
@@ -89,18 +88,15 @@ def generate_from_checkpoint(config: ConfigDict, workdir: str, num_classes: int,
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise ValueError(f"unexpected positional arguments: {argv[1:]}")
-    app.prepare_environment()
-    config = flags.FLAGS.config
-    workdir = flags.FLAGS.workdir or app.default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
+    run = app.start(argv, write_config=False)  # the workdir's config.json is the training run's
+    config = run.config
     dataset = audio.load_audio_dataset(
         config.dataset.name, batch_size=1, segment_length=16, data_dir=config.dataset.data_dir
     )
-    report = generate_from_checkpoint(config, workdir, dataset.num_classes, dataset.num_speakers)
+    report = generate_from_checkpoint(config, run.workdir, dataset.num_classes, dataset.num_speakers)
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    app.define_flags(os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py"))
+    app.define_flags(__file__)
     absl_app.run(main)

@@ -10,11 +10,10 @@ the child budget, so a killed search resumes without retraining what it has: the
 candidates, and the controller search replays its (deterministic) sampling and PPO updates from the cached rewards
 until it reaches new candidates. At the end: the ranked table (`<workdir>/ranking.md`, and the `search` block of
 --readme), a plot of the top functions' shapes, and the best function re-trained over seeds against ReLU and Swish
-with the benchmark's sweep machinery (`search_retrain` block).
+with the reproduce script's sweep machinery (`search_retrain` block).
 """
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app as absl_app
 from absl import flags
-from ml_collections import ConfigDict, config_flags
+from ml_collections import ConfigDict
 
 from common import app, report, sweep
 from common.registry import lookup
@@ -33,7 +32,7 @@ from common.search.cache import Evaluation, ResultsCache
 from common.search.controller import PPOTrainer
 from common.search.evaluator import ranking
 from common.train import classification
-from papers.swish import benchmark, child, search_space, train
+from papers.swish import child, reproduce, search_space, train
 
 ChildTrainer = Callable[[Sequence[search_space.Candidate], ConfigDict, object], list[child.ChildResult]]
 SEARCH_PLOT = "search_functions.png"  # written beside the README given by --readme
@@ -164,14 +163,14 @@ def render_shapes(ranked: Sequence[Evaluation], path: str, title: str) -> None:
 
 
 def retrain(config: ConfigDict, best: Evaluation, workdir: str) -> tuple[dict[str, list[float]], sweep.Sweep, list]:
-    """The best function and the baselines over seeds, through the benchmark's sweep runner.
+    """The best function and the baselines over seeds, through the reproduce script's sweep runner.
 
     Returns ({activation or best's name: test accuracies}, the sweep, its (point, metrics) results)."""
     s = config.search
     activations = [*s.retrain_baselines, best.spec]
     definition = sweep.Sweep(config=s.retrain_config, axes={"model.activation": activations, "seed": s.retrain_seeds})
     results = sweep.run_sweep(definition, train.train_and_evaluate, os.path.join(workdir, "retrain"))
-    accuracies = benchmark.summarise(results)
+    accuracies = reproduce.summarise(results)
     renamed = {best.name if name == best.spec else name: values for name, values in accuracies.items()}
     return renamed, definition, results
 
@@ -234,7 +233,7 @@ def run(
             f"took {search_minutes:.0f} min for the search (cached candidates are not retrained)."
         )
         report.replace_block(readme, "search", block)
-        benchmark.render_plot(
+        reproduce.render_plot(
             accuracies, os.path.join(folder, RETRAIN_PLOT), "best found vs baselines, each dot a seed, bar = median"
         )
         base = sweep.load_config(definition.config)
@@ -243,7 +242,7 @@ def run(
         )
         retrain_root = os.path.join(workdir, "retrain")
         retrain_block = (
-            f"{benchmark.render_table(accuracies)}\n\n![best found vs baselines]({RETRAIN_PLOT})"
+            f"{reproduce.render_table(accuracies)}\n\n![best found vs baselines]({RETRAIN_PLOT})"
             "\n\n"
             + sweep.provenance(
                 f"`{command}`",
@@ -262,21 +261,14 @@ flags.DEFINE_string("readme", None, "Write the ranking and the re-training into 
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected positional arguments: {argv[1:]}")
-    if not app.FLAGS["verbosity"].present:  # Orbax's INFO lines (a dozen per checkpoint) drown the progress
-        logging.getLogger("absl").setLevel(logging.WARNING)
-    app.prepare_environment()
-    config = app.FLAGS.config
-    workdir = app.FLAGS.workdir or app.default_workdir(config_flags.get_config_filename(app.FLAGS["config"]))
-    spec = config_flags.get_config_filename(app.FLAGS["config"])
-    command = f"python -m papers.swish.search --config={spec} --workdir={workdir}"
+    run_flags = app.start(argv)
+    command = f"python -m papers.swish.search --config={run_flags.config_spec} --workdir={run_flags.workdir}"
     if app.FLAGS.readme:
         command += f" --readme={app.FLAGS.readme}"
-    summary = run(config, workdir, app.FLAGS.readme, command)
+    summary = run(run_flags.config, run_flags.workdir, app.FLAGS.readme, command)
     print(json.dumps(summary))
 
 
 if __name__ == "__main__":
-    app.define_flags(os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py"))
+    app.define_flags(__file__)
     absl_app.run(main)
