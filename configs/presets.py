@@ -62,15 +62,24 @@ def image_classification(dataset: str = "fashion_mnist_local") -> ConfigDict:
                 "warmup_steps": 100,
                 "final_lr_fraction": 0.0,
             },
-            "train": {
-                "num_steps": 1000,
-                "log_every": 50,
-                "eval_every": 0,
-                "checkpoint_every": 500,
-                "max_to_keep": 2,
-                "ema_decay": 0.0,
-                "async_checkpoints": True,
-            },
+            "train": train_loop(num_steps=1000, log_every=50, checkpoint_every=500),
+        }
+    )
+
+
+def train_loop(*, num_steps: int, log_every: int, checkpoint_every: int) -> ConfigDict:
+    """The `train` section `common.train.loop.train` reads. init_from.workdir (empty: off) starts a fresh run from
+    that run's saved `part`, with `mapping` 'source/path->target/path' pairs (empty: the whole tree)."""
+    return ConfigDict(
+        {
+            "num_steps": num_steps,
+            "log_every": log_every,
+            "eval_every": 0,
+            "checkpoint_every": checkpoint_every,
+            "max_to_keep": 2,
+            "ema_decay": 0.0,
+            "async_checkpoints": True,
+            "init_from": {"workdir": "", "mapping": "", "part": "params"},
         }
     )
 

@@ -20,6 +20,7 @@ temperature (0: greedy), methods (naive and/or fast), impl (the cached step: xla
 from ml_collections import ConfigDict
 
 from common.registry import lookup
+from configs import presets
 
 
 def _default() -> ConfigDict:
@@ -37,15 +38,7 @@ def _default() -> ConfigDict:
                 "speaker_features": 16,
             },
             "optimizer": {"name": "adam", "learning_rate": 2e-3, "schedule": "cosine", "warmup_steps": 50},
-            "train": {
-                "num_steps": 800,
-                "log_every": 25,
-                "eval_every": 0,
-                "checkpoint_every": 200,
-                "max_to_keep": 2,
-                "ema_decay": 0.0,
-                "async_checkpoints": True,
-            },
+            "train": presets.train_loop(num_steps=800, log_every=25, checkpoint_every=200),
             "generate": {
                 "batch_size": 4,
                 "num_samples": 8000,
