@@ -41,6 +41,7 @@ class Probe:
     parameter_move: float = 0.37
     max_magnitude: float = 1e6  # larger values overflow a float32 network within a layer or two
     output_shape: tuple[int, ...] | None = None  # of one point's output; None: any shape
+    check_gradients: bool = True  # False for candidates that are never differentiated (backward-pass rules)
 
     def __post_init__(self):
         sizes = {len(points) for points in self.points}
@@ -75,7 +76,8 @@ def check(language: expressions.Language, candidate: Sequence[expressions.CoreUn
         return f"non-finite: |f| reaches {np.max(np.abs(values)):.3g} on {probe.description}"
     if _is_constant(values, probe.constant_tolerance) and _is_constant(moved_values, probe.constant_tolerance):
         return f"constant: f = {values.ravel()[0]:.4g} on the whole probe"
-    for name, grad in zip(language.operands, grads, strict=True):
+    gradients = zip(language.operands, grads, strict=True) if probe.check_gradients else ()
+    for name, grad in gradients:
         grad = np.asarray(grad)
         if not np.all(np.isfinite(grad)):
             point = _first_bad_point(grad)
