@@ -32,13 +32,17 @@ class CheckpointMismatchError(ValueError):
 class Checkpointer:
     """A CheckpointManager under `<workdir>/checkpoints` with the save policy the trainer needs."""
 
-    def __init__(self, workdir: str, *, save_every: int = 1, max_to_keep: int = 3, async_save: bool = True):
+    def __init__(
+        self, workdir: str, *, save_every: int = 1, max_to_keep: int = 3, async_save: bool = True, create: bool = True
+    ):
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        if not create and not os.path.isdir(self.directory):
+            raise FileNotFoundError(f"no checkpoint in {self.directory}: train there first")
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=max(save_every, 1),
             max_to_keep=max_to_keep,
             enable_async_checkpointing=async_save,
-            create=True,
+            create=create,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -131,7 +135,7 @@ def restore_weights(workdir: str, model: nnx.Module, *, step: int | None = None,
     the raw ones (the run must have trained with ema_decay > 0)."""
     _, params, model_state = nnx.split(model, nnx.Param, ...)
     parts = {"ema" if ema else "params": params, "model_state": model_state}
-    checkpointer = Checkpointer(workdir)
+    checkpointer = Checkpointer(workdir, create=False)
     try:
         step = checkpointer.latest_step() if step is None else step
         if step is None:
@@ -165,7 +169,10 @@ def warm_start(
     receive exactly the leaves of its source subtree, with the same shapes: any missing, extra or mis-shaped leaf
     raises `CheckpointMismatchError` naming it. Values are cast to the model's dtypes.
     """
-    checkpointer = Checkpointer(workdir)
+    try:
+        checkpointer = Checkpointer(workdir, create=False)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"init_from: {error}") from None
     try:
         step = checkpointer.latest_step() if step is None else step
         if step is None:

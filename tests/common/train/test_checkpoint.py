@@ -59,8 +59,11 @@ def test_restore_weights_can_load_the_ema_weights(trained):
 
 
 def test_restore_weights_errors(trained, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint in .*empty/checkpoints: train there first"):
         checkpoint.restore_weights(str(tmp_path / "empty"), TinyNet(nnx.Rngs(0)))
+    assert not (tmp_path / "empty").exists()  # looking does not create the directory
+    with pytest.raises(FileNotFoundError, match="init_from: no checkpoint in"):
+        checkpoint.warm_start(TinyNet(nnx.Rngs(0)), str(tmp_path / "empty"))
     with pytest.raises(CheckpointMismatchError, match=r"part params: missing from the checkpoint: backbone/hidden"):
         checkpoint.restore_weights(str(trained), Classifier(nnx.Rngs(0)))
 
