@@ -15,7 +15,7 @@ Variants:
   atari_dqn / atari_rainbow  the paper's Atari setting (1M capacity, 250K oldest policy, 12.5M updates = 200M
                    frames, sticky actions; needs the `atari` extra).
 The grids (replay capacity x age of the oldest policy, in gradient updates) are sweeps in configs/sweeps/replay_*.py,
-run by `python -m papers.replay_fundamentals.grid`: a cell sets replay.capacity and replay.oldest_policy_age, the
+run by `python -m papers.replay_fundamentals.reproduce`: a cell sets replay.capacity and replay.oldest_policy_age, the
 replay ratio follows (age / capacity), and everything counted in gradient updates (total, target-network period,
 epsilon decay) stays fixed.
 """
