@@ -49,6 +49,13 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def resolve_step(self, step: int | None = None) -> int:
+        """`step`, or the latest one when None; FileNotFoundError when there is none."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}: train there first")
+        return step
+
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
@@ -72,9 +79,7 @@ class Checkpointer:
         """Restores the named `parts` of `step` (default: latest) into the structure, shapes and shardings of the
         given targets (arrays or abstract arrays; nnx.State comes back as nnx.State). Parts not asked for stay on
         disk; a target part that is empty is returned as it is."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        step = self.resolve_step(step)
         saved = self.part_names(step)
         missing = [name for name, target in parts.items() if name not in saved and jax.tree_util.tree_leaves(target)]
         if missing:
@@ -102,9 +107,7 @@ class Checkpointer:
 
     def load_raw(self, name: str, step: int | None = None) -> dict:
         """One saved part as a nested dict of numpy arrays, without a target (for warm starts)."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        step = self.resolve_step(step)
         if name not in self.part_names(step):
             raise CheckpointMismatchError(
                 f"checkpoint step {step} in {self.directory} has no part {name!r}; "
@@ -137,9 +140,7 @@ def restore_weights(workdir: str, model: nnx.Module, *, step: int | None = None,
     parts = {"ema" if ema else "params": params, "model_state": model_state}
     checkpointer = Checkpointer(workdir, create=False)
     try:
-        step = checkpointer.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: train there first")
+        step = checkpointer.resolve_step(step)
         restored = checkpointer.restore(parts, step)
     finally:
         checkpointer.close()
@@ -171,15 +172,13 @@ def warm_start(
     """
     try:
         checkpointer = Checkpointer(workdir, create=False)
+        try:
+            step = checkpointer.resolve_step(step)
+            source = checkpointer.load_raw(part, step)
+        finally:
+            checkpointer.close()
     except FileNotFoundError as error:
         raise FileNotFoundError(f"init_from: {error}") from None
-    try:
-        step = checkpointer.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"init_from: no checkpoint in {checkpointer.directory}")
-        source = checkpointer.load_raw(part, step)
-    finally:
-        checkpointer.close()
     params = nnx.state(model, nnx.Param)
     pure = params.to_pure_dict()
     where = f"{workdir} step {step} part {part!r}"
