@@ -1,9 +1,16 @@
-"""Sweeps: a config spec plus axes of overrides, expanded to a grid and run one after another.
+"""Sweeps: a config spec plus axes of overrides, expanded to a grid and run one after another or on Ray.
 
 A sweep definition is a module in configs/sweeps/ with a `SWEEP = Sweep(...)` (and, where one grid is not enough,
-`SWEEPS = [...]`: the grids run in that order, SWEEP the one a report describes). Each point trains in its own
-workdir (`<root>/<key=value,...>`), so an interrupted sweep resumes where it stopped: finished points only re-read
-their final metrics and an interrupted point resumes from its last checkpoint.
+`SWEEPS = [...]`: the grids run in that order, SWEEP the one a report describes). The grid is the Cartesian
+product of the axes; an axis whose key is a tuple of dotted keys takes tuples of values that vary together (a zip):
+`{("model.layer", "model.rank"): [("conv", 1), ("lrlc", 4)], "seed": [0, 1]}` is 4 points. Each point trains in
+its own workdir (`<root>/<key=value,...>`), so an interrupted sweep resumes where it stopped: finished points only
+re-read their final metrics and an interrupted point resumes from its last checkpoint.
+
+Two ways to run one: `run_sweep` trains the points one after another in this process (the default of every
+reproduce.py); `common.sweep.ray_runner` runs each point as the paper's main.py in its own process on a Ray
+cluster, local or remote (`python -m common.sweep run SWEEP`, or a reproduce.py with --address/--max-concurrent;
+docs/sweeps.md). Both write the same workdirs, so either resumes what the other started.
 
 Every paper's table comes from its `papers/<paper>/reproduce.py`, an absl main of one shape:
 `define_reproduce_flags(__file__, SWEEP_FILE)` (--sweep, --workdir, --readme) and
@@ -32,12 +39,27 @@ FLAGS = flags.FLAGS
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     config: str  # "papers/<paper>/config.py[:variant]"
-    axes: Mapping[str, Sequence]  # dotted config key -> values; the grid is their Cartesian product
+    # dotted config key -> values, or a tuple of keys -> tuples of values that vary together; the grid is the
+    # Cartesian product of the axes
+    axes: Mapping[str | tuple[str, ...], Sequence]
     where: Callable[[dict], bool] | None = None  # the points to keep (say, cells above a replay ratio); None: all
+    cpus: float = 1  # what one trial reserves on a Ray cluster
+    gpus: float = 0
+
+    def __post_init__(self):
+        for key, values in self.axes.items():
+            if isinstance(key, tuple):
+                for value in values:
+                    if not isinstance(value, tuple) or len(value) != len(key):
+                        raise ValueError(f"zipped axis {key}: value {value!r} is not a tuple of {len(key)} values")
 
     def points(self) -> list[dict]:
-        keys = list(self.axes)
-        points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*self.axes.values())]
+        points = []
+        for values in itertools.product(*self.axes.values()):
+            point = {}
+            for key, value in zip(self.axes, values, strict=True):
+                point.update(zip(key, value, strict=True) if isinstance(key, tuple) else [(key, value)])
+            points.append(point)
         return [point for point in points if self.where is None or self.where(point)]
 
 
@@ -135,14 +157,37 @@ def run_sweep_file(path: str, train_and_evaluate: Callable[[ConfigDict, str], di
     return FinishedSweep(module.SWEEP, load_config(module.SWEEP.config), results, minutes, module)
 
 
+def define_ray_flags() -> None:
+    """--address, --max-concurrent and --retries: where and how a sweep runs on Ray (common.sweep.ray_runner)."""
+    flags.DEFINE_string(
+        "address",
+        None,
+        "A Ray cluster to run the trials on: 'auto' (the one `ray start` began on "
+        "this machine) or HOST:PORT; with neither this nor --max-concurrent, trials run in-process.",
+    )
+    flags.DEFINE_integer(
+        "max-concurrent",
+        None,
+        "At most this many trials at once on Ray (default: as many as the "
+        "cluster's CPUs and GPUs fit); starts a local Ray when --address is not given.",
+    )
+    flags.DEFINE_integer("retries", 2, "On Ray, how many times a failed trial is rerun before it is reported.")
+
+
 def define_reproduce_flags(paper: str, sweep_file: str) -> None:
     """The flags of every `papers/<paper>/reproduce.py` (`paper`: its `__file__` or the paper's name): --sweep
-    (default `sweep_file`), --workdir (default workdirs/<paper>/<sweep file's stem>) and --readme (default the
-    paper's README.md; plots are written beside it)."""
+    (default `sweep_file`), --workdir (default workdirs/<paper>/<sweep file's stem>), --readme (default the
+    paper's README.md; plots are written beside it) and the Ray flags (define_ray_flags)."""
     name = app.paper_name(paper)
     flags.DEFINE_string("sweep", sweep_file, "The sweep definition: a configs/sweeps/*.py file.")
     flags.DEFINE_string("workdir", None, f"Where the runs go; default workdirs/{name}/<sweep file's stem>.")
     flags.DEFINE_string("readme", os.path.join("papers", name, "README.md"), "The README whose block to write.")
+    define_ray_flags()
+
+
+def on_ray() -> bool:
+    """Whether the Ray flags ask for Ray rather than the in-process sequential path."""
+    return FLAGS.address is not None or FLAGS["max-concurrent"].value is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,18 +217,28 @@ def reproduce_main(
     render: Callable[[Reproduction], str],
 ):
     """The absl main of `papers/<paper>/reproduce.py`: runs --sweep under --workdir (finished runs are only
-    re-evaluated), writes `render`'s Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's
-    stem) and prints it."""
+    re-evaluated), in this process or, with --address/--max-concurrent, as main.py trials on Ray; writes `render`'s
+    Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's stem) and prints it."""
     name = app.paper_name(paper)
 
     def main(argv):
         app.prepare(argv)
         stem = os.path.splitext(os.path.basename(FLAGS.sweep))[0]
         workdir = FLAGS.workdir or os.path.join("workdirs", name, stem)
-        finished = run_sweep_file(FLAGS.sweep, train_and_evaluate, workdir)
+        if on_ray():
+            from common.sweep import ray_runner
+
+            finished = ray_runner.run_sweep_file_on_ray(
+                FLAGS.sweep, workdir, FLAGS.address, FLAGS["max-concurrent"].value, FLAGS.retries
+            )
+        else:
+            finished = run_sweep_file(FLAGS.sweep, train_and_evaluate, workdir)
         command = f"python -m papers.{name}.reproduce --workdir {workdir} --readme {FLAGS.readme}"
         if FLAGS.sweep != FLAGS["sweep"].default:
             command += f" --sweep {FLAGS.sweep}"
+        for flag in ("address", "max-concurrent"):
+            if FLAGS[flag].value is not None:
+                command += f" --{flag} {FLAGS[flag].value}"
         text = render(Reproduction(finished, FLAGS.sweep, workdir, FLAGS.readme, f"`{command}`"))
         report.replace_block(FLAGS.readme, block.format(sweep=stem), text)
         print(text, flush=True)

@@ -1,0 +1,155 @@
+"""Runs a sweep's trials (common/sweep/trials.py) on a Ray cluster: local, or one started with `ray start`.
+
+Each trial is a Ray task that reserves the sweep's `cpus`/`gpus` and runs the paper's main.py as a subprocess in
+the trial's workdir. The driver (this process) keeps at most `max_concurrent` in flight, reruns a failed trial up
+to `retries` times, reports it with its last error once it has used them while the others go on, skips trials
+whose record says finished, and prints progress (done / running / failed / pending, ETA) as trials end. Workdirs
+must be on a filesystem every node shares at the same path, as must the repository (docs/sweeps.md).
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from common.sweep import FinishedSweep, load_config, load_sweep_module
+from common.sweep import trials as trials_lib
+
+PROGRESS_EVERY_S = 30  # a progress line at least this often while trials run
+
+
+class SweepFailedError(RuntimeError):
+    """Some trials failed after their retries; the others finished and kept their results."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a Ray sweep did: the metrics of every finished trial, the errors of the failed ones."""
+
+    results: list[tuple[dict, dict]]  # (point, final metrics) of the finished trials, in sweep order
+    failed: list[tuple[trials_lib.Trial, str]]  # (trial, last error)
+    skipped: int  # trials already finished before this run
+    ran: int  # trial processes started by this run (retries included)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Joins the Ray cluster at `address` ('auto' or HOST:PORT), or starts a local one (all CPUs, or `num_cpus`);
+    keeps an already-initialised Ray (a test's session)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    else:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+
+
+def _remote_run_trial():
+    import ray
+
+    return ray.remote(max_retries=0)(trials_lib.run_trial)
+
+
+def _eta(started: float, done_here: int, remaining: int) -> str:
+    if not done_here or not remaining:
+        return "?" if remaining else "0s"
+    seconds = (time.time() - started) / done_here * remaining
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f}s"
+
+
+def run_trials(
+    trials: list[trials_lib.Trial],
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    retries: int = 2,
+    log: Callable[[str], None] = print,
+) -> Outcome:
+    """Runs every unfinished trial on Ray (see the module docstring); returns the Outcome."""
+    if retries < 0 or (max_concurrent is not None and max_concurrent < 1):
+        raise ValueError(f"retries must be >= 0 and max_concurrent >= 1; got {retries} and {max_concurrent}")
+    pending, failed, skipped = [], {}, 0
+    for index, trial in enumerate(trials):
+        if trials_lib.finished_metrics(trial) is not None:
+            skipped += 1
+        elif (error := trials_lib.check_overrides(trial)) is not None:
+            failed[index] = error
+            trials_lib.write_record(trial, {"status": "failed", "error": error, "attempts": 0})
+        else:
+            pending.append(index)
+    log(f"sweep: {len(trials)} trials, {skipped} already finished, {len(failed)} with bad overrides, "
+        f"{len(pending)} to run")  # fmt: skip
+    attempts = dict.fromkeys(pending, 0)
+    running: dict = {}  # object ref -> trial index
+    started, done_here, ran, last_progress = time.time(), 0, 0, 0.0
+    if pending:
+        import ray
+
+        connect(address, num_cpus=max_concurrent)
+        remote = _remote_run_trial()
+        cluster = ray.cluster_resources()
+        for index in list(pending):
+            trial = trials[index]
+            if trial.cpus > cluster.get("CPU", 0) or trial.gpus > cluster.get("GPU", 0):
+                failed[index] = (f"a trial needs {trial.cpus} CPUs and {trial.gpus} GPUs; the cluster has "
+                                 f"{cluster.get('CPU', 0)} and {cluster.get('GPU', 0)}")  # fmt: skip
+                pending.remove(index)
+                log(f"FAILED {trial.name}: {failed[index]}")
+    while pending or running:
+        while pending and (max_concurrent is None or len(running) < max_concurrent):
+            index = pending.pop(0)
+            trial = trials[index]
+            attempts[index] += 1
+            ran += 1
+            ref = remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus).remote(trial)
+            running[ref] = index
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
+        for ref in ready:
+            index = running.pop(ref)
+            trial = trials[index]
+            try:
+                result = ray.get(ref)
+            except Exception as error:  # the worker or its node died: counts as a failed attempt
+                result = {"ok": False, "error": f"{type(error).__name__}: {error}", "seconds": 0.0}
+            if result["ok"]:
+                done_here += 1
+                record = {"status": "finished", "metrics": result["metrics"], "attempts": attempts[index],
+                          "seconds": round(result["seconds"], 1)}  # fmt: skip
+                trials_lib.write_record(trial, record)
+                log(f"finished {trial.name} ({trial.config}) in {result['seconds']:.0f}s: {result['metrics']}")
+            elif attempts[index] <= retries:
+                log(f"retrying {trial.name} (attempt {attempts[index]} of {retries + 1} failed): "
+                    f"{result['error'].splitlines()[-1]}")  # fmt: skip
+                pending.insert(0, index)
+            else:
+                done_here += 1
+                failed[index] = result["error"]
+                record = {"status": "failed", "error": result["error"], "attempts": attempts[index]}
+                trials_lib.write_record(trial, record)
+                log(f"FAILED {trial.name} ({trial.config}) after {attempts[index]} attempts: {result['error']}")
+        if ready or time.time() - last_progress >= PROGRESS_EVERY_S:
+            last_progress = time.time()
+            finished = sum(trials_lib.finished_metrics(t) is not None for t in trials)
+            log(f"progress: {finished}/{len(trials)} done, {len(running)} running, {len(failed)} failed, "
+                f"{len(pending)} pending; ETA {_eta(started, done_here, len(running) + len(pending))}")  # fmt: skip
+    results = [(t.point, m) for t in trials if (m := trials_lib.finished_metrics(t)) is not None]
+    return Outcome(results, [(trials[i], error) for i, error in sorted(failed.items())], skipped, ran)
+
+
+def run_sweep_file_on_ray(
+    path: str,
+    root: str,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    retries: int = 2,
+    log: Callable[[str], None] = print,
+) -> FinishedSweep:
+    """`common.sweep.run_sweep_file` on Ray: the same FinishedSweep for the paper's report, every trial a main.py
+    process. Raises SweepFailedError naming the failed trials and their errors once every other trial has ended."""
+    started = time.time()
+    module = load_sweep_module(path)
+    outcome = run_trials(trials_lib.sweep_trials(path, root), address, max_concurrent, retries, log)
+    if outcome.failed:
+        lines = [f"{trial.name} ({trial.config}): {error}" for trial, error in outcome.failed]
+        raise SweepFailedError(f"{len(outcome.failed)} trial(s) of {path} failed:\n" + "\n".join(lines))
+    minutes = (time.time() - started) / 60
+    return FinishedSweep(module.SWEEP, load_config(module.SWEEP.config), outcome.results, minutes, module)
