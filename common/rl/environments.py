@@ -97,6 +97,93 @@ class MinAtarEnvironment(Environment):
         return Step(self._env.state().astype(np.float32), float(reward), bool(terminated), truncated)
 
 
+class ContinuousEnvironment(Environment):
+    """An environment with a box of continuous actions: `step` takes a float array [*action_shape], clipped to
+    [action_low, action_high]; `num_actions` is 0. Gymnasium's (classic control, MuJoCo) or dm_control's."""
+
+    num_actions = 0
+
+    def __init__(self, name: str, env, *, seed: int):
+        self.name, self._env, self._seed = name, env, seed
+        self.observation_shape = tuple(env.observation_space.shape)
+        self.action_shape = tuple(env.action_space.shape)
+        self.action_low = np.asarray(env.action_space.low, np.float32)
+        self.action_high = np.asarray(env.action_space.high, np.float32)
+
+    def reset(self) -> np.ndarray:
+        seed, self._seed = self._seed, None  # as GymnasiumEnvironment: the first episode (or one after reseed)
+        observation, _ = self._env.reset(seed=seed)
+        return np.asarray(observation, np.float32)
+
+    def step(self, action) -> Step:
+        action = np.clip(np.asarray(action, np.float32).reshape(self.action_shape), self.action_low, self.action_high)
+        observation, reward, terminated, truncated, _ = self._env.step(action)
+        return Step(np.asarray(observation, np.float32), float(reward), bool(terminated), bool(truncated))
+
+
+def _continuous(gym_id: str, *, needs: str = "") -> Callable[..., Environment]:
+    """A gymnasium task with continuous actions; `needs`: the extra package it imports (say how to install)."""
+
+    def make(*, seed: int, **options) -> Environment:
+        import gymnasium
+
+        kwargs = {"max_episode_steps": options["max_episode_steps"]} if options.get("max_episode_steps") else {}
+        try:
+            env = gymnasium.make(gym_id, **kwargs)
+        except (ImportError, gymnasium.error.DependencyNotInstalled) as error:
+            raise ImportError(
+                f"environment {gym_id} needs {needs}: pip install -c requirements/constraints.txt {needs} ({error})"
+            ) from None
+        return ContinuousEnvironment(gym_id, env, seed=seed)
+
+    return make
+
+
+class _DMControlTask:
+    """dm_control's suite task behind gymnasium's reset/step shape: observations flattened and concatenated,
+    truncated at the task's time limit (never terminated), as the Continuous wrapper expects."""
+
+    def __init__(self, domain: str, task: str, max_episode_steps: int | None):
+        try:
+            from dm_control import suite
+        except ImportError:
+            raise ImportError(
+                f"environment {domain}_{task} needs dm_control: pip install -c requirements/constraints.txt dm_control"
+            ) from None
+        import gymnasium
+
+        self._suite, self._domain, self._task = suite, domain, task
+        self._env = suite.load(domain, task, task_kwargs={"random": 0})
+        spec = self._env.action_spec()
+        size = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self.action_space = gymnasium.spaces.Box(spec.minimum, spec.maximum, spec.shape, np.float32)
+        self._limit, self._steps = max_episode_steps, 0
+
+    def _observation(self, time_step) -> np.ndarray:
+        return np.concatenate([np.asarray(v, np.float32).ravel() for v in time_step.observation.values()])
+
+    def reset(self, seed=None):
+        if seed is not None:
+            self._env = self._suite.load(self._domain, self._task, task_kwargs={"random": seed})
+        self._steps = 0
+        return self._observation(self._env.reset()), {}
+
+    def step(self, action):
+        time_step = self._env.step(action)
+        self._steps += 1
+        truncated = time_step.last() or (self._limit is not None and self._steps >= self._limit)
+        return self._observation(time_step), float(time_step.reward or 0.0), False, truncated, {}
+
+
+def _dm_control(domain: str, task: str) -> Callable[..., Environment]:
+    def make(*, seed: int, **options) -> Environment:
+        env = _DMControlTask(domain, task, options.get("max_episode_steps"))
+        return ContinuousEnvironment(f"dm_control/{domain}_{task}", env, seed=seed)
+
+    return make
+
+
 def _classic(gym_id: str) -> Callable[..., Environment]:
     def make(*, seed: int, **options) -> Environment:
         import gymnasium
@@ -118,6 +205,10 @@ ENVIRONMENTS: dict[str, Callable[..., Environment]] = {
     "cartpole": _classic("CartPole-v1"),
     "acrobot": _classic("Acrobot-v1"),
     "mountain_car": _classic("MountainCar-v0"),
+    "pendulum": _continuous("Pendulum-v1"),
+    "mountain_car_continuous": _continuous("MountainCarContinuous-v0"),
+    "inverted_double_pendulum": _continuous("InvertedDoublePendulum-v5", needs="mujoco"),
+    "cartpole_swingup": _dm_control("cartpole", "swingup"),
     **{f"minatar/{game}": _minatar(game) for game in ("asterix", "breakout", "freeway", "seaquest", "space_invaders")},
 }
 
@@ -157,3 +248,12 @@ def make_environment(name: str, *, seed: int, **options) -> Environment:
     if suite == "atari":
         return _atari(game, seed=seed, **options)
     return lookup(ENVIRONMENTS, name, "environment")(seed=seed, **options)
+
+
+def reseed(env: Environment, seed: int) -> None:
+    """Makes the next `reset()` of a gymnasium-backed environment start from `seed` (an on-policy rollout that
+    restarts every episode from its own seed is a pure function of the seed, so a resumed run sees the same
+    episodes)."""
+    if not isinstance(env, GymnasiumEnvironment | ContinuousEnvironment):
+        raise TypeError(f"{env.name} cannot be reseeded; only gymnasium and dm_control environments can")
+    env._seed = seed

@@ -1,0 +1,14 @@
+"""Trains n policy particles with Stein variational policy gradient (or the independent / joint baselines). Example:
+
+python -m papers.svpg.main --config=papers/svpg/config.py:smoke --config.svpg.method=independent
+"""
+
+from absl import app as absl_app
+
+from common import app
+from papers.svpg import train
+
+app.define_flags(__file__)
+
+if __name__ == "__main__":
+    absl_app.run(app.main_for(train))

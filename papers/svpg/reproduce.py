@@ -1,0 +1,215 @@
+"""Runs SVPG against its baselines (and the temperature ablation) and writes the paper's Table 1 shape at this
+machine's scale, the learning curves and the diversity view into papers/svpg/README.md.
+
+  python -m papers.svpg.reproduce [--sweep configs/sweeps/svpg_cartpole.py] [--workdir DIR] [--readme FILE]
+
+Per run the "best agent" is the particle with the highest mean return over the last quarter of the iterations
+(the paper reports the agent with the best average return); its return is that mean, and "iterations to 95%" is
+the first iteration where its return, averaged over a 3-iteration window, reaches 95% of it. Each run's final
+metrics are kept in its workdir (final.json), so an interrupted sweep resumes where it stopped.
+"""
+
+import json
+import os
+import statistics
+
+import numpy as np
+from absl import app as absl_app
+from ml_collections import ConfigDict
+
+from common import report, sweep
+from common.train.metrics import read_metrics
+from papers.svpg import train
+
+SWEEP_FILE = "configs/sweeps/svpg_cartpole.py"
+BLOCK = "svpg_{sweep}"
+METHOD, ALPHA, SEED = "svpg.method", "svpg.alpha", "seed"
+
+
+def train_once(config: ConfigDict, workdir: str) -> dict:
+    """train.train_and_evaluate, its final metrics kept in `<workdir>/final.json`."""
+    path = os.path.join(workdir, "final.json")
+    if not os.path.exists(path):
+        final = train.train_and_evaluate(config, workdir)
+        if final["iterations"] < config.run.iterations:  # stopped by a signal: rerun to resume it
+            raise SystemExit(f"stopped at iteration {final['iterations']:.0f} in {workdir}")
+        with open(path, "w") as f:
+            json.dump(final, f)
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_curves(workdir: str) -> dict[str, np.ndarray]:
+    """metrics.jsonl -> best [I], mean [I], samples [I] (per agent), particles [I, P]."""
+    rows = sorted(read_metrics(workdir), key=lambda row: row["step"])
+    names = sorted(key for key in rows[0] if key.startswith("particle/"))
+    return {
+        "best": np.array([row["return_best"] for row in rows]),
+        "mean": np.array([row["return_mean"] for row in rows]),
+        "samples": np.array([row["samples_per_particle"] for row in rows]),
+        "particles": np.array([[row[name] for name in names] for row in rows]),
+    }
+
+
+def best_agent(particles: np.ndarray) -> tuple[float, int]:
+    """particles [I, P] -> (the best agent's mean return over the last quarter, iterations to 95% of it)."""
+    tail = max(len(particles) // 4, 1)
+    scores = particles[-tail:].mean(0)
+    agent = int(np.argmax(scores))
+    best = float(scores[agent])
+    curve = np.convolve(particles[:, agent], np.ones(3) / 3, mode="valid")
+    reached = np.nonzero(curve >= 0.95 * best)[0] if best > 0 else np.nonzero(curve >= best / 0.95)[0]
+    return best, int(reached[0]) + 3 if len(reached) else len(particles)
+
+
+def summarise(reproduction: sweep.Reproduction) -> dict:
+    """(method, alpha) -> list over seeds of {best, iterations, final particles sorted, curves}."""
+    finished = reproduction.finished
+    groups: dict = {}
+    for point, _ in finished.results:
+        curves = run_curves(os.path.join(reproduction.workdir, sweep.point_name(point)))
+        best, iterations = best_agent(curves["particles"])
+        alpha = point.get(ALPHA, finished.base.svpg.alpha)
+        key = (point[METHOD], alpha if point[METHOD] == "svpg" else None)
+        final_returns = np.sort(curves["particles"][-1])[::-1]
+        groups.setdefault(key, []).append(
+            {"best": best, "iterations": iterations, "final": final_returns, "curves": curves, "seed": point[SEED]}
+        )
+    return groups
+
+
+def _mean_sd(values) -> str:
+    values = list(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {sd:.1f}"
+
+
+def render_table(groups: dict, alpha: float) -> str:
+    rows = []
+    for method in ("joint", "independent", "svpg"):
+        runs = groups.get((method, alpha if method == "svpg" else None), [])
+        if not runs:
+            continue
+        rows.append(
+            [
+                method if method != "svpg" else f"svpg (alpha {alpha:g})",
+                len(runs),
+                _mean_sd(run["best"] for run in runs),
+                _mean_sd(run["iterations"] for run in runs),
+                _mean_sd(float(np.mean(run["final"])) for run in runs),
+                _mean_sd(float(np.sum(run["final"] > 100)) for run in runs),
+            ]
+        )
+    header = [
+        "method",
+        "seeds",
+        "best agent's return",
+        "iterations to 95%",
+        "mean agent, last iteration",
+        "agents > 100, last iteration",
+    ]
+    return report.markdown_table(header, rows)
+
+
+def render_ablation(groups: dict) -> str:
+    rows = []
+    for (method, alpha), runs in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
+        if method != "svpg":
+            continue
+        seed0 = [run for run in runs if run["seed"] == 0]
+        if seed0:
+            run = seed0[0]
+            rows.append([f"{alpha:g}", f"{run['best']:.1f}", run["iterations"], f"{np.mean(run['final']):.1f}"])
+    return report.markdown_table(
+        ["alpha", "best agent's return", "iterations to 95%", "mean agent, last iteration"], rows
+    )
+
+
+def verdict(groups: dict, alpha: float) -> str:
+    svpg, independent = groups.get(("svpg", alpha), []), groups.get(("independent", None), [])
+    if not svpg or not independent:
+        return "Not enough runs for a verdict."
+    a, b = [run["best"] for run in svpg], [run["best"] for run in independent]
+    ma, mb = [float(np.mean(run["final"])) for run in svpg], [float(np.mean(run["final"])) for run in independent]
+    spread = max(statistics.stdev(a) if len(a) > 1 else 0.0, statistics.stdev(b) if len(b) > 1 else 0.0)
+    gap = statistics.mean(a) - statistics.mean(b)
+    if gap > spread:
+        word = "beats"
+    elif gap < -spread:
+        word = "is worse than"
+    else:
+        word = "does not clearly beat"
+    return (
+        f"**Verdict at this scale: SVPG {word} independent agents** on its best agent ({statistics.mean(a):.1f} vs "
+        f"{statistics.mean(b):.1f}, difference {gap:+.1f} against a seed spread of {spread:.1f}); the mean agent "
+        f"ends at {statistics.mean(ma):.1f} vs {statistics.mean(mb):.1f}."
+    )
+
+
+def render_plots(groups: dict, alpha: float, paths: tuple[str, str]) -> None:
+    """Learning curves (best and mean agent vs samples per agent, mean over seeds) and the sorted final returns
+    of all agents (seed 0), at `paths`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("joint", None), ("independent", None), ("svpg", alpha)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=120)
+    for (method, a), color in zip(keys, ("tab:gray", "tab:blue", "tab:red"), strict=True):
+        runs = groups.get((method, a), [])
+        if not runs:
+            continue
+        samples = runs[0]["curves"]["samples"]
+        for ax, curve in zip(axes, ("best", "mean"), strict=True):
+            values = np.mean([run["curves"][curve] for run in runs], axis=0)
+            ax.plot(samples, values, color=color, label=method)
+    for ax, title in zip(axes, ("best agent", "mean agent"), strict=True):
+        ax.set_xlabel("samples per agent")
+        ax.set_ylabel("return")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths[0])
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=120)
+    for (method, a), color in zip(keys[1:], ("tab:blue", "tab:red"), strict=True):
+        runs = [run for run in groups.get((method, a), []) if run["seed"] == 0]
+        if runs:
+            ax.plot(np.arange(1, len(runs[0]["final"]) + 1), runs[0]["final"], "o-", color=color, label=method)
+    ax.set_xlabel("agent (sorted)")
+    ax.set_ylabel("return, last iteration")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths[1])
+    plt.close(fig)
+
+
+def render(reproduction: sweep.Reproduction) -> str:
+    finished = reproduction.finished
+    groups = summarise(reproduction)
+    alpha = finished.base.svpg.alpha
+    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    plots = (f"{stem}_curves.png", f"{stem}_diversity.png")
+    render_plots(groups, alpha, tuple(reproduction.plot_path(plot) for plot in plots))
+    base = finished.base
+    samples = base.rollout.envs_per_particle * base.rollout.steps
+    return "\n\n".join(
+        [
+            render_table(groups, alpha),
+            verdict(groups, alpha),
+            "Temperature (seed 0):\n\n" + render_ablation(groups),
+            " ".join(f"![{plot}]({plot})" for plot in plots),
+            f"Measured by {reproduction.command} on {report.machine_description()} (shared with other jobs): "
+            f"{len(finished.results)} runs of {base.run.iterations} iterations, {base.svpg.num_particles} agents x "
+            f"{samples} samples per iteration on {base.env.name} (episodes capped at {base.env.max_episode_steps} "
+            f"steps), {base.agent.estimator}; this invocation took {finished.minutes:.0f} min (runs already finished "
+            f"in the workdir are only re-read).",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))
