@@ -36,15 +36,25 @@ def regularized_evolution(
     sample_size: int,
     num_candidates: int,
     seed: int,
+    initial: Callable[[np.random.Generator], list[expressions.Candidate]] | None = None,
 ) -> list[Individual]:
-    """Every evaluated individual in evaluation order (the initial population first); higher reward is better."""
+    """Every evaluated individual in evaluation order (the initial population first); higher reward is better.
+
+    initial: rng -> the initial population (population_size candidates, drawn from the search's generator so a
+    resumed search replays it); None: uniformly random ones."""
     if not 1 <= sample_size <= population_size <= num_candidates:
         raise ValueError(
             "need 1 <= sample_size <= population_size <= num_candidates, got "
             f"sample_size={sample_size}, population_size={population_size}, num_candidates={num_candidates}"
         )
     rng = np.random.default_rng(seed)
-    history = _scored([vocabulary.sample(rng) for _ in range(population_size)], evaluate)
+    if initial is None:
+        population = [vocabulary.sample(rng) for _ in range(population_size)]
+    else:
+        population = [vocabulary.language.validate(c) for c in initial(rng)]
+        if len(population) != population_size:
+            raise ValueError(f"initial gave {len(population)} candidates for a population of {population_size}")
+    history = _scored(population, evaluate)
     population = collections.deque(history)
     while len(history) < num_candidates:
         tournament = [population[i] for i in rng.integers(len(population), size=sample_size)]

@@ -3,7 +3,7 @@ backward-pass equations, and the regularised-evolution search that finds them.
 
 Run:  python -m papers.backprop_evolution.main --config=papers/backprop_evolution/config.py:<variant>
 Variants:
-  default   a 784-256-256-10 ReLU MLP on offline Fashion-MNIST trained by standard backprop (`model.rule`), 300
+  default   a 784-128-128-10 ReLU MLP on offline Fashion-MNIST trained by standard backprop (`model.rule`), 300
             steps of batch 64 (the short budget), on train[:-5000]; test accuracy, plus validation accuracy on
             train[-5000:]. Seconds on 2 CPU cores (papers/backprop_evolution/README.md).
   long      the same for 3000 steps, test accuracy every 150 steps (the learning curves).
@@ -36,7 +36,7 @@ def _default() -> ConfigDict:
     config.model = ConfigDict(
         {
             "name": "mlp",
-            "hidden": (256, 256),
+            "hidden": (128, 128),
             "activation": "relu",
             "rule": "backprop",  # or a searched equation's spec, rule:...
             "apply_to": "both",  # common/search/backward.py APPLY_TO: both, weights, inputs
@@ -89,10 +89,23 @@ def _search() -> ConfigDict:
         {
             "binaries": ["add", "sub", "mul", "div", "max", "min", "left"],
             "unaries": [
-                "x", "neg", "abs", "square", "sign", "signed_sqrt", "tanh", "sigmoid", "max0", "min0", "clip",
-                "batch_norm", "example_norm", "tensor_norm",
+                "x",
+                "neg",
+                "abs",
+                "square",
+                "sign",
+                "signed_sqrt",
+                "tanh",
+                "sigmoid",
+                "max0",
+                "min0",
+                "clip",
+                "batch_norm",
+                "example_norm",
+                "tensor_norm",
             ],  # fmt: skip
             "num_units": 2,
+            "initial_population": "backprop_mutants",  # or random (search.py INITIAL_POPULATIONS)
             "population_size": 12,
             "sample_size": 4,
             "num_candidates": 60,

@@ -86,6 +86,13 @@ def vocabulary(binaries: Sequence[str], unaries: Sequence[str], num_units: int) 
     return expressions.Vocabulary(LANGUAGE, tuple(binaries), tuple(unaries), int(num_units))
 
 
+def backprop_candidate(num_units: int) -> Candidate:
+    """Backprop, g * dact, as a candidate of `num_units` units: the later units pass it on (`left`)."""
+    units = [CoreUnit("mul", 0, "x", 3, "x")]
+    units += [CoreUnit("left", len(LANGUAGE.operands) + i, "x", 0, "x") for i in range(num_units - 1)]
+    return LANGUAGE.validate(units)
+
+
 def compile_rule(candidate: Sequence[CoreUnit]) -> backward.Rule:
     """The candidate as a backward rule: {operand name: [B, ..., N]} -> delta [B, ..., N]."""
     fn = compiler.compile_function(LANGUAGE, candidate)

@@ -1,0 +1,150 @@
+"""Re-trains the search's best equations and backprop over seeds at a short and a long budget; writes the table,
+the learning curves and a verdict on the paper's claim into the README.
+
+  python -m papers.backprop_evolution.reproduce [--sweep configs/sweeps/backprop_evolution.py] [--workdir DIR]
+
+The claim: some equations train faster than backprop at short training times and are about even at convergence.
+Each budget is its own run with its own cosine schedule (train.num_steps), trained on train[:-5000]; a run reports
+test accuracy and the accuracy on the held-out validation split the search scored children on. The long runs log
+test accuracy along the way (the learning curves). Finished runs are only re-evaluated, so an interrupted
+reproduction resumes.
+"""
+
+import os
+import statistics
+from collections.abc import Sequence
+
+from absl import app as absl_app
+
+from common import report, sweep
+from common.train.metrics import read_metrics
+from papers.backprop_evolution import search_space, train
+
+SWEEP_FILE = "configs/sweeps/backprop_evolution.py"
+PLOT = "learning_curves.png"
+BLOCK = "reproduce"
+RULE, STEPS = "model.rule", "train.num_steps"
+
+
+def rule_name(spec: str) -> str:
+    return (
+        "backprop"
+        if spec in ("backprop", search_space.BACKPROP)
+        else search_space.readable_name(search_space.from_spec(spec))
+    )
+
+
+def summarise(results: Sequence[tuple[dict, dict]]) -> dict[tuple[int, str], dict[str, list[float]]]:
+    """(steps, rule name) -> {"test": [...], "validation": [...]}, one value per seed."""
+    table: dict[tuple[int, str], dict[str, list[float]]] = {}
+    for point, metrics in results:
+        cell = table.setdefault((int(point[STEPS]), rule_name(point[RULE])), {"test": [], "validation": []})
+        cell["test"].append(metrics["eval/accuracy"])
+        cell["validation"].append(metrics["validation/accuracy"])
+    return table
+
+
+def render_table(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
+    rows = []
+    for steps in sorted({s for s, _ in cells}):
+        backprop = cells.get((steps, "backprop"))
+        for (s, name), values in sorted(cells.items(), key=lambda kv: -statistics.mean(kv[1]["test"])):
+            if s != steps:
+                continue
+            delta = 100 * (statistics.mean(values["test"]) - statistics.mean(backprop["test"])) if backprop else None
+            rows.append(
+                [
+                    steps,
+                    f"`{name}`",
+                    sweep.mean_and_spread_percent(values["validation"]),
+                    sweep.mean_and_spread_percent(values["test"]),
+                    "" if delta is None else f"{delta:+.2f}",
+                    len(values["test"]),
+                ]
+            )
+    return report.markdown_table(
+        ["steps", "rule (delta =)", "validation acc. (%)", "test acc. (%)", "test vs backprop (points)", "seeds"],
+        rows,
+    )
+
+
+def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
+    """Plain sentences: per budget, which rules beat backprop by more than the larger seed spread, and which are
+    within it (parity)."""
+    lines = []
+    budgets = sorted({s for s, _ in cells})
+    for steps, label in zip(budgets, ["short", "long"] if len(budgets) == 2 else map(str, budgets), strict=False):
+        backprop = cells.get((steps, "backprop"))
+        if backprop is None:
+            continue
+        bp_mean = statistics.mean(backprop["test"])
+        bp_sd = statistics.stdev(backprop["test"]) if len(backprop["test"]) > 1 else 0.0
+        parts = []
+        for (s, name), values in cells.items():
+            if s != steps or name == "backprop":
+                continue
+            mean = statistics.mean(values["test"])
+            sd = statistics.stdev(values["test"]) if len(values["test"]) > 1 else 0.0
+            margin = max(sd, bp_sd)
+            outcome = (
+                "better than"
+                if mean - bp_mean > margin
+                else "worse than"
+                if bp_mean - mean > margin
+                else ("on par with")
+            )
+            parts.append(
+                f"`{name}` is {outcome} backprop ({100 * (mean - bp_mean):+.2f} points, spread {100 * margin:.2f})"
+            )
+        lines.append(f"- {label} budget ({steps} steps): " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def render_curves(results: Sequence[tuple[dict, dict]], root: str, path: str, title: str) -> None:
+    """Test accuracy along the longest runs, mean over seeds per rule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    longest = max(int(point[STEPS]) for point, _ in results)
+    curves: dict[str, dict[int, list[float]]] = {}
+    for point, _ in results:
+        if int(point[STEPS]) != longest:
+            continue
+        rows = read_metrics(os.path.join(root, sweep.point_name(point)))
+        curve = curves.setdefault(rule_name(point[RULE]), {})
+        for row in rows:
+            if "eval/accuracy" in row:
+                curve.setdefault(int(row["step"]), []).append(100 * row["eval/accuracy"])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for name, curve in curves.items():
+        steps = sorted(curve)
+        ax.plot(steps, [statistics.mean(curve[s]) for s in steps], marker="o", markersize=3, label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy (%), mean over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render(reproduction: sweep.Reproduction) -> str:
+    finished = reproduction.finished
+    cells = summarise(finished.results)
+    base = finished.base
+    setting = (
+        f"{base.model.name} {list(base.model.hidden)} on {base.dataset.name} ({base.dataset.train_split}), batch "
+        f"{base.dataset.batch_size}, {base.optimizer.name} lr {base.optimizer.learning_rate} cosine"
+    )
+    render_curves(finished.results, reproduction.workdir, reproduction.plot_path(PLOT), setting)
+    return f"{render_table(cells)}\n\n![learning curves]({PLOT})\n\n{verdict(cells)}\n\n" + reproduction.provenance(
+        setting
+    )
+
+
+if __name__ == "__main__":
+    sweep.define_reproduce_flags(__file__, SWEEP_FILE)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
