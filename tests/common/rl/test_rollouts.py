@@ -55,3 +55,24 @@ def test_missing_simulator_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dm_control", None)  # import dm_control now raises ImportError
     with pytest.raises(ImportError, match=r"needs dm_control: pip install -c requirements/constraints.txt dm_control"):
         make_environment("cartpole_swingup", seed=0)
+
+
+def _simulators_usable() -> str:
+    """'' when MuJoCo 3 (dm_control 1.0.50 reads fields MuJoCo 4 removed) and imageio are installed, else why not."""
+    try:
+        import imageio  # noqa: F401  gymnasium's MuJoCo tasks import it
+        import mujoco
+    except ImportError as error:
+        return f"simulator packages missing: {error}"
+    if not mujoco.__version__.startswith("3."):
+        return f"mujoco {mujoco.__version__} installed; dm_control 1.0.50 needs mujoco 3.x (3.17.0 tested)"
+    return ""
+
+
+@pytest.mark.skipif(bool(_simulators_usable()), reason=_simulators_usable() or "usable")
+@pytest.mark.parametrize(("name", "observation_size"), [("cartpole_swingup", 5), ("inverted_double_pendulum", 9)])
+def test_the_papers_simulators_roll_out(name, observation_size):
+    rollouts = ParticleRollouts(name, num_policies=1, envs_per_policy=2, steps=3, seed=0)
+    batch = rollouts.collect(lambda obs, t: np.zeros((*obs.shape[:2], 1), np.float32), 0)
+    assert rollouts.action_shape == (1,) and batch["observation"].shape == (1, 2, 3, observation_size)
+    assert np.all(np.isfinite(batch["reward"]))
