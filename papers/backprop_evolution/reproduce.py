@@ -18,7 +18,7 @@ from absl import app as absl_app
 
 from common import report, sweep
 from common.train.metrics import read_metrics
-from papers.backprop_evolution import search_space, train
+from papers.backprop_evolution import search, search_space, train
 
 SWEEP_FILE = "configs/sweeps/backprop_evolution.py"
 PLOT = "learning_curves.png"
@@ -55,7 +55,7 @@ def render_table(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
             rows.append(
                 [
                     steps,
-                    f"`{name}`",
+                    f"`{search.markdown_cell(name)}`",
                     sweep.mean_and_spread_percent(values["validation"]),
                     sweep.mean_and_spread_percent(values["test"]),
                     "" if delta is None else f"{delta:+.2f}",

@@ -99,12 +99,19 @@ def evolve(config: ConfigDict, evaluator: Evaluator) -> list[Evaluation]:
     return [evaluator.cache.get(search_space.readable_name(individual.candidate)) for individual in history]
 
 
+def markdown_cell(text: str) -> str:
+    """`text` safe inside a Markdown table cell (a `|` would end the cell, even in a code span)."""
+    return text.replace("|", "\\|")
+
+
 def render_ranking(ranked: Sequence[Evaluation], backprop: Evaluation, rows: int | None = None) -> str:
     table = []
     for rank, e in enumerate(ranked[:rows], 1):
         marker = " (backprop)" if e.name == backprop.name else ""
         delta = 100 * (e.accuracy - backprop.accuracy)
-        table.append([rank, f"`{e.name}`{marker}", f"`{e.spec}`", f"{100 * e.accuracy:.2f}", f"{delta:+.2f}"])
+        table.append(
+            [rank, f"`{markdown_cell(e.name)}`{marker}", f"`{e.spec}`", f"{100 * e.accuracy:.2f}", f"{delta:+.2f}"]
+        )
     return report.markdown_table(
         ["rank", "equation for delta", "spec (model.rule)", "validation acc. (%)", "vs backprop (points)"], table
     )
@@ -191,14 +198,11 @@ def run(
             f"{len(distinct)} distinct with backprop, "
             f"{len(rejected)} rejected before training ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))}),"
             f" {len(ranked)} trained ({setting}); backprop ranks {summary['backprop_rank']} of {len(ranked)}. A child "
-            f"took a median {sorted(seconds)[len(seconds) // 2]:.1f} s; this invocation took {minutes:.1f} min "
-            "(cached children are not retrained)."
+            f"took a median {sorted(seconds)[len(seconds) // 2]:.1f} s and all children {sum(seconds) / 60:.1f} min "
+            f"together; this invocation took {minutes:.1f} min (cached children are not retrained)."
         )
         report.replace_block(readme, "search", block)
     return summary
-
-
-flags.DEFINE_string("readme", None, "Write the ranking into this README's `search` block (plot beside it).")
 
 
 def main(argv):
@@ -212,5 +216,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    flags.DEFINE_string("readme", None, "Write the ranking into this README's `search` block (plot beside it).")
     app.define_flags(__file__)
     absl_app.run(main)
