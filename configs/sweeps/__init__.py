@@ -1,4 +1,5 @@
-"""Sweep definitions (common/sweep.py runs them), and what more than one of them needs."""
+"""Sweep definitions (common/sweep runs them in-process or on Ray: docs/sweeps.md), and what more than one of them
+needs."""
 
 from collections.abc import Callable
 

@@ -1,6 +1,7 @@
 """The paper's comparison at CPU scale: HaloNet vs SASA vs a conv ResNet of the same layout, over seeds.
 
-  python -m papers.halonet.reproduce [--sweep configs/sweeps/halonet_comparison.py] [--workdir DIR] [--readme FILE]
+  python -m papers.halonet.reproduce [--sweep configs/sweeps/halonet_comparison.py] [--workdir DIR] [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
 Trains the sweep and writes the README's `small_scale` block: test accuracy per spatial layer with each network's
 parameter and FLOP counts, a plot (comparison.png beside the README), and the command/machine/time line. Finished

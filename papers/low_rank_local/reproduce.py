@@ -1,6 +1,7 @@
 """Trains configs/sweeps/lrlc_rank.py (LRLC at several ranks, conv, LC, wide conv) and writes the README block.
 
-  python -m papers.low_rank_local.reproduce [--sweep configs/sweeps/lrlc_rank.py] [--workdir DIR] [--readme FILE]
+  python -m papers.low_rank_local.reproduce [--sweep configs/sweeps/lrlc_rank.py] [--workdir DIR] [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
 The block (`rank_sweep` in the README) holds a table of test accuracy per layer (mean ± sd over the seeds and
 each seed's value, with the network's parameter count), the accuracy-against-rank plot (rank_sweep.png beside

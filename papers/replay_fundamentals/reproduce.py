@@ -2,9 +2,10 @@
 improvement of each cell over the baseline cell; the median over games, as a table, a heat map and a bar plot.
 
   python -m papers.replay_fundamentals.reproduce [--sweep configs/sweeps/replay_cartpole.py] [--workdir DIR] \
-      [--readme FILE]
+      [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
-A sweep file holds SWEEP (common/sweep.py; its `where` skips the lowest replay ratios) plus BASELINE (the
+A sweep file holds SWEEP (common/sweep; its `where` skips the lowest replay ratios) plus BASELINE (the
 baseline cell), GAME_KEY and AGENT_KEY (the config keys that name the game and the agent variant). The block
 `replay_grid_<sweep file's stem>` of the README gets the table, and <stem>_heatmap.png and <stem>_bars.png are
 written beside it. Each run's final metrics are kept in its workdir (final.json), so an interrupted grid resumes

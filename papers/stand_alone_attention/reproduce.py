@@ -1,7 +1,8 @@
 """The paper's ablations at CPU scale: trains configs/sweeps/sasa_ablation.py and writes its tables and plot.
 
   python -m papers.stand_alone_attention.reproduce [--sweep configs/sweeps/sasa_ablation.py] [--workdir DIR] \
-      [--readme FILE]
+      [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
 Spatial extent k, positional encoding (none / absolute / relative) and attention placement (early / late stage),
 several seeds each, on offline Fashion-MNIST (see the sweep file for the grid and its run time). The results go

@@ -1,6 +1,7 @@
 """Trains every activation of the Swish paper's table over several seeds and writes the result table and plot.
 
-  python -m papers.swish.reproduce [--sweep configs/sweeps/swish_activations.py] [--workdir DIR] [--readme FILE]
+  python -m papers.swish.reproduce [--sweep configs/sweeps/swish_activations.py] [--workdir DIR] [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
 Writes the README's `benchmark` block (median test accuracy per activation, its gain over ReLU) and
 activations.png beside the README. Finished runs are not retrained: rerunning only re-evaluates them, so an

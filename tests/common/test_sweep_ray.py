@@ -4,9 +4,12 @@ One Ray session for the module (2 CPUs, no dashboard), shut down at the end with
 """
 
 import os
+import pathlib
 import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -16,7 +19,7 @@ from ml_collections import config_flags
 
 from common import sweep
 from common.sweep import ray_runner, trials
-from tests.helpers import REPO, subprocess_env
+from tests.helpers import REPO, run_module, subprocess_env
 
 TWO_PAPERS = """
 from common.sweep import Sweep
@@ -91,8 +94,17 @@ def _trial_processes(root) -> list[psutil.Process]:
     return found
 
 
+@pytest.fixture
+def own_tmp():
+    """A temporary directory outside pytest's rotating basetemp, which concurrent pytest runs may prune while this
+    module's minutes-long sweep still writes there."""
+    with tempfile.TemporaryDirectory(prefix="sweep-ray-test-") as path:
+        yield pathlib.Path(path)
+
+
 @pytest.mark.slow
-def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(ray_address, tmp_path):
+def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(ray_address, own_tmp):
+    tmp_path = own_tmp
     sweep_file, root = tmp_path / "two_papers.py", tmp_path / "runs"
     sweep_file.write_text(TWO_PAPERS)
     runs = trials.sweep_trials(str(sweep_file), str(root))
@@ -143,3 +155,14 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     )
     ((point, in_process),) = sweep.run_sweep(lrlc, train.train_and_evaluate, str(tmp_path / "in_process"))
     assert outcome.results[3] == (point, {name: round(value, 6) for name, value in in_process.items()})
+
+    # The paper's reproduce.py on Ray gathers the finished trials into its README table without running them again.
+    swish_only = tmp_path / "swish_only.py"
+    swish_only.write_text(TWO_PAPERS.replace("SWEEPS = [SWEEP, LRLC, BAD]", ""))
+    readme = tmp_path / "README.md"
+    readme.write_text("# Swish\n")
+    flags_ = [f"--sweep={swish_only}", f"--workdir={root}", f"--readme={readme}", "--max-concurrent=2"]
+    result = run_module("papers.swish.reproduce", *flags_)
+    assert "sweep: 2 trials, 2 already finished, 0 with bad overrides, 0 to run" in result.stdout
+    median = 100 * statistics.median(metrics["eval/accuracy"] for _, metrics in outcome.results[:2])
+    assert f"| relu | {median:.2f} |" in readme.read_text()
