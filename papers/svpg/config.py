@@ -3,9 +3,9 @@
 Run:  python -m papers.svpg.main --config=papers/svpg/config.py:<variant> [--config.svpg.method=independent]
 Variants:
   smoke          4 particles x 2 CartPole environments x 50 steps for 3 iterations: seconds; what the tests run.
-  cartpole       16 particles, REINFORCE, 5 environments x 200 steps (1,000 samples) per particle per iteration,
-                 40 iterations on gymnasium CartPole (episodes capped at 200 steps): ~1-2 min per run on 2 CPU
-                 cores. The comparison of papers/svpg/README.md sweeps method and seed over it
+  cartpole       16 particles, REINFORCE, 3 environments x 200 steps (600 samples) per particle per iteration,
+                 40 iterations on gymnasium CartPole (episodes capped at 200 steps): 2-4 min per run on 2 shared
+                 CPU cores. The comparison of papers/svpg/README.md sweeps method and seed over it
                  (configs/sweeps/svpg_cartpole.py, `python -m papers.svpg.reproduce`).
   pendulum       the same on gymnasium Pendulum-v1 (a swing-up, continuous torque; Gaussian policy), A2C.
   cartpole_swingup / double_pendulum   the paper's tasks from real simulators (dm_control cartpole swingup,
