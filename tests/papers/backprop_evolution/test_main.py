@@ -9,6 +9,7 @@ from papers.backprop_evolution.config import get_config
 from tests.helpers import final_metrics, run_main
 
 
+@pytest.mark.slow
 def test_smoke_run_learns_and_reports_validation_accuracy(tmp_path):
     result = run_main(
         "backprop_evolution", "--config=papers/backprop_evolution/config.py:smoke", f"--workdir={tmp_path}"

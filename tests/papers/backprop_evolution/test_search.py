@@ -65,6 +65,7 @@ def test_a_changed_budget_evaluates_again(tmp_path):
     assert changed.trained == first.trained
 
 
+@pytest.mark.slow
 def test_smoke_search_trains_real_children_and_writes_the_ranking(tmp_path):
     readme = tmp_path / "README.md"
     summary = search.run(get_config("search_smoke"), str(tmp_path / "search"), str(readme))
