@@ -123,3 +123,35 @@ def test_operands_shapes_and_noise():
 def test_unknown_apply_to_names_the_choices():
     with pytest.raises(UnknownNameError, match="valid choices: both, inputs, weights"):
         backward.rule_layer(backward.dense, _identity, backward.backprop, "bias")
+
+
+def test_resnet_with_rule_spatial_layers_under_backprop_matches_the_plain_resnet():
+    """backward.spatial_layer drops into the common ResNet: with the same weights, backprop's equation gives the
+    plain ResNet's loss gradients bit for bit; another equation changes them."""
+    from flax import nnx
+
+    from common.nn import resnet
+
+    def build(spatial_layer):
+        # zero_init_residual=False: a zero-scaled last BatchNorm would give every spatial layer a zero gradient
+        return resnet.make_resnet("resnet_tiny", num_classes=5, in_features=1, spatial_layer=spatial_layer,
+                                  zero_init_residual=False, rngs=nnx.Rngs(0))  # fmt: skip
+
+    plain = build(resnet.conv3x3)
+    x = jax.random.normal(jax.random.key(7), (4, 8, 8, 1))
+
+    def grads(model):
+        nnx.update(model, nnx.state(plain))
+        graphdef, state = nnx.split(model)
+        return jax.grad(lambda state: jnp.sum(nnx.merge(graphdef, state)(x) * jnp.arange(5.0)))(state)
+
+    expected = grads(plain)
+    assert np.abs(expected["blocks"][0]["spatial1"]["kernel"].value).max() > 0
+    for a, e in zip(jax.tree.leaves(grads(build(backward.spatial_layer(LANGUAGE_BACKPROP)))), jax.tree.leaves(expected),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+    sign_rule = search_space.resolve_rule("rule:mul.0.sign.3.x")
+    changed = grads(build(backward.spatial_layer(sign_rule)))
+    assert any(
+        not np.array_equal(a, e) for a, e in zip(jax.tree.leaves(changed), jax.tree.leaves(expected), strict=True)
+    )
