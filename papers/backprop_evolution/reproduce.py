@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from absl import app as absl_app
 
 from common import report, sweep
+from common.train import loop
 from common.train.metrics import read_metrics
 from papers.backprop_evolution import search, search_space, train
 
@@ -24,6 +25,16 @@ SWEEP_FILE = "configs/sweeps/backprop_evolution.py"
 PLOT = "learning_curves.png"
 BLOCK = "reproduce"
 RULE, STEPS = "model.rule", "train.num_steps"
+
+
+def train_or_diverge(config, workdir: str) -> dict:
+    """train.train_and_evaluate, with a run whose loss turned non-finite recorded as diverged (accuracies NaN)
+    instead of ending the reproduction: an equation that diverges is a result."""
+    try:
+        return train.train_and_evaluate(config, workdir)
+    except loop.NonFiniteLossError as error:
+        print(f"diverged: {error}", flush=True)
+        return {"eval/accuracy": float("nan"), "validation/accuracy": float("nan"), "diverged": 1.0}
 
 
 def rule_name(spec: str) -> str:
@@ -35,35 +46,62 @@ def rule_name(spec: str) -> str:
 
 
 def summarise(results: Sequence[tuple[dict, dict]]) -> dict[tuple[int, str], dict[str, list[float]]]:
-    """(steps, rule name) -> {"test": [...], "validation": [...]}, one value per seed."""
+    """(steps, rule name) -> {"test": [...], "validation": [...], "diverged": [...]}: the accuracies of the runs
+    that finished (one per seed) and one entry per run that diverged."""
     table: dict[tuple[int, str], dict[str, list[float]]] = {}
     for point, metrics in results:
-        cell = table.setdefault((int(point[STEPS]), rule_name(point[RULE])), {"test": [], "validation": []})
-        cell["test"].append(metrics["eval/accuracy"])
-        cell["validation"].append(metrics["validation/accuracy"])
+        cell = table.setdefault(
+            (int(point[STEPS]), rule_name(point[RULE])), {"test": [], "validation": [], "diverged": []}
+        )
+        if metrics.get("diverged"):
+            cell["diverged"].append(1.0)
+        else:
+            cell["test"].append(metrics["eval/accuracy"])
+            cell["validation"].append(metrics["validation/accuracy"])
     return table
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.mean(values) if values else float("nan")
+
+
+def _spread(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _percent(values: Sequence[float]) -> str:
+    return sweep.mean_and_spread_percent(values) if values else "-"
 
 
 def render_table(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
     rows = []
     for steps in sorted({s for s, _ in cells}):
         backprop = cells.get((steps, "backprop"))
-        for (s, name), values in sorted(cells.items(), key=lambda kv: -statistics.mean(kv[1]["test"])):
+        for (s, name), values in sorted(cells.items(), key=lambda kv: -_mean(kv[1]["test"] or [0.0])):
             if s != steps:
                 continue
-            delta = 100 * (statistics.mean(values["test"]) - statistics.mean(backprop["test"])) if backprop else None
+            delta = 100 * (_mean(values["test"]) - _mean(backprop["test"])) if backprop else float("nan")
             rows.append(
                 [
                     steps,
                     f"`{search.markdown_cell(name)}`",
-                    sweep.mean_and_spread_percent(values["validation"]),
-                    sweep.mean_and_spread_percent(values["test"]),
-                    "" if delta is None else f"{delta:+.2f}",
+                    _percent(values["validation"]),
+                    _percent(values["test"]),
+                    "-" if delta != delta else f"{delta:+.2f}",
                     len(values["test"]),
+                    len(values["diverged"]),
                 ]
             )
     return report.markdown_table(
-        ["steps", "rule (delta =)", "validation acc. (%)", "test acc. (%)", "test vs backprop (points)", "seeds"],
+        [
+            "steps",
+            "rule (delta =)",
+            "validation acc. (%)",
+            "test acc. (%)",
+            "test vs backprop (points)",
+            "seeds finished",
+            "seeds diverged",
+        ],
         rows,
     )
 
@@ -77,24 +115,26 @@ def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
         backprop = cells.get((steps, "backprop"))
         if backprop is None:
             continue
-        bp_mean = statistics.mean(backprop["test"])
-        bp_sd = statistics.stdev(backprop["test"]) if len(backprop["test"]) > 1 else 0.0
+        bp_mean, bp_sd = _mean(backprop["test"]), _spread(backprop["test"])
         parts = []
         for (s, name), values in cells.items():
             if s != steps or name == "backprop":
                 continue
-            mean = statistics.mean(values["test"])
-            sd = statistics.stdev(values["test"]) if len(values["test"]) > 1 else 0.0
-            margin = max(sd, bp_sd)
-            outcome = (
-                "better than"
-                if mean - bp_mean > margin
-                else "worse than"
-                if bp_mean - mean > margin
-                else ("on par with")
-            )
+            if not values["test"]:
+                parts.append(f"`{name}` diverged in every seed")
+                continue
+            mean, margin = _mean(values["test"]), max(_spread(values["test"]), bp_sd)
+            if mean - bp_mean > margin:
+                outcome = "better than"
+            elif bp_mean - mean > margin:
+                outcome = "worse than"
+            else:
+                outcome = "on par with"
+            runs = len(values["diverged"]) + len(values["test"])
+            diverged = f", diverged in {len(values['diverged'])} of {runs} seeds" if values["diverged"] else ""
             parts.append(
-                f"`{name}` is {outcome} backprop ({100 * (mean - bp_mean):+.2f} points, spread {100 * margin:.2f})"
+                f"`{name}` is {outcome} backprop ({100 * (mean - bp_mean):+.2f} points, spread {100 * margin:.2f}"
+                f"{diverged})"
             )
         lines.append(f"- {label} budget ({steps} steps): " + "; ".join(parts) + ".")
     return "\n".join(lines)
@@ -112,7 +152,8 @@ def render_curves(results: Sequence[tuple[dict, dict]], root: str, path: str, ti
     for point, _ in results:
         if int(point[STEPS]) != longest:
             continue
-        rows = read_metrics(os.path.join(root, sweep.point_name(point)))
+        path = os.path.join(root, sweep.point_name(point), "metrics.jsonl")
+        rows = read_metrics(path) if os.path.exists(path) else []  # a run that diverged before its first log
         curve = curves.setdefault(rule_name(point[RULE]), {})
         for row in rows:
             if "eval/accuracy" in row:
@@ -147,4 +188,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_or_diverge, render))

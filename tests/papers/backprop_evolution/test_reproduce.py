@@ -17,6 +17,8 @@ def _results():
                 value = equation_test[seed] if test is None else test
                 point = {"model.rule": rule, "train.num_steps": steps, "seed": seed}
                 results.append((point, {"eval/accuracy": value, "validation/accuracy": value + 0.01}))
+    point = {"model.rule": "rule:mul.0.sign.3.x", "train.num_steps": 1500, "seed": 0}
+    results.append((point, {"eval/accuracy": float("nan"), "validation/accuracy": float("nan"), "diverged": 1.0}))
     return results
 
 
@@ -25,15 +27,17 @@ def test_table_and_verdict():
     assert cells[(300, "backprop")]["test"] == [0.80, 0.81, 0.82]
     assert cells[(1500, "min(g, tanh(w_rms))")]["validation"] == [0.89, 0.90, 0.88]
     table = reproduce.render_table(cells)
-    assert "| 300 | `min(g, tanh(w_rms))` | 87.00 ± 1.00 | 86.00 ± 1.00 | +5.00 | 3 |" in table
+    assert "| 300 | `min(g, tanh(w_rms))` | 87.00 ± 1.00 | 86.00 ± 1.00 | +5.00 | 3 | 0 |" in table
     text = reproduce.verdict(cells)
     assert "short budget (300 steps): `min(g, tanh(w_rms))` is better than backprop (+5.00 points" in text
     assert "long budget (1500 steps): `min(g, tanh(w_rms))` is on par with backprop (+0.00 points" in text
+    assert "`dact * sign(g)` diverged in every seed" in text
+    assert "| 1500 | `dact * sign(g)` | - | - | - | 0 | 1 |" in table
 
 
 def test_learning_curves_are_drawn_from_the_long_runs(tmp_path):
     results = _results()
-    for point, _ in results:
+    for point, _ in results[:-1]:
         folder = tmp_path / sweep.point_name(point)
         folder.mkdir()
         rows = [
