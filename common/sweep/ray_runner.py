@@ -8,6 +8,7 @@ must be on a filesystem every node shares at the same path, as must the reposito
 """
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 
@@ -39,6 +40,10 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if address is None:
+        # Ray starts workers at nice 15 by default; a trial is the work itself, so it runs at normal priority and
+        # is not starved by whatever else loads the machine. (A cluster from `ray start` takes it from the same
+        # variable: docs/sweeps.md.)
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     else:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")

@@ -78,7 +78,7 @@ def ray_address():
     """A local Ray for this module: 2 CPUs, no dashboard; afterwards no Ray process of it is left running."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray_runner.connect(None, num_cpus=2)  # include_dashboard=False, workers at normal priority
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
     time.sleep(1)
