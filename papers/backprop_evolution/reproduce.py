@@ -152,8 +152,8 @@ def render_curves(results: Sequence[tuple[dict, dict]], root: str, path: str, ti
     for point, _ in results:
         if int(point[STEPS]) != longest:
             continue
-        path = os.path.join(root, sweep.point_name(point), "metrics.jsonl")
-        rows = read_metrics(path) if os.path.exists(path) else []  # a run that diverged before its first log
+        metrics_file = os.path.join(root, sweep.point_name(point), "metrics.jsonl")
+        rows = read_metrics(metrics_file) if os.path.exists(metrics_file) else []  # diverged before its first log
         curve = curves.setdefault(rule_name(point[RULE]), {})
         for row in rows:
             if "eval/accuracy" in row:
