@@ -147,7 +147,7 @@ def verdict(groups: dict, alpha: float) -> str:
 
 
 def render_plots(groups: dict, alpha: float, paths: tuple[str, str]) -> None:
-    """Learning curves (best and mean agent vs samples per agent, mean over seeds) and the sorted final returns
+    """Learning curves (best and mean agent per iteration, mean over seeds) and the sorted final returns
     of all agents (seed 0), at `paths`."""
     import matplotlib
 
@@ -160,12 +160,11 @@ def render_plots(groups: dict, alpha: float, paths: tuple[str, str]) -> None:
         runs = groups.get((method, a), [])
         if not runs:
             continue
-        samples = runs[0]["curves"]["samples"]
         for ax, curve in zip(axes, ("best", "mean"), strict=True):
             values = np.mean([run["curves"][curve] for run in runs], axis=0)
-            ax.plot(samples, values, color=color, label=method)
+            ax.plot(np.arange(1, len(values) + 1), values, color=color, label=method)
     for ax, title in zip(axes, ("best agent", "mean agent"), strict=True):
-        ax.set_xlabel("samples per agent")
+        ax.set_xlabel("iteration (the same samples in total for every method)")
         ax.set_ylabel("return")
         ax.set_title(title)
         ax.legend()
