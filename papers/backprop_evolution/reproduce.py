@@ -181,9 +181,18 @@ def render(reproduction: sweep.Reproduction) -> str:
         f"{base.dataset.batch_size}, {base.optimizer.name} lr {base.optimizer.learning_rate} cosine"
     )
     render_curves(finished.results, reproduction.workdir, reproduction.plot_path(PLOT), setting)
-    return f"{render_table(cells)}\n\n![learning curves]({PLOT})\n\n{verdict(cells)}\n\n" + reproduction.provenance(
-        setting
+    # The provenance's speed reads every run's metrics.jsonl; a run that diverged before its first log has none.
+    logged = [
+        (point, metrics)
+        for point, metrics in finished.results
+        if os.path.exists(os.path.join(reproduction.workdir, sweep.point_name(point), "metrics.jsonl"))
+    ]
+    provenance = sweep.provenance(
+        reproduction.command, reproduction.sweep_file, reproduction.workdir, logged, setting, finished.minutes
     )
+    if len(logged) < len(finished.results):
+        provenance += f" {len(finished.results) - len(logged)} more run(s) diverged before their first log."
+    return f"{render_table(cells)}\n\n![learning curves]({PLOT})\n\n{verdict(cells)}\n\n{provenance}"
 
 
 if __name__ == "__main__":
