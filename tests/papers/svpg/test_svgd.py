@@ -83,8 +83,7 @@ def test_without_gradients_particles_only_repel():
     x = 0.01 * jax.random.normal(jax.random.key(3), (10, 4))
     start_spread = float(jnp.mean(model.squared_distances(x)))
     mean = x.mean(0)
-    for _ in range(50):
-        x = x + 0.05 * model.svgd_direction(x, jnp.zeros_like(x), 1.0)
+    x = jax.lax.fori_loop(0, 50, lambda _, x: x + 0.05 * model.svgd_direction(x, jnp.zeros_like(x), 1.0), x)
     assert float(jnp.mean(model.squared_distances(x))) > 100 * start_spread
     np.testing.assert_allclose(np.asarray(x.mean(0)), np.asarray(mean), atol=1e-5)
 
@@ -94,14 +93,14 @@ def test_on_a_concave_objective_particles_spread_near_the_optimum():
     spread of order 1, neither collapsed onto c (plain gradient ascent) nor far away."""
     c = jnp.array([3.0, -2.0])
     x = jax.random.normal(jax.random.key(4), (20, 2)) - 5.0
-    for _ in range(600):
-        x = x + 0.1 * model.svgd_direction(x, -(x - c), 1.0)
+    x = jax.lax.fori_loop(0, 600, lambda _, x: x + 0.1 * model.svgd_direction(x, -(x - c), 1.0), x)
     assert float(jnp.linalg.norm(x.mean(0) - c)) < 0.3
     std = np.asarray(x.std(0))
     assert np.all(std > 0.4) and np.all(std < 1.5), std
     ascent = jax.random.normal(jax.random.key(4), (20, 2)) - 5.0
-    for _ in range(600):
-        ascent = ascent + 0.1 * model.particle_direction("independent", ascent, -(ascent - c), 1.0)
+    ascent = jax.lax.fori_loop(
+        0, 600, lambda _, a: a + 0.1 * model.particle_direction("independent", a, -(a - c), 1.0), ascent
+    )
     assert float(ascent.std(0).max()) < 0.01  # without repulsion every particle collapses onto the optimum
 
 
