@@ -7,6 +7,10 @@ through ale-py when the `atari` extra is installed.
 
 `terminated` means the episode really ended (bootstrap with 0); `truncated` means a step limit cut it (bootstrap
 from the last observation). After either, call `reset()`.
+
+Continuous control (`ContinuousEnvironment`: float actions [*action_shape], num_actions 0): gymnasium's Pendulum
+and MountainCarContinuous, MuJoCo's InvertedDoublePendulum (needs mujoco 3 and imageio) and dm_control's cartpole
+swing-up (needs dm_control); a missing simulator raises ImportError saying what to install.
 """
 
 import abc
