@@ -6,14 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TIMM_VENV := .venv-timm
 # The papers `make reproduce` runs, each also a target of its own: make reproduce-<name>.
-REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet
+REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet svpg \
+  backprop-evolution
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup data test run lint bench timm-env reproduce $(addprefix reproduce-,$(REPRODUCE)) clean
+.PHONY: setup data test test-long run lint bench timm-env sweep reproduce $(addprefix reproduce-,$(REPRODUCE)) clean
 
 setup: $(STAMP) data
 
@@ -46,6 +47,10 @@ data:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that take minutes each (whole sweeps on Ray); CI runs them after make test.
+test-long: setup
+	$(PY) -m pytest -m long $(PYTEST_ARGS)
 
 run: setup
 	$(PY) -m papers.swish.main --config=papers/swish/config.py:$(RUN_VARIANT) --workdir=workdirs/swish/$(RUN_VARIANT)
@@ -90,6 +95,17 @@ reproduce-replay-fundamentals: setup
 
 reproduce-fast-wavenet: setup
 	$(PY) -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py --workdir=workdirs/fast_wavenet/default
+
+reproduce-svpg: setup
+	$(PY) -m papers.svpg.reproduce
+
+reproduce-backprop-evolution: setup
+	$(PY) -m papers.backprop_evolution.reproduce
+
+# One sweep on Ray (docs/sweeps.md): make sweep SWEEP=configs/sweeps/<file>.py [ADDRESS=auto|HOST:PORT] [MAX_CONCURRENT=N]
+sweep: setup
+	@test -n "$(SWEEP)" || { echo "usage: make sweep SWEEP=configs/sweeps/<file>.py [ADDRESS=auto|HOST:PORT] [MAX_CONCURRENT=N]"; exit 2; }
+	$(PY) -m common.sweep run $(SWEEP) $(if $(ADDRESS),--address=$(ADDRESS)) $(if $(MAX_CONCURRENT),--max-concurrent=$(MAX_CONCURRENT))
 
 clean:
 	rm -rf workdirs .pytest_cache

@@ -22,6 +22,9 @@ BENCHMARKS = {
     "swish_search_children": "benchmarks.swish_search_children",
     "replay": "benchmarks.replay",
     "fast_wavenet": "benchmarks.fast_wavenet",
+    "svpg": "benchmarks.svpg",
+    "backprop_evolution": "benchmarks.backprop_evolution",
+    "sweep": "benchmarks.sweep",
 }
 
 

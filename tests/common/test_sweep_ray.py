@@ -102,7 +102,7 @@ def own_tmp():
         yield pathlib.Path(path)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(ray_address, own_tmp):
     tmp_path = own_tmp
     sweep_file, root = tmp_path / "two_papers.py", tmp_path / "runs"
