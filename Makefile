@@ -100,6 +100,8 @@ reproduce-svpg: setup
 	$(PY) -m papers.svpg.reproduce
 
 reproduce-backprop-evolution: setup
+	$(PY) -m papers.backprop_evolution.search --config=papers/backprop_evolution/config.py:search \
+	  --workdir=workdirs/backprop_evolution/search --readme=papers/backprop_evolution/README.md
 	$(PY) -m papers.backprop_evolution.reproduce
 
 # One sweep on Ray (docs/sweeps.md): make sweep SWEEP=configs/sweeps/<file>.py [ADDRESS=auto|HOST:PORT] [MAX_CONCURRENT=N]
