@@ -48,7 +48,7 @@ data:
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The tests that take minutes each (whole sweeps on Ray); CI runs them after make test.
+# The heaviest end-to-end tests (kill-and-resume, whole sweeps, real-dataset builds); CI runs them after make test.
 test-long: setup
 	$(PY) -m pytest -m long $(PYTEST_ARGS)
 

@@ -85,6 +85,7 @@ def test_paper_config_file_from_a_file_of_the_paper_or_its_name():
         app.paper_config_file("swosh")
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_reproduce_runs_the_sweep_and_writes_the_block_and_plot_beside_the_readme(tmp_path):
     """A paper's reproduce.py end to end on a one-point sweep of the smoke config; a rerun only re-evaluates."""

@@ -50,6 +50,7 @@ def as_multiset(pixels: np.ndarray, labels: np.ndarray) -> list[bytes]:
 
 
 @needs_fashion_mnist
+@pytest.mark.long
 def test_fashion_mnist_local_is_the_real_dataset(data_dir):
     builder = images.get_builder("fashion_mnist_local", data_dir)
     assert builder.info.splits["train"].num_examples == 60_000

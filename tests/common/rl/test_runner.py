@@ -75,6 +75,7 @@ def test_the_replay_checkpoint_holds_the_runs_transitions(tmp_path):
     assert set(np.unique(batch.data["bootstrap_discount"])) <= {0.0, np.float32(config.agent.discount)}
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_dqn_on_cartpole_clearly_beats_a_random_policy(tmp_path):
     config = dqn_cartpole()

@@ -46,6 +46,7 @@ def test_smoke_run_trains_then_both_generators_agree_and_write_wavs(tmp_path):
     assert (tmp_path / "samples" / "fast_0.wav").read_bytes() == naive_audio
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_bench_quick_prints_one_json_object_per_configuration():
     result = run_module("papers.fast_wavenet.bench", "--quick", "--json", "--repeats=1")

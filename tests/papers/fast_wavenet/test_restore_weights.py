@@ -1,6 +1,7 @@
 """A trained Fast WaveNet checkpoint loads for generation with `restore_weights` alone (no optimizer)."""
 
 import numpy as np
+import pytest
 from flax import nnx
 
 from common.train import checkpoint
@@ -13,6 +14,7 @@ def bits_per_sample(wavenet, dataset) -> float:
     return float(sum(s["bits_per_sample"] for s in sums) / sum(s["count"] for s in sums))
 
 
+@pytest.mark.long
 def test_trained_wavenet_checkpoint_restores_without_an_optimizer(tmp_path):
     config = get_config("smoke")
     config.train.update(num_steps=4, checkpoint_every=4)

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import final_metrics, start_main
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_distributed_run_finishes_and_survives_a_killed_actor(tmp_path):
     process = start_main(

@@ -30,6 +30,7 @@ TABLE_1 = {
 }
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_smoke_run_learns(tmp_path):
     assert_smoke_run_learns("stand_alone_attention", tmp_path)

@@ -34,6 +34,7 @@ def test_smoke_run_learns_and_writes_outputs(tmp_path):
     assert final_params(tmp_path)[0] == 30
 
 
+@pytest.mark.long
 def test_killed_run_resumes_to_identical_parameters(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run_main("swish", SMOKE, f"--workdir={straight}")
@@ -58,6 +59,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
         np.testing.assert_array_equal(leaves_a[key], leaves_b[key], err_msg=key)
 
 
+@pytest.mark.long
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
     process = start_main(
         "swish",

@@ -165,6 +165,7 @@ def test_unknown_search_method_lists_the_choices(tmp_path):
         search.run(cfg, str(tmp_path), trainer=CountingTrainer())
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_search_smoke_runs_a_complete_search_and_writes_its_report(tmp_path):
     readme = tmp_path / "README.md"
