@@ -218,6 +218,7 @@ def test_parameter_count_depends_on_the_kernel_size_only_through_the_tables():
         assert counting.count_params(layer) == 3 * 16 * 32 + table_rows * head == expected
 
 
+@pytest.mark.long
 def test_resnet50_with_attention_stem_and_layers_builds_and_runs():
     model = nnx.eval_shape(
         lambda: resnet.make_resnet(

@@ -160,6 +160,7 @@ def test_softmax_weights_sum_to_one_and_l2_weights_have_unit_norm(combining):
     assert float(jnp.abs(raw.sum(-1) - 1).max()) > 1e-2  # "none" really leaves them unnormalised
 
 
+@pytest.mark.long
 def test_input_dependent_weights_differ_across_examples_and_drive_the_output():
     layer = randomise(
         LowRankLocallyConnected2D(3, 4, 3, input_size=10, rank=4, combining="input_dependent", rngs=nnx.Rngs(0))

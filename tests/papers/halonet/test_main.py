@@ -41,6 +41,7 @@ def test_smoke_run_learns(tmp_path):
     assert_smoke_run_learns("halonet", tmp_path)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_h0_dry_run_prints_params_and_flops():
     result = run_main("halonet", f"{CONFIG}:h0", "--dry_run")

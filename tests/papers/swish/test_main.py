@@ -82,6 +82,7 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
     assert {"params", "model_state", "opt_state"} <= set(state)
 
 
+@pytest.mark.long
 def test_dry_run_prints_params_and_flops():
     result = run_main("swish", "--config=papers/swish/config.py:default", "--dry_run")
     params = int(re.search(r"^params: (\d+)$", result.stdout, re.M).group(1))

@@ -125,6 +125,7 @@ def random_candidate(rng: np.random.Generator, num_units: int) -> search_space.C
     return search_space.validate(units)
 
 
+@pytest.mark.long
 def test_random_candidates_compile_and_run_as_resnet_activations():
     rng = np.random.default_rng(0)
     accepted = []
