@@ -25,13 +25,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
 	@touch $@
 
-# Real offline data from Debian (docs/data.md): Fashion-MNIST, and espeak-ng + the King James Bible for the speech
-# corpus espeak_speech_local. One apt-get call for whatever is missing; needs root and apt, otherwise say so.
+# Real offline data from Debian (docs/data.md): Fashion-MNIST; espeak-ng + the King James Bible for the speech
+# corpus espeak_speech_local; the Ding dictionary's sentence pairs, German fortunes and man pages for the English-German
+# text datasets. One apt-get call for whatever is missing; needs root and apt, otherwise say so.
 data:
 	@missing=""; \
 	[ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v bible >/dev/null || missing="$$missing bible-kjv"; \
+	[ -f /usr/share/trans/de-en ] || missing="$$missing trans-de-en"; \
+	[ -d /usr/share/games/fortunes/de ] || missing="$$missing fortunes-de"; \
+	[ -d /usr/share/man/de/man1 ] || missing="$$missing manpages-de"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian's$$missing (real data that works offline, docs/data.md)"; \
@@ -42,7 +46,8 @@ data:
 	  echo "      'sudo apt-get install$$missing' (Debian/Ubuntu). Without dataset-fashion-mnist (or"; \
 	  echo "      REPRISE_FASHION_MNIST_DIR pointing at its four IDX .gz files) 'make run' trains on sklearn's digits;"; \
 	  echo "      without espeak-ng and bible-kjv the speech dataset espeak_speech_local cannot be built (tfds"; \
-	  echo "      'ljspeech' or 'vctk', prepared elsewhere, work instead)."; \
+	  echo "      'ljspeech' or 'vctk', prepared elsewhere, work instead); without trans-de-en, fortunes-de and"; \
+	  echo "      manpages-de the English-German text datasets cannot be built (tfds 'wmt14_translate/de-en' works instead)."; \
 	fi
 
 test: setup
