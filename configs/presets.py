@@ -69,7 +69,8 @@ def image_classification(dataset: str = "fashion_mnist_local") -> ConfigDict:
 
 def train_loop(*, num_steps: int, log_every: int, checkpoint_every: int) -> ConfigDict:
     """The `train` section `common.train.loop.train` reads. init_from.workdir (empty: off) starts a fresh run from
-    that run's saved `part`, with `mapping` 'source/path->target/path' pairs (empty: the whole tree)."""
+    that run's saved `part`, with `mapping` 'source/path->target/path' pairs (empty: the whole tree); a paper that
+    starts from several runs replaces init_from with a dict of such sources by name (`loop.init_sources`)."""
     return ConfigDict(
         {
             "num_steps": num_steps,

@@ -61,6 +61,15 @@ class NonFiniteLossError(FloatingPointError):
     """The loss or gradient became NaN/Inf; the checkpoints on disk are from before it happened."""
 
 
+def init_sources(init_from: ConfigDict | None) -> list[ConfigDict]:
+    """The runs a fresh run starts from: `init_from` is one source (workdir, mapping, part) or a dict of named
+    sources (e.g. a source and a target language model), applied in order; sources with an empty workdir are off."""
+    if init_from is None:
+        return []
+    sources = [init_from] if "workdir" in init_from else list(init_from.values())
+    return [source for source in sources if source.get("workdir")]
+
+
 def train(
     task: TrainTask,
     tx: optax.GradientTransformation,
@@ -75,8 +84,8 @@ def train(
 
     config fields: num_steps, log_every, eval_every (0: only at the end), checkpoint_every, max_to_keep,
     ema_decay (0: off), async_checkpoints, and optionally init_from (workdir, mapping, part: a fresh run starts
-    from that run's saved weights, see `checkpoint.warm_start`). Returns the final eval metrics (or the last
-    train metrics).
+    from that run's saved weights, see `checkpoint.warm_start`; or several such sources by name, `init_sources`).
+    Returns the final eval metrics (or the last train metrics).
     """
     mesh = sharding.make_data_mesh() if mesh is None else mesh
     num_steps = int(config.num_steps)
@@ -88,12 +97,12 @@ def train(
         async_save=bool(config.get("async_checkpoints", True)),
     )
     start_step = checkpointer.latest_step() or 0
-    init_from = config.get("init_from")
-    if not start_step and init_from is not None and init_from.get("workdir"):
-        read = checkpoint.warm_start(
-            model, init_from.workdir, init_from.get("mapping", ""), part=init_from.get("part", "params")
-        )
-        logging.info("initialised from %s step %d (%s)", init_from.workdir, read, init_from.get("mapping", ""))
+    if not start_step:
+        for source in init_sources(config.get("init_from")):
+            read = checkpoint.warm_start(
+                model, source.workdir, source.get("mapping", ""), part=source.get("part", "params")
+            )
+            logging.info("initialised from %s step %d (%s)", source.workdir, read, source.get("mapping", ""))
     model.eval()
     eval_graphdef = nnx.graphdef(model)
     model.train()

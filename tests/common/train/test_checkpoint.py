@@ -1,6 +1,7 @@
 """Named checkpoint parts: weights restored without an optimizer, warm starts from another run's subtree, and
 clear errors for checkpoints that do not fit."""
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -122,3 +123,25 @@ def test_a_run_with_init_from_starts_from_the_other_runs_weights(trained, tmp_pa
     source, started = saved(trained), saved(tmp_path)
     np.testing.assert_array_equal(started["out"]["kernel"], source["out"]["kernel"])
     np.testing.assert_array_equal(started["hidden"]["bias"], source["hidden"]["bias"])
+
+
+def test_init_from_takes_several_named_sources_in_order(trained, tmp_path):
+    config = make_config(num_steps=1, eval_every=0)
+    with config.unlocked():
+        config.init_from = ConfigDict(
+            {
+                "hidden_only": {"workdir": str(trained), "mapping": "hidden->hidden", "part": "params"},
+                "off": {"workdir": "", "mapping": "", "part": "params"},
+                "out_only": {"workdir": str(trained), "mapping": "out->out", "part": "params"},
+            }
+        )
+    fresh = TinyNet(nnx.Rngs(5))
+    fresh_norm = jax.tree_util.tree_map(np.asarray, nnx.state(fresh, nnx.Param).to_pure_dict()["norm"])
+    task = loop.TrainTask(
+        model=fresh, loss_fn=loss_fn, make_train_iterator=batches, eval_fn=eval_fn, make_eval_iterator=eval_batches
+    )
+    loop.train(task, optax.sgd(0.0), config, str(tmp_path), seed=0, show_progress=False)
+    source, started = saved(trained), saved(tmp_path)
+    np.testing.assert_array_equal(started["out"]["kernel"], source["out"]["kernel"])
+    np.testing.assert_array_equal(started["hidden"]["kernel"], source["hidden"]["kernel"])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, started["norm"], fresh_norm)  # not mapped: untouched
