@@ -43,7 +43,9 @@ def _batch_of(tree) -> int:
     return leaves[0].shape[0]
 
 
-def _check(max_length: int, beam_size: int = 1) -> None:
+def _check(max_length: int, beam_size: int = 1, length_penalty: float = 0.0) -> None:
+    if length_penalty < 0:  # the early stop needs a normaliser that grows with length
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     if beam_size < 1:
@@ -104,7 +106,7 @@ def beam_search(
 ) -> tuple[jax.Array, jax.Array]:
     """-> (tokens int32 [B, K, max_length], scores float32 [B, K]), best first. init_carry: leaves [B * K, ...]
     (see `tile_for_beams`). Slots with no hypothesis (fewer than K exist) score about DEAD."""
-    _check(max_length, beam_size)
+    _check(max_length, beam_size, length_penalty)
     batch, beams = batch_size, beam_size
     final_normalizer = length_normalizer(max_length, length_penalty)
     first_beam_only = jnp.where(jnp.arange(beams) == 0, 0.0, DEAD)  # all beams start equal: keep one

@@ -117,5 +117,7 @@ def test_bad_sizes_are_named():
     step, weights, init = make_step(0, 1)
     with pytest.raises(ValueError, match="beam_size must be >= 1, got 0"):
         beam_search(step, init, batch_size=1, beam_size=0, max_length=3, bos_id=BOS, eos_id=EOS)
+    with pytest.raises(ValueError, match="length_penalty must be >= 0, got -1"):
+        beam_search(step, init, batch_size=1, beam_size=2, max_length=3, bos_id=BOS, eos_id=EOS, length_penalty=-1)
     with pytest.raises(ValueError, match="max_length must be >= 1, got 0"):
         greedy_decode(step, init, max_length=0, bos_id=BOS, eos_id=EOS)
