@@ -160,4 +160,12 @@ def test_generate_greedy_and_beam():
         model, SOURCE, max_length=5, bos_id=1, eos_id=2, beam_size=3, length_penalty=0.0
     )
     assert beam_tokens.shape == (2, 3, 5) and scores.shape == (2, 3)
-    assert np.all(scores[:, 0] >= log_prob - 1e-5)  # beam search never does worse than greedy without penalty
+    # Each score (no length penalty) is the teacher-forced log-probability of its hypothesis, up to its eos.
+    for b in range(2):
+        for k in range(3):
+            row = [int(t) for t in beam_tokens[b, k]]
+            length = row.index(2) + 1 if 2 in row else len(row)
+            inputs = jnp.array([[1] + row[:-1]])
+            log_probs = jax.nn.log_softmax(forward(model, SOURCE[b : b + 1], inputs)[0].at[:, 0].set(-jnp.inf))
+            expected = sum(float(log_probs[t, row[t]]) for t in range(length))
+            np.testing.assert_allclose(scores[b, k], expected, rtol=1e-4)
