@@ -8,7 +8,8 @@ models and the translation model share one vocabulary. Sources are tfds datasets
 common/data/builders/de_en_local and text_local, or the standard tfds `wmt14_translate/de-en` for users who have
 it prepared.
 
-Token ids. One joint English-German sentencepiece unigram model: pad 0, unk 1, bos 2, eos 3, then the pieces.
+Token ids. One joint English-German sentencepiece BPE model: pad 0, unk 1, bos 2, eos 3, then the pieces; characters
+too rare for a piece of their own are spelled as UTF-8 byte pieces, so decode(encode(text)) == text.
 A sequence is [bos] + ids + [eos], padded with pad after the end: `target` and `tokens` rows are that, and so are
 `source` rows (the encoder reads what the source language model read). Models shift themselves: inputs
 row[:, :-1], labels row[:, 1:]. The tokenizer is trained once per (dataset, vocab size) on the training text
@@ -48,7 +49,8 @@ Batch = core.Batch
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 BUCKET_STEP = 8
 BATCHES_PER_CHUNK = 16  # k: batches sorted together by length
-TOKENIZER_SENTENCES_PER_LANGUAGE = 40_000  # sentencepiece trains in seconds on this many
+MIN_VOCAB_SIZE = 300  # 4 special ids, 256 byte pieces for rare characters, and some real pieces
+TOKENIZER_SENTENCES_PER_LANGUAGE = 40_000  # BPE trains on this many in seconds (unigram took minutes)
 _BATCH_ORDER_STREAM = 2  # beside core's shuffle (0) and example (1) seed streams
 
 
@@ -94,7 +96,7 @@ class Tokenizer:
 
 
 def train_tokenizer(sentences_by_language: Sequence[Sequence[str]], vocab_size: int, model_path: str) -> None:
-    """Trains a unigram sentencepiece model on the sentences and writes it to model_path (atomically)."""
+    """Trains a BPE sentencepiece model on the sentences and writes it to model_path (atomically)."""
     import sentencepiece
 
     directory = os.path.dirname(model_path)
@@ -105,12 +107,13 @@ def train_tokenizer(sentences_by_language: Sequence[Sequence[str]], vocab_size: 
             sentence_iterator=iter([s for sentences in sentences_by_language for s in sentences]),
             model_prefix=prefix,
             vocab_size=vocab_size,
-            model_type="unigram",
+            model_type="bpe",
             pad_id=PAD_ID,
             unk_id=UNK_ID,
             bos_id=BOS_ID,
             eos_id=EOS_ID,
             character_coverage=0.9999,
+            byte_fallback=True,  # rare characters become byte pieces, never unk: decode(encode(x)) == x
             normalization_rule_name="identity",  # the text is normalised already; decode(encode(x)) == x
             hard_vocab_limit=False,  # small (test) corpora get the pieces they have
             input_sentence_size=0,  # the caller caps the text, deterministically
@@ -186,10 +189,10 @@ def _read_texts(builder, split: str, keys: Sequence[str], limit: int | None = No
 def load_tokenizer(name: str, vocab_size: int, data_dir: str | None = None) -> Tokenizer:
     """The tokenizer of translation dataset `name` with (at most) vocab_size pieces, trained on first use."""
     spec = lookup(TRANSLATION_DATASETS, name, "translation dataset")
-    if vocab_size < 8:
-        raise ValueError(f"vocab_size must be at least 8 (4 special ids and some pieces), got {vocab_size}")
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (4 special ids, 256 bytes), got {vocab_size}")
     builder = _prepared_builder(spec, name, TRANSLATION_DATASETS, data_dir)
-    model_path = os.path.join(builder.data_dir, f"sentencepiece_unigram_{vocab_size}.model")
+    model_path = os.path.join(builder.data_dir, f"sentencepiece_bpe_{vocab_size}.model")
     if not os.path.exists(model_path):
         with core._exclusive_lock(f"{model_path}.lock"):
             if not os.path.exists(model_path):  # another process may have trained it meanwhile

@@ -41,8 +41,10 @@ _QUOTES = str.maketrans({"’": "'", "‘": "'", "‚": "'", "“": '"', "”": 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"']?[A-ZÄÖÜ0-9])")
 
 
-def check_source_present(path: str = DING_PATH) -> None:
-    """Raises DatasetNotAvailableError, saying how to install it, unless the Ding dictionary is at `path`."""
+def check_source_present(path: str | None = None) -> None:
+    """Raises DatasetNotAvailableError, saying how to install it, unless the Ding dictionary is at `path`
+    (default DING_PATH)."""
+    path = path or DING_PATH
     if not os.path.isfile(path):
         raise DatasetNotAvailableError(
             f"de_en_local reads the Ding English-German dictionary at {path}, which is not on this machine. "
@@ -81,12 +83,12 @@ def _may_be_sentence(entry: str) -> bool:
 
 
 @functools.cache
-def read_pairs(path: str = DING_PATH) -> tuple[tuple[str, str], ...]:
+def read_pairs(path: str | None = None) -> tuple[tuple[str, str], ...]:
     """The dictionary's normalised, de-duplicated (english, german) sentence pairs, in file order (read once per
     process: about 5 s)."""
     check_source_present(path)
     pairs, seen = [], set()
-    with open(path, encoding="utf-8") as lines:
+    with open(path or DING_PATH, encoding="utf-8") as lines:
         for line in lines:
             if line.startswith("#") or " :: " not in line:
                 continue
@@ -149,7 +151,7 @@ def assign_splits(pairs: tuple[tuple[str, str], ...], per_mille: int = 1000) -> 
     return splits
 
 
-def held_out_sentences(path: str = DING_PATH) -> dict[str, set[str]]:
+def held_out_sentences(path: str | None = None) -> dict[str, set[str]]:
     """language ("en", "de") -> casefolded sentences of the full validation and test splits, which the
     monolingual text leaves out."""
     splits = assign_splits(read_pairs(path))
@@ -189,6 +191,6 @@ class DeEnLocal(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(pairs) for split, pairs in splits.items()}
 
     def _generate_examples(self, pairs: list[tuple[str, str]]):
-        """Keys: the pair's position in its split (file order)."""
+        """Keys: the pair's position in its split in file order (tfds stores the split in its own fixed order)."""
         for index, (english, german) in enumerate(pairs):
             yield index, {"en": english, "de": german}

@@ -221,6 +221,6 @@ class TextLocal(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(sentences) for split, sentences in splits.items()}
 
     def _generate_examples(self, sentences: list[str]):
-        """Keys: the sentence's position in its split (source order)."""
+        """Keys: the sentence's position in its split in source order (tfds stores it in its own fixed order)."""
         for index, sentence in enumerate(sentences):
             yield index, {"text": sentence}
