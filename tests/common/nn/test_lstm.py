@@ -9,6 +9,12 @@ from flax import nnx
 from common.nn.lstm import LSTMLanguageModel, LSTMLayer
 
 
+@nnx.jit
+def forward(model, tokens):
+    """Logits, compiled once per model structure and shape (an eager scan recompiles at every call)."""
+    return model(tokens)
+
+
 def numpy_lstm(inputs, w_input, b_input, w_hidden):
     """inputs [B, L, D] -> outputs [B, L, H], gates in the order i, f, g, o."""
     batch, length, _ = inputs.shape
@@ -57,14 +63,14 @@ def test_language_model_shapes_names_and_trailing_padding():
     model = LSTMLanguageModel(11, 6, 8, 2, 0.1, rngs=nnx.Rngs(0))
     assert {"embed", "layers", "softmax"} <= set(nnx.state(model, nnx.Param).to_pure_dict())
     tokens = jnp.array([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 2, 1]])
-    logits = model(tokens)
+    logits = forward(model, tokens)
     assert logits.shape == (2, 6, 11) and logits.dtype == jnp.float32
     padded = jnp.concatenate([tokens[:, :4], jnp.zeros((2, 5), jnp.int32)], axis=1)
-    np.testing.assert_allclose(model(padded)[:, :4], logits[:, :4], atol=1e-6)
+    np.testing.assert_allclose(forward(model, padded)[:, :4], logits[:, :4], atol=1e-6)
     # Position t sees tokens <= t only.
     changed = tokens.at[:, 3].set(1)
-    np.testing.assert_allclose(model(changed)[:, :3], logits[:, :3], atol=1e-6)
-    assert not np.allclose(model(changed)[:, 3], logits[:, 3])
+    np.testing.assert_allclose(forward(model, changed)[:, :3], logits[:, :3], atol=1e-6)
+    assert not np.allclose(forward(model, changed)[:, 3], logits[:, 3])
 
 
 def test_dropout_only_when_not_deterministic():
