@@ -5,7 +5,6 @@ python -m benchmarks.run_all [--only training] [--output docs/benchmarks.md]
 
 import importlib
 
-from absl import app as absl_app
 from absl import flags
 
 from common import app, report
@@ -47,4 +46,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    absl_app.run(main)
+    app.run(main)

@@ -7,10 +7,12 @@ Every selectable component lives in a plain dict literal next to its definition,
 from collections.abc import Mapping
 from typing import TypeVar
 
+from common.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(UserError, ValueError):
     """A config named something that is not in the table for its kind."""
 
 

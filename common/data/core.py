@@ -27,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from common.errors import UserError
+
 Batch = dict[str, np.ndarray]
 # (an element of a tf.data dataset, int64 [2] seed for stateless random ops) -> a dict of tensors
 Transform = Callable[..., dict[str, tf.Tensor]]
@@ -36,7 +38,7 @@ _EXAMPLE_STREAM = 1
 _NO_END = 2**62  # epochs: the training stream is infinite in practice
 
 
-class DatasetNotAvailableError(FileNotFoundError):
+class DatasetNotAvailableError(UserError, FileNotFoundError):
     """The data a dataset needs is not on this machine; the message says how to get it."""
 
 

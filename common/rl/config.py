@@ -14,13 +14,10 @@ from collections.abc import Mapping
 
 from ml_collections import ConfigDict
 
+from common.errors import ConfigError
 from common.registry import UnknownNameError, lookup
 from common.rl import replay
 from common.rl.environments import ENVIRONMENTS
-
-
-class ConfigError(ValueError):
-    """A config field with the wrong type, a missing one, or one the section does not have."""
 
 
 def choices(table: Mapping, kind: str, **field_options) -> dataclasses.Field:

@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 
-from absl import app as absl_app
 from absl import flags
 
 from common import app, report
+from common.errors import ConfigError
 from common.sweep import define_ray_flags, load_sweep, point_name, ray_runner, trials
 
 FLAGS = flags.FLAGS
@@ -38,7 +38,7 @@ def summary(outcome: ray_runner.Outcome) -> str:
 
 def main(argv) -> None:
     if len(argv) != 3 or argv[1] not in COMMANDS:
-        raise absl_app.UsageError(f"usage: python -m common.sweep run SWEEP [flags]; got {argv[1:]}")
+        raise ConfigError(f"usage: python -m common.sweep run SWEEP [flags]; got {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.getLogger("absl").setLevel(logging.WARNING)  # the driver imports no JAX: app.prepare is not needed
     sweep_file = argv[2]
@@ -56,4 +56,4 @@ def main(argv) -> None:
 if __name__ == "__main__":
     define_ray_flags()
     flags.DEFINE_string("workdir", None, "Where the trials go; default workdirs/<paper>/<sweep file's stem>.")
-    absl_app.run(main)
+    app.run(main)

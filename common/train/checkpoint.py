@@ -12,7 +12,9 @@ Every restore checks the saved leaves against the target and names any missing, 
 """
 
 import os
+import shutil
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -22,10 +24,12 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from common.errors import UserError
+
 MAX_LISTED = 8  # leaves named per kind in a mismatch error; the rest are counted
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint's saved leaves do not fit the model or state they are loaded into."""
 
 
@@ -44,6 +48,8 @@ class Checkpointer:
             enable_async_checkpointing=async_save,
             create=create,
         )
+        if create and jax.process_index() == 0:
+            _remove_unfinished_saves(self.directory)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -105,6 +111,26 @@ class Checkpointer:
                 restored[name] = _from_pure(parts[name], loaded[name])
         return restored
 
+    def restore_newest_readable(self, parts: Mapping[str, object]) -> tuple[int, dict[str, object]]:
+        """`restore(parts)` from the newest step that reads back, newest first: a damaged step (a truncated or
+        corrupted file, missing metadata) is skipped with a warning naming it and why. A step that reads but does
+        not fit `parts` (CheckpointMismatchError) is not damage and stops the search. Returns (step, parts)."""
+        skipped = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                return step, self.restore(parts, step)
+            except CheckpointMismatchError:
+                raise
+            except Exception as error:  # noqa: BLE001 (any read failure of a damaged step)
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                skipped.append(step)
+                message = f"checkpoint step {step} in {self.directory} cannot be read ({reason}); trying an older one"
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+        raise CheckpointMismatchError(
+            f"no checkpoint in {self.directory} can be read (damaged steps: {', '.join(map(str, skipped))}); "
+            "move that directory away to start afresh"
+        )
+
     def load_raw(self, name: str, step: int | None = None) -> dict:
         """One saved part as a nested dict of numpy arrays, without a target (for warm starts)."""
         step = self.resolve_step(step)
@@ -130,6 +156,15 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _remove_unfinished_saves(directory: str) -> None:
+    """Deletes the temporary directories of saves that never finished (a process killed mid-save)."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if ".orbax-checkpoint-tmp-" in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def restore_weights(workdir: str, model: nnx.Module, *, step: int | None = None, ema: bool = False) -> int:

@@ -24,6 +24,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm.auto import tqdm
 
+from common.errors import UserError
 from common.train import checkpoint, sharding
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.metrics import MetricWriter
@@ -57,8 +58,10 @@ class TrainingStopped(Exception):
         self.signal_name, self.step = signal_name, step
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """The loss or gradient became NaN/Inf; the checkpoints on disk are from before it happened."""
+
+    exit_code = 1  # the run failed; nothing in the command was wrong
 
 
 def init_sources(init_from: ConfigDict | None) -> list[ConfigDict]:
@@ -96,8 +99,8 @@ def train(
         max_to_keep=int(config.get("max_to_keep", 3)),
         async_save=bool(config.get("async_checkpoints", True)),
     )
-    start_step = checkpointer.latest_step() or 0
-    if not start_step:
+    resuming = checkpointer.latest_step() is not None
+    if not resuming:
         for source in init_sources(config.get("init_from")):
             read = checkpoint.warm_start(
                 model, source.workdir, source.get("mapping", ""), part=source.get("part", "params")
@@ -113,8 +116,9 @@ def train(
     if ema_decay:
         train_state["ema"] = jax.tree_util.tree_map(jnp.copy, params)
     train_state = jax.device_put(train_state, sharding.replicated(mesh))
-    if start_step:
-        train_state = checkpointer.restore(train_state, start_step)
+    start_step = 0
+    if resuming:
+        start_step, train_state = checkpointer.restore_newest_readable(train_state)
         logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
     writer = MetricWriter(workdir, resume_step=start_step)
     seed_key = jax.random.key(seed)

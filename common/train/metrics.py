@@ -51,12 +51,21 @@ class MetricWriter:
 
 
 def read_metrics(workdir_or_path: str) -> list[dict]:
-    """All rows of a JSON-lines file, in order; given a run's workdir, its metrics.jsonl."""
+    """All rows of a JSON-lines file, in order; given a run's workdir, its metrics.jsonl. A torn last line (the
+    process died mid-write) is left out; a damaged line before it is an error."""
     path = workdir_or_path
     if os.path.isdir(path):
         path = os.path.join(path, "metrics.jsonl")
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number < len(lines):
+                raise ValueError(f"{path} line {number} is not JSON: {line[:80]!r}") from None
+    return rows
 
 
 def _to_float(value) -> float | None:
@@ -67,8 +76,6 @@ def _to_float(value) -> float | None:
 def _truncate_after(path: str, step: int) -> None:
     if not os.path.exists(path):
         return
-    rows = read_metrics(path)
-    kept = [row for row in rows if row["step"] <= step]
-    if len(kept) != len(rows):
-        with open(path, "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in kept)
+    kept = [row for row in read_metrics(path) if row["step"] <= step]
+    with open(path, "w") as f:  # also drops a torn last line
+        f.writelines(json.dumps(row) + "\n" for row in kept)

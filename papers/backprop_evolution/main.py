@@ -4,12 +4,10 @@ python -m papers.backprop_evolution.main --config=papers/backprop_evolution/conf
 python -m papers.backprop_evolution.main --config=papers/backprop_evolution/config.py --config.model.rule=rule:...
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.backprop_evolution import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

@@ -14,9 +14,7 @@ import os
 import statistics
 from collections.abc import Sequence
 
-from absl import app as absl_app
-
-from common import report, sweep
+from common import app, report, sweep
 from common.train import loop
 from common.train.metrics import read_metrics
 from papers.backprop_evolution import search, search_space, train
@@ -197,4 +195,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_or_diverge, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train_or_diverge, render))

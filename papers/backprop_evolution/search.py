@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from absl import app as absl_app
 from absl import flags
 from ml_collections import ConfigDict
 
@@ -218,4 +217,4 @@ def main(argv):
 if __name__ == "__main__":
     flags.DEFINE_string("readme", None, "Write the ranking into this README's `search` block (plot beside it).")
     app.define_flags(__file__)
-    absl_app.run(main)
+    app.run(main)

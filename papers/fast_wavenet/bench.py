@@ -23,7 +23,6 @@ import time
 
 import jax
 import numpy as np
-from absl import app as absl_app
 from absl import flags
 from flax import nnx
 
@@ -183,4 +182,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    absl_app.run(main)
+    app.run(main)

@@ -16,7 +16,6 @@ import wave
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app as absl_app
 from flax import nnx
 from ml_collections import ConfigDict
 
@@ -99,4 +98,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     app.define_flags(__file__)
-    absl_app.run(main)
+    app.run(main)

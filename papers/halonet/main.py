@@ -3,12 +3,10 @@
 python -m papers.halonet.main --config=papers/halonet/config.py:smoke
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.halonet import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

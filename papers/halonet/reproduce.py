@@ -8,9 +8,7 @@ parameter and FLOP counts, a plot (comparison.png beside the README), and the co
 runs are not retrained, so an interrupted comparison resumes where it stopped.
 """
 
-from absl import app as absl_app
-
-from common import sweep
+from common import app, sweep
 from common.nn import counting
 from papers.halonet import model, train
 
@@ -54,4 +52,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

@@ -3,12 +3,10 @@
 python -m papers.low_rank_local.main --config=papers/low_rank_local/config.py:smoke --config.model.layer=lc
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.low_rank_local import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

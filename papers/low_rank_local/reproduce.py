@@ -12,9 +12,7 @@ in these runs. Finished runs are not retrained: rerunning only re-evaluates them
 
 import statistics
 
-from absl import app as absl_app
-
-from common import report, sweep
+from common import app, report, sweep
 from common.nn import counting
 from papers.low_rank_local import train
 
@@ -114,4 +112,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

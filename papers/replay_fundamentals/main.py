@@ -3,12 +3,10 @@
 python -m papers.replay_fundamentals.main --config=papers/replay_fundamentals/config.py:smoke
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.replay_fundamentals import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

@@ -16,10 +16,9 @@ import json
 import os
 import statistics
 
-from absl import app as absl_app
 from ml_collections import ConfigDict
 
-from common import report, sweep
+from common import app, report, sweep
 from papers.replay_fundamentals import train
 
 SWEEP_FILE = "configs/sweeps/replay_cartpole.py"
@@ -138,4 +137,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))

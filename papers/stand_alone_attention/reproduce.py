@@ -12,9 +12,7 @@ the README). Finished runs are not
 retrained: rerunning only re-evaluates them, so an interrupted ablation resumes where it stopped.
 """
 
-from absl import app as absl_app
-
-from common import sweep
+from common import app, sweep
 from papers.stand_alone_attention import train
 
 SWEEP_FILE = "configs/sweeps/sasa_ablation.py"
@@ -58,4 +56,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

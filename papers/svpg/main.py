@@ -3,12 +3,10 @@
 python -m papers.svpg.main --config=papers/svpg/config.py:smoke --config.svpg.method=independent
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.svpg import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

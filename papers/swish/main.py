@@ -3,12 +3,10 @@
 python -m papers.swish.main --config=papers/swish/config.py:smoke --config.model.activation=gelu
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.swish import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

@@ -10,9 +10,7 @@ interrupted reproduction resumes where it stopped.
 
 import statistics
 
-from absl import app as absl_app
-
-from common import report, sweep
+from common import app, report, sweep
 from papers.swish import train
 
 SWEEP_FILE = "configs/sweeps/swish_activations.py"
@@ -76,4 +74,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))

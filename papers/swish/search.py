@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app as absl_app
 from absl import flags
 from ml_collections import ConfigDict
 
@@ -271,4 +270,4 @@ def main(argv):
 
 if __name__ == "__main__":
     app.define_flags(__file__)
-    absl_app.run(main)
+    app.run(main)

@@ -1,0 +1,74 @@
+"""The checks every script gets from common.app before it writes or compiles anything: config values, the
+workdir lock, and the refusal to resume a run with a different config."""
+
+import fcntl
+import json
+
+import pytest
+from ml_collections import ConfigDict
+
+from common import app
+from common.errors import ConfigError, WorkdirError
+
+
+def config(**train) -> ConfigDict:
+    return ConfigDict(
+        {
+            "model": {"activation": "relu", "width": 8},
+            "dataset": {"name": "digits_local", "batch_size": 8, "data_dir": None},
+            "train": {"num_steps": 10, "log_every": 2, "eval_every": 0, "checkpoint_every": 5, **train},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_steps", 0, "train.num_steps=0: must be a positive integer"),
+        ("num_steps", -3, "train.num_steps=-3: must be a positive integer"),
+        ("log_every", 0, "train.log_every=0: must be a positive integer"),
+        ("checkpoint_every", 0, "train.checkpoint_every=0: must be a positive integer"),
+        ("eval_every", -1, r"train.eval_every=-1: must be >= 0 \(0 turns it off\)"),
+    ],
+)
+def test_counts_and_intervals_that_cannot_work_are_refused(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        app.check_config(config(**{field: value}))
+
+
+def test_a_valid_config_passes():
+    app.check_config(config())
+
+
+def test_resuming_with_a_different_model_is_refused_naming_the_fields(tmp_path):
+    (tmp_path / "config.json").write_text(config().to_json())
+    (tmp_path / "metrics.jsonl").write_text("{}\n")  # the run has started
+    changed = config()
+    changed.model.activation = "gelu"
+    with pytest.raises(
+        WorkdirError, match=r"model.activation: 'relu' -> 'gelu'.*--allow_config_change=model.activation"
+    ):
+        app.check_resumable(str(tmp_path), changed)
+    app.check_resumable(str(tmp_path), changed, allowed=("model.activation",))  # allowed explicitly
+
+
+def test_resuming_for_more_steps_or_into_an_unstarted_workdir_is_allowed(tmp_path):
+    (tmp_path / "config.json").write_text(config().to_json())
+    app.check_resumable(str(tmp_path), config(num_steps=99, log_every=7))
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    app.check_resumable(str(tmp_path), config(num_steps=99, log_every=7))
+    unstarted = tmp_path / "unstarted"
+    unstarted.mkdir()
+    (unstarted / "config.json").write_text(json.dumps({"model": {"activation": "tanh"}}))
+    app.check_resumable(str(unstarted), config())  # nothing ran there yet: the old config.json does not count
+
+
+def test_a_workdir_in_use_is_refused(tmp_path):
+    with open(tmp_path / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another run holds it
+        held.write("process 4242")
+        held.flush()
+        with pytest.raises(WorkdirError, match=r"in use by process 4242; wait for that run to end"):
+            app.lock_workdir(str(tmp_path))
+    app.lock_workdir(str(tmp_path))  # free again
+    app.lock_workdir(str(tmp_path))  # this process holds it: taking it again is fine

@@ -1,0 +1,80 @@
+"""Bad input to every paper's main.py, as a new user types it: each case ends in one line on stderr that names
+the bad value (and the valid choices), a non-zero exit, and no traceback. Papers join the catalogue as they land.
+One case runs in `make test`; the whole catalogue in `make test-long`."""
+
+import fcntl
+import os
+
+import pytest
+
+from tests.helpers import run_main
+
+# paper -> (its smoke variant, a count that must be positive)
+PAPERS = {
+    "swish": ("smoke", "train.num_steps"),
+    "stand_alone_attention": ("smoke", "train.num_steps"),
+    "halonet": ("smoke", "train.num_steps"),
+    "low_rank_local": ("smoke", "train.num_steps"),
+    "fast_wavenet": ("smoke", "train.num_steps"),
+    "backprop_evolution": ("smoke", "train.num_steps"),
+    "svpg": ("smoke", "run.iterations"),
+    "replay_fundamentals": ("smoke", "run.total_updates"),
+}
+
+
+def cases(paper: str) -> list[tuple[list[str], list[str]]]:
+    """(flags, what stderr must name) for one paper."""
+    variant, count = PAPERS[paper]
+    config = f"--config=papers/{paper}/config.py:{variant}"
+    return [
+        ([config, "--config.modl.width=3"], ["--config.modl.width", "'modl'", "did you mean model"]),
+        ([f"--config=papers/{paper}/config.py:smokee"], ["'smokee'", "valid choices", "smoke"]),
+        ([f"--config=papers/{paper}/confg.py"], [f"papers/{paper}/confg.py", "No such file"]),
+        ([config, f"--config.{count}=0"], [f"{count}=0", "must be a positive integer"]),
+        ([config, f"--config.{count}=-5"], [f"{count}=-5", "must be a positive integer"]),
+        ([config, f"--config.{count}=ten"], [f"--config.{count}=ten", "invalid literal"]),
+        ([config, "--workdirr=/tmp/x"], ["workdirr", "Did you mean: workdir"]),
+        ([config, "extra_argument"], ["extra_argument"]),
+    ]
+
+
+def assert_one_line_error(result, names: list[str]) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    for name in names:
+        assert name in error_lines[0], (name, error_lines[0])
+
+
+CATALOGUE = [(paper, flags, names) for paper in PAPERS for flags, names in cases(paper)]
+
+
+@pytest.mark.long
+@pytest.mark.parametrize(
+    "paper, flags, names", CATALOGUE, ids=[f"{p}-{i % 8}" for i, (p, _, _) in enumerate(CATALOGUE)]
+)
+def test_bad_input_is_one_line_error(paper, flags, names, tmp_path):
+    workdir = f"--workdir={tmp_path / 'run'}"
+    result = run_main(paper, *flags, workdir, check=False, timeout=600)
+    assert_one_line_error(result, names)
+    assert not os.path.exists(tmp_path / "run" / "config.json")  # nothing written for a bad command
+
+
+def test_a_misspelt_field_lists_the_close_match_and_the_fields(tmp_path):
+    result = run_main("swish", "--config=papers/swish/config.py:smoke", "--config.model.activaton=gelu",
+                      f"--workdir={tmp_path}", check=False)  # fmt: skip
+    assert_one_line_error(result, ["'activaton'", "did you mean activation", "its fields: activation, name"])
+
+
+@pytest.mark.long
+def test_a_workdir_in_use_or_holding_another_config_is_refused(tmp_path):
+    smoke = ["--config=papers/swish/config.py:smoke", f"--workdir={tmp_path}", "--config.train.num_steps=2"]
+    run_main("swish", *smoke)
+    changed = run_main("swish", *smoke, "--config.model.activation=relu", check=False)
+    assert_one_line_error(changed, ["model.activation: 'swish' -> 'relu'", "--allow_config_change=model.activation"])
+    run_main("swish", *smoke, "--config.model.activation=relu", "--allow_config_change=model.activation")
+    with open(tmp_path / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
+        busy = run_main("swish", *smoke, "--config.train.num_steps=3", check=False)
+    assert_one_line_error(busy, [f"workdir {tmp_path} is in use"])
