@@ -85,7 +85,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
 
 
 def train_split_bits_per_dim(config: ConfigDict, workdir: str, image_shape: tuple[int, int, int]) -> float:
-    """Bits/dim of the checkpoint over the whole train split (eval mode, no dropout): the train number to set
+    """Bits/dim of the checkpoint over config.dataset.train_eval_split (eval mode, no dropout): the train number to set
     beside the test one (the loop's train/bits_per_dim is a running mean over the last steps, with dropout)."""
     ds = config.dataset
     train_as_eval = images.load_image_dataset(

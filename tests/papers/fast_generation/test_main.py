@@ -44,7 +44,7 @@ def test_dry_run_model_size_and_bad_config_values():
     config = get_config("default")
     network, input_shape = train.build_for_dry_run(config)
     assert input_shape == (28, 28, 1)
-    f = 32
+    f = 16
     u_block = _weight_norm_conv(6, 2 * f, f) + _weight_norm_conv(6, 2 * f, 2 * f)  # 2 x 3 convs
     ul_block = _weight_norm_conv(4, 2 * f, f) + _weight_norm_conv(4, 2 * f, 2 * f)  # 2 x 2 convs
     expected = (
@@ -62,5 +62,5 @@ def test_dry_run_model_size_and_bad_config_values():
     with pytest.raises(UnknownNameError, match="unknown fast_generation config variant 'big'; valid choices: cifar10"):
         get_config("big")
     config.model.nr_resnet = 0
-    with pytest.raises(ValueError, match="nr_resnet, nr_filters and nr_logistic_mix must be >= 1, got 0, 32, 5"):
+    with pytest.raises(ValueError, match="nr_resnet, nr_filters and nr_logistic_mix must be >= 1, got 0, 16, 5"):
         train.build_for_dry_run(config)
