@@ -183,7 +183,10 @@ def _read_texts(builder, split: str, keys: Sequence[str], limit: int | None = No
     elements = core.read_split(builder, split, lambda example: tuple(example[k] for k in keys), cache=False)
     if limit is not None:
         elements = elements.take(limit)
-    return [tuple(value.decode("utf-8").strip() for value in element) for element in elements.as_numpy_iterator()]
+    texts = []
+    for columns in elements.batch(4096).as_numpy_iterator():  # whole batches: per-element reads are slow
+        texts += zip(*([value.decode("utf-8").strip() for value in column] for column in columns), strict=True)
+    return texts
 
 
 def load_tokenizer(name: str, vocab_size: int, data_dir: str | None = None) -> Tokenizer:
@@ -449,10 +452,13 @@ def load_translation_dataset(
         pairs = _read_texts(builder, split, (source, target))
         return [s for s, _ in pairs], [t for _, t in pairs]
 
+    @functools.cache
+    def eval_columns(split: str) -> dict[str, Sequences]:
+        return keep_fitting(tokenized(_read_texts(builder, shard.split(split), (source, target))), max_length)[0]
+
     def make_eval_iterator(split: str = "validation") -> Iterator[Batch]:
         lookup(dict.fromkeys(EVAL_SPLITS), split, "eval split")
-        columns, _ = keep_fitting(tokenized(_read_texts(builder, shard.split(split), (source, target))), max_length)
-        return padded_eval_batches(columns, batch_size=batch_size, max_length=max_length, shard=shard)
+        return padded_eval_batches(eval_columns(split), batch_size=batch_size, max_length=max_length, shard=shard)
 
     return TranslationDataset(
         name=name,
@@ -530,9 +536,12 @@ def load_language_model_dataset(
             train_columns, seed=seed, batch_size=batch_size, max_length=max_length, start_step=start_step, shard=shard
         )
 
+    @functools.cache
+    def eval_columns() -> dict[str, Sequences]:
+        return keep_fitting(tokenized(shard.split("validation")), max_length)[0]
+
     def make_eval_iterator() -> Iterator[Batch]:
-        columns, _ = keep_fitting(tokenized(shard.split("validation")), max_length)
-        return padded_eval_batches(columns, batch_size=batch_size, max_length=max_length, shard=shard)
+        return padded_eval_batches(eval_columns(), batch_size=batch_size, max_length=max_length, shard=shard)
 
     return LanguageModelDataset(
         name=name,
