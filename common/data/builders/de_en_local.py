@@ -16,6 +16,9 @@ Split, fixed for a given trans-de-en: pairs that share an English or a German se
 components), and a group goes whole to one split by a stable hash (SHA-256) of its first English sentence in
 sorted order: 90% train, 5% validation, 5% test. So no English or German sentence is in two splits. The `tiny`
 config keeps the groups whose second hash falls in the lowest 2% (a few hundred pairs), with the same splits.
+
+Measured on trans-de-en 1.9-6 (dictionary of 2023-01-30): 18,393 pairs, 16,572 train / 957 validation / 864 test
+(138k English and 132k German words in train); tiny: 297 / 20 / 10.
 """
 
 import dataclasses
@@ -176,7 +179,7 @@ class DeEnLocal(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [
         DeEnConfig(name="default", description="every sentence pair of the dictionary"),
-        DeEnConfig(name="tiny", description="2% of the groups of pairs (a few hundred), for tests", per_mille=20),
+        DeEnConfig(name="tiny", description="2% of the pair groups, for tests", per_mille=TINY_PER_MILLE),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -14,7 +14,10 @@ de_en_local are left out, so a language model never sees an evaluation sentence.
 Splits, fixed for given packages: a sentence is in "validation" when a stable hash of it falls in the lowest 2%,
 else in "train". The tiny configs read only the first TINY_PARAGRAPHS paragraphs (verses, cookies, messages, ...)
 of every source.
-Measured sizes (Debian bookworm packages): see SIZES.
+Measured sizes (bible-kjv-text 4.38, fortunes-de 0.35, manpages-de 4.18.1, the catalogues of a Debian bookworm
+system): en 30,903 train / 625 validation sentences, 678k words (27,985 bible sentences, 3,890 gettext messages
+before de-duplication); de 54,608 / 1,191 sentences, 733k words (23,502 fortune, 45,026 manual-page and 4,755
+gettext sentences before de-duplication). The tiny configs: en 1,131 / 30, de 2,171 / 50.
 """
 
 import dataclasses
@@ -40,8 +43,6 @@ _TINY = f"the first {TINY_PARAGRAPHS} paragraphs of every source, for tests"
 MAX_CHARS = 300
 LANGUAGES = ("en", "de")
 
-# Measured: sentences per split after every filter; "tokens" are whitespace-separated words.
-SIZES = {}
 
 _MARKUP = re.compile(r"[%\\<>{}_@|#*=~^`\[\]]|--|\s-\w|/\w+/")
 
