@@ -29,6 +29,7 @@ from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import EnvConfig
 from common.rl.environments import Environment, make_environment
 from common.train.checkpoint import Checkpointer, StopRequest
+from common.train.loop import NonFiniteLossError, TrainingStopped
 from common.train.metrics import MetricWriter
 
 
@@ -101,6 +102,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
     def save(updates: int) -> None:
         if updates == last_saved[0]:
             return
+        check_finite(metrics, updates, last_saved[0], checkpointer.directory)  # never save a diverged learner
         last_saved[0] = updates
         if replay_checkpoints is not None:
             buffer.flush()  # items still in the writer belong to this checkpoint too
@@ -147,13 +149,13 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
                 recent = stats.mean_since(env_steps - log_every)
                 if recent is not None:
                     row["episode_return"] = recent
+                check_finite(metrics, learner.updates, last_saved[0], checkpointer.directory)
                 row.update(mean_metrics(metrics))
                 writer.write(env_steps, row)
                 window_start, window_updates, window_steps, metrics = now, learner.updates, env_steps, []
             if stop.requested is not None:
                 save(learner.updates)
-                log(f"{stop.requested} received: saved at {learner.updates} updates; rerun to resume")
-                break
+                raise TrainingStopped(stop.requested, learner.updates, checkpointer.directory)
         else:
             if checkpoint_every:
                 save(learner.updates)
@@ -176,6 +178,16 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
     final.update(replay_counts)
     final["final_return"] = stats.final_score(int(first_final_step))
     return final
+
+
+def check_finite(metrics: list[dict], updates: int, last_saved: int | None, directory: str) -> None:
+    """Raises NonFiniteLossError when a learner metric of the window (loss, gradient norm...) is NaN/Inf."""
+    bad = sorted({name for step in metrics for name, value in step.items() if not np.isfinite(float(value))})
+    if bad:
+        raise NonFiniteLossError(
+            f"learner {', '.join(bad)} became NaN/Inf before update {updates}; stopped without saving. The last good "
+            f"checkpoint is update {last_saved or 0} in {directory}. Lower the learning rate, then rerun to resume."
+        )
 
 
 def mean_metrics(metrics: list[dict]) -> dict[str, float]:

@@ -31,9 +31,7 @@ def train_once(config: ConfigDict, workdir: str) -> dict:
     re-read (an RL run has no cheap re-evaluation)."""
     path = os.path.join(workdir, "final.json")
     if not os.path.exists(path):
-        final = train.train_and_evaluate(config, workdir)
-        if final["updates"] < config.run.total_updates:  # stopped by a signal: rerun to resume it
-            raise SystemExit(f"stopped at {final['updates']:.0f} updates in {workdir}")
+        final = train.train_and_evaluate(config, workdir)  # a signal raises TrainingStopped: rerun to resume
         with open(path, "w") as f:
             json.dump(final, f)
     with open(path) as f:

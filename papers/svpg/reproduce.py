@@ -29,9 +29,7 @@ def train_once(config: ConfigDict, workdir: str) -> dict:
     """train.train_and_evaluate, its final metrics kept in `<workdir>/final.json`."""
     path = os.path.join(workdir, "final.json")
     if not os.path.exists(path):
-        final = train.train_and_evaluate(config, workdir)
-        if final["iterations"] < config.run.iterations:  # stopped by a signal: rerun to resume it
-            raise SystemExit(f"stopped at iteration {final['iterations']:.0f} in {workdir}")
+        final = train.train_and_evaluate(config, workdir)  # a signal raises TrainingStopped: rerun to resume
         with open(path, "w") as f:
             json.dump(final, f)
     with open(path) as f:

@@ -26,6 +26,7 @@ from common.rl import policy_gradient
 from common.rl.policies import Policy, ValueFunction, make_policy, make_value_function
 from common.rl.rollouts import ParticleRollouts
 from common.train.checkpoint import Checkpointer, StopRequest
+from common.train.loop import TrainingStopped
 from common.train.metrics import MetricWriter
 from papers.svpg import model
 
@@ -202,12 +203,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str, *, log=print) -> dict[s
                 **{f"particle/{i:02d}": float(r) for i, r in enumerate(returns)},
             }
             writer.write(iteration, row)
-            if iteration % max(config.run.checkpoint_every, 1) == 0 or iteration == config.run.iterations:
+            on_period = iteration % max(config.run.checkpoint_every, 1) == 0 or iteration == config.run.iterations
+            if on_period or stop.requested is not None:
                 checkpointer.maybe_save(iteration, {"state": state}, force=True)
             if stop.requested is not None:
-                checkpointer.maybe_save(iteration, {"state": state}, force=True)
-                log(f"{stop.requested} received: saved at iteration {iteration}; rerun to resume")
-                break
+                raise TrainingStopped(stop.requested, iteration, checkpointer.directory)
     finally:
         stop.restore_handlers()
         checkpointer.close()
