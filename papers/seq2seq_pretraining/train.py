@@ -27,7 +27,7 @@ from ml_collections import ConfigDict
 
 from common.nn import seq2seq as seq2seq_lib
 from common.registry import lookup
-from common.train import loop, optim
+from common.train import checkpoint, loop, optim
 from papers.seq2seq_pretraining import model
 
 LANGUAGE_MODELS = ("source", "target")  # stage 1: the English and the German LM
@@ -101,6 +101,22 @@ def load_monolingual(config: ConfigDict, side: str, tokenizer):
     )
 
 
+def fixed_width(rows: np.ndarray, width: int, pad_id: int) -> np.ndarray:
+    """int [B, L] -> [B, width], padded at the end: one shape per run, so the step compiles once instead of once
+    per length bucket (and per combination of buckets across the three streams)."""
+    return np.pad(rows, ((0, 0), (0, width - rows.shape[1])), constant_values=pad_id)
+
+
+def fixed_width_batches(make_train_iterator, width: int, pad_id: int):
+    """make_train_iterator(start_step) whose every int row array is padded to `width`."""
+
+    def make(start_step: int):
+        for batch in make_train_iterator(start_step):
+            yield {key: fixed_width(rows, width, pad_id) for key, rows in batch.items()}
+
+    return make
+
+
 def multitask_batches(translation, source_lm, target_lm):
     """make_train_iterator(start_step) for stage 2: each translation batch with an English and a German LM batch
     (source_lm [B', L], target_lm [B', L]); without LM datasets, translation batches alone. Each stream restarts at
@@ -113,14 +129,9 @@ def multitask_batches(translation, source_lm, target_lm):
             return
         english, german = source_lm.make_train_iterator(start_step), target_lm.make_train_iterator(start_step)
         for batch, en, de in zip(pairs, english, german, strict=False):  # endless streams
-            yield {
-                "source": batch["source"],
-                "target": batch["target"],
-                "source_lm": en["tokens"],
-                "target_lm": de["tokens"],
-            }
+            yield {**batch, "source_lm": en["tokens"], "target_lm": de["tokens"]}
 
-    return make_train_iterator
+    return fixed_width_batches(make_train_iterator, translation.max_length, translation.tokenizer.pad_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,12 +217,12 @@ def language_model_workdir(config: ConfigDict, workdir: str, side: str) -> str:
 def pretrain_language_model(config: ConfigDict, workdir: str, side: str, tokenizer) -> dict[str, float]:
     """Trains (or resumes, or re-evaluates when finished) the `side` LM in its own workdir."""
     dataset = load_monolingual(config, side, tokenizer)
-    lm = model.build_language_model(config, tokenizer.vocab_size, nnx.Rngs(config.seed, dropout=config.seed + 1))
+    lm = model.build_language_model(config, tokenizer.vocab_size, nnx.Rngs(config.seed))
     pad_id = tokenizer.pad_id
     task = loop.TrainTask(
         model=lm,
         loss_fn=lambda lm, batch, rng: language_model_loss(lm, batch, rng, pad_id=pad_id),
-        make_train_iterator=dataset.make_train_iterator,
+        make_train_iterator=fixed_width_batches(dataset.make_train_iterator, dataset.max_length, pad_id),
         eval_fn=lambda lm, batch: language_model_eval(lm, batch, pad_id=pad_id),
         make_eval_iterator=dataset.make_eval_iterator,
     )
@@ -240,7 +251,7 @@ def warm_start_config(config: ConfigDict, workdir: str) -> ConfigDict:
 def build_task(config: ConfigDict, dataset, source_lm=None, target_lm=None) -> loop.TrainTask:
     """The stage-2 TrainTask: a fresh seq2seq model (the warm start happens in the loop) and the multitask loss."""
     tokenizer = dataset.tokenizer
-    seq2seq = model.build_seq2seq(config, tokenizer.vocab_size, nnx.Rngs(config.seed, dropout=config.seed + 1))
+    seq2seq = model.build_seq2seq(config, tokenizer.vocab_size, nnx.Rngs(config.seed))
     pad_id, weight = tokenizer.pad_id, lm_weight(config)
     return loop.TrainTask(
         model=seq2seq,
@@ -268,7 +279,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
     task = build_task(config, dataset, *monolingual)
     tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
     final.update(with_perplexity(loop.train(task, tx, warm_start_config(config, workdir), workdir, seed=config.seed)))
-    final.update(bleu_scores(config, workdir, task.model, dataset))
+    seq2seq = task.model
+    checkpoint.restore_weights(workdir, seq2seq)  # the loop trains a copy of the state; read back the final step
+    final.update(bleu_scores(config, workdir, seq2seq, dataset))
     return final
 
 
@@ -277,10 +290,10 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
 
 
 def encode_sources(tokenizer, sentences: list[str], max_length: int) -> np.ndarray:
-    """Source sentences -> int32 [N, S] as the pipeline feeds them: ids [eos], cut to max_length, padded."""
-    rows = [list(tokenizer.encode(sentence))[: max_length - 1] + [tokenizer.eos_id] for sentence in sentences]
-    width = max(len(row) for row in rows)
-    out = np.full((len(rows), width), tokenizer.pad_id, np.int32)
+    """Source sentences -> int32 [N, max_length] as the pipeline feeds them: [bos] ids [eos], padded; a longer
+    sentence keeps its first max_length - 2 pieces (the training pairs leave such sentences out)."""
+    rows = [[tokenizer.bos_id, *ids[: max_length - 2], tokenizer.eos_id] for ids in tokenizer.encode_many(sentences)]
+    out = np.full((len(rows), max_length), tokenizer.pad_id, np.int32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
@@ -307,16 +320,6 @@ def make_translator(seq2seq, config: ConfigDict, tokenizer, beam_size: int):
     return lambda source: np.asarray(translate(state, jnp.asarray(source)))
 
 
-def detokenize(tokenizer, rows: np.ndarray) -> list[str]:
-    """Token rows [N, T] (bos optional, stop at eos) -> text."""
-    texts = []
-    for row in rows.tolist():
-        row = row[1:] if row and row[0] == tokenizer.bos_id else row
-        row = row[: row.index(tokenizer.eos_id)] if tokenizer.eos_id in row else row
-        texts.append(tokenizer.decode([t for t in row if t != tokenizer.pad_id]))
-    return texts
-
-
 def translate_all(translate, tokenizer, sentences: list[str], config: ConfigDict) -> list[str]:
     """Translations of `sentences`, in batches of decode.batch_size (the last one padded, so one compile)."""
     size = config.decode.batch_size
@@ -324,32 +327,31 @@ def translate_all(translate, tokenizer, sentences: list[str], config: ConfigDict
     for start in range(0, len(sentences), size):
         chunk = sentences[start : start + size]
         source = encode_sources(tokenizer, chunk + [""] * (size - len(chunk)), config.dataset.max_length)
-        source = np.pad(
-            source, ((0, 0), (0, config.dataset.max_length - source.shape[1])), constant_values=tokenizer.pad_id
-        )
-        out += detokenize(tokenizer, translate(source))[: len(chunk)]
+        out += [tokenizer.decode(row) for row in translate(source)[: len(chunk)]]  # up to eos
     return out
 
 
 def bleu_scores(config: ConfigDict, workdir: str, seq2seq, dataset) -> dict[str, float]:
-    """Greedy and beam BLEU on validation and test, from the model as trained; cached in <workdir>/bleu.json with
-    a few sample translations."""
+    """Greedy and beam BLEU on validation and test (the first decode.max_sentences pairs of each), from the model
+    as trained; kept in <workdir>/bleu.json with a few sample translations, so a rerun reads them back."""
     path = os.path.join(workdir, BLEU_FILE)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)["metrics"]
     seq2seq.eval()
-    tokenizer = dataset.tokenizer
-    methods = {"greedy": 1, f"beam{config.decode.beam_size}": config.decode.beam_size}
-    metrics, samples = {}, {}
+    tokenizer, limit = dataset.tokenizer, config.decode.max_sentences
+    translators = {
+        "greedy": make_translator(seq2seq, config, tokenizer, 1),
+        f"beam{config.decode.beam_size}": make_translator(seq2seq, config, tokenizer, config.decode.beam_size),
+    }
+    metrics, samples, sizes = {}, {}, {}
     for split in BLEU_SPLITS:
         sources, references = dataset.eval_texts(split)
-        sources, references = sources[: config.decode.max_sentences], references[: config.decode.max_sentences]
-        for method, beam_size in methods.items():
+        sources, references = sources[:limit], references[:limit]
+        sizes[split] = len(sources)
+        for method, translate in translators.items():
             started = time.perf_counter()
-            hypotheses = translate_all(
-                make_translator(seq2seq, config, tokenizer, beam_size), tokenizer, sources, config
-            )
+            hypotheses = translate_all(translate, tokenizer, sources, config)
             seconds = time.perf_counter() - started
             metrics[f"bleu/{split}_{method}"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
             metrics[f"decode/{split}_{method}_sentences_per_s"] = len(sources) / max(seconds, 1e-9)
@@ -359,9 +361,7 @@ def bleu_scores(config: ConfigDict, workdir: str, seq2seq, dataset) -> dict[str,
             ]
             logging.info("%s %s BLEU %.2f", split, method, metrics[f"bleu/{split}_{method}"])
     with open(path, "w") as f:
-        json.dump(
-            {"metrics": metrics, "samples": samples, "num_sentences": len(sources)}, f, indent=1, ensure_ascii=False
-        )
+        json.dump({"metrics": metrics, "sentences": sizes, "samples": samples}, f, indent=1, ensure_ascii=False)
     return metrics
 
 

@@ -176,11 +176,14 @@ def test_unknown_names_list_the_valid_choices(tmp_path):
 
 
 def test_dry_run_model_is_the_default_seq2seq():
-    wrapped, input_shape = train.build_for_dry_run(configs.get_config("default"))
-    assert input_shape == (32,)
-    # 2-layer LSTMs of 256 on embeddings of 256 and a vocabulary of 4,000: embeddings, encoder and decoder LSTMs
-    # (4H x (D + H + 1) less the hidden bias), the source LM softmax and the decoder softmax, attention W_a and W_c.
-    lstm = 4 * 256 * (256 + 256) + 4 * 256
-    expected = 2 * 4000 * 256 + 4 * lstm + 2 * (256 * 4000 + 4000) + 256 * 256 + 512 * 256
+    config = configs.get_config("default")
+    wrapped, input_shape = train.build_for_dry_run(config)
+    length, vocab, hidden = config.dataset.max_length, config.dataset.vocab_size, config.model.hidden_dim
+    assert config.model.embed_dim == hidden and input_shape == (length,)
+    # Embeddings; encoder and decoder LSTMs (input kernel and bias, hidden kernel: 4H x (D + H) + 4H); the source LM
+    # softmax and the decoder softmax; attention W_a [H, H] and W_c [2H, H] (no biases).
+    lstm = 4 * hidden * (2 * hidden) + 4 * hidden
+    layers = config.model.num_layers
+    expected = 2 * vocab * hidden + 2 * layers * lstm + 2 * (hidden * vocab + vocab) + 3 * hidden * hidden
     assert counting.count_params(wrapped) == expected
-    assert counting.count_model_flops(wrapped, input_shape) > 2 * 32 * 256 * 4000  # at least the softmax
+    assert counting.count_model_flops(wrapped, input_shape) > 2 * length * hidden * vocab  # at least the softmax
