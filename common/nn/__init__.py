@@ -8,6 +8,9 @@ locally_connected  LowRankLocallyConnected2D, LocallyConnected2D, matched_conv_w
 cached_conv  RingLayout, sample_autoregressively: ring-buffer caches of causal (dilated) convs and the compiled
              sampling loop of fast autoregressive generation.
 wavenet      WaveNet, make_generator, generate: WaveNet (gated or plain ReLU) with naive and cached generation.
+pixelcnn     PixelCNNPlusPlus, ShiftedConv, make_naive_sampler: PixelCNN++ (two causal streams, 3 scales, weight
+             normalisation) and its naive one-forward-pass-per-pixel generator.
+logistic_mixture  log_prob, sample, bits_per_dim: the discretised logistic mixture likelihood (grey or RGB).
 lstm         LSTMLayer, make_layers, LSTMLanguageModel: LSTM layers (forget bias 1) and a next-token LSTM language
              model whose `layers/0` is the part a seq2seq warm start copies.
 seq2seq      Seq2Seq, Memory, generate, SOURCE_LM_MAPPING, TARGET_LM_MAPPING: LSTM encoder-decoder with Luong
