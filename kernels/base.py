@@ -80,6 +80,28 @@ def check_dtype(name: str, array, expected, why: str = "") -> None:
         raise ValueError(f"{name} must have dtype {jnp.dtype(expected)}{why}, got {array.dtype}")
 
 
+def check_floating(name: str, array) -> None:
+    """Raises unless array holds floating-point numbers (the kernels compute in its dtype)."""
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise ValueError(f"{name} must hold floating-point numbers, got {array.dtype}")
+
+
+def check_nonempty(name: str, array, axis: str = "batch") -> None:
+    """Raises unless array's first axis (`axis`) has at least one entry: no kernel launches on an empty grid."""
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} has an empty {axis} axis (shape {tuple(array.shape)}); pass at least one example")
+
+
+def check_slots(name: str, slots, num_slots: int) -> None:
+    """Raises when concrete (not traced) slot indices fall outside [0, num_slots): a gather would clamp them."""
+    try:
+        values = np.asarray(slots)
+    except Exception:  # noqa: BLE001 (a tracer inside jit: checked where the slots are made)
+        return
+    if values.size and (values.min() < 0 or values.max() >= num_slots):
+        raise ValueError(f"{name} must lie in [0, {num_slots}) (the cache's slots), got {values.min()}..{values.max()}")
+
+
 def check_integer_dtype(name: str, array) -> None:
     if not jnp.issubdtype(array.dtype, jnp.integer):
         raise ValueError(f"{name} must hold integers, got {array.dtype}")

@@ -15,7 +15,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from kernels.base import check_choice, check_integer_dtype, check_rank, check_shape
+from kernels.base import (
+    check_choice,
+    check_dtype,
+    check_floating,
+    check_integer_dtype,
+    check_nonempty,
+    check_rank,
+    check_shape,
+    check_slots,
+)
 
 ACTIVATIONS = ("gated", "relu")
 GROUPS = {"gated": 2, "relu": 1}
@@ -43,6 +52,8 @@ def check_inputs(x, cache, read_slots, write_slots, weights: StackWeights, gate_
     """Raises ValueError naming the first array whose shape does not fit x [B, C] and the weights."""
     check_choice("activation", activation, ACTIVATIONS)
     check_rank("x", x, ("batch", "channels"))
+    check_floating("x", x)
+    check_nonempty("x", x)
     batch, channels = x.shape
     check_rank("weights.current", weights.current, ("layers", "groups", "R", "channels"))
     layers, groups, width, _ = weights.current.shape
@@ -53,8 +64,10 @@ def check_inputs(x, cache, read_slots, write_slots, weights: StackWeights, gate_
     if read_slots.ndim != 2 or read_slots.shape[0] != layers:
         raise ValueError(f"read_slots must be [{layers} layers, taps - 1], got shape {tuple(read_slots.shape)}")
     check_shape("write_slots", write_slots, (layers,))
+    check_dtype("cache", cache, x.dtype, " like x")
     for name, slots in (("read_slots", read_slots), ("write_slots", write_slots)):
         check_integer_dtype(name, slots)
+        check_slots(name, slots, cache.shape[0])
     past_taps = read_slots.shape[1]
     check_shape("weights.current", weights.current, (layers, groups, width, channels))
     check_shape("weights.past", weights.past, (layers, groups, width, past_taps * channels))

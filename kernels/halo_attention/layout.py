@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels.base import check_dtype, check_integer, check_rank, check_shape
+from kernels.base import check_dtype, check_floating, check_integer, check_nonempty, check_rank, check_shape
 
 
 def num_offsets(block_size: int, halo_size: int) -> int:
@@ -28,13 +28,15 @@ def check_inputs(q, k, v, rel_h, rel_w, block_size: int, halo_size: int) -> None
     check_integer("block_size", block_size, minimum=1)
     check_integer("halo_size", halo_size, minimum=0)
     check_rank("q", q, ("batch", "H", "W", "heads", "d"))
+    check_floating("q", q)
+    check_nonempty("q", q)
     n, rows, cols, heads, depth = q.shape
     if k.shape not in (q.shape, (n, 2 * rows, 2 * cols, heads, depth)):
         raise ValueError(f"k must have q's shape {tuple(q.shape)} (or twice its H and W: kept queries), got {k.shape}")
     check_rank("v", v, ("batch", "H", "W", "heads", "dv"))
     if v.shape[:4] != k.shape[:4]:
         raise ValueError(f"v must have k's shape {k.shape} but for the last axis (dv), got {v.shape}")
-    for name, x in (("k", k), ("v", v)):
+    for name, x in (("k", k), ("v", v), ("rel_h", rel_h), ("rel_w", rel_w)):
         check_dtype(name, x, q.dtype, " like q")
     _, height, width, _, _ = k.shape
     if height % block_size or width % block_size:

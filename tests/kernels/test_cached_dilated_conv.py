@@ -176,6 +176,11 @@ BAD_INPUTS = [
     (lambda a: _replace(a, 4, a[4]._replace(past=a[4].past[..., :-1])), "weights.past must have shape (3, 2, 6, 8)"),
     (lambda a: _replace(a, 4, a[4]._replace(skip=None)), "a gated stack needs weights.skip"),
     (lambda a: _replace(a, 4, a[4]._replace(residual_bias=a[4].residual_bias[1:])), "weights.residual_bias must"),
+    (lambda a: _replace(a, 0, a[0][:0]), "x has an empty batch axis"),
+    (lambda a: _replace(a, 0, a[0].astype(jnp.int32)), "x must hold floating-point numbers, got int32"),
+    (lambda a: _replace(a, 1, a[1].astype(jnp.bfloat16)), "cache must have dtype float32 like x, got bfloat16"),
+    (lambda a: _replace(a, 3, a[3].at[0].set(99)), "write_slots must lie in [0, "),
+    (lambda a: _replace(a, 2, a[2].at[0, 0].set(-1)), "read_slots must lie in [0, "),
 ]
 
 
@@ -183,7 +188,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("impl", ["xla", "pallas"])
 def test_wrong_shapes_raise_clear_errors(corrupt, message, impl):
     args = corrupt(inputs(0, "gated", 3, (1, 2, 3), 3, 4, 6, 8, True))
-    args[0] = args[0][:, :3] if message.startswith("cache") else args[0]
+    args[0] = args[0][:, :3] if message.startswith("cache must be") else args[0]
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         cached_dilated_conv_step(*args, activation="gated", impl=impl)
 

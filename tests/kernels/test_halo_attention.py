@@ -232,6 +232,20 @@ def test_shape_errors_name_the_sizes():
         halo_attention(q[:, ::2, ::2], k, v, rel_h, rel_w, block_size=4, halo_size=1, impl="pallas")
 
 
+@pytest.mark.parametrize("impl", ["xla", "pallas"])
+def test_silent_misuses_are_refused(impl):
+    q, k, v, rel_h, rel_w = inputs(0, 4, 1, 1, 8, 8, 1, 4)
+    with pytest.raises(ValueError, match="block_size must be a positive integer, got True"):
+        halo_attention(q, k, v, rel_h, rel_w, block_size=True, halo_size=1, impl=impl)
+    with pytest.raises(ValueError, match="rel_w must have dtype float32 like q, got bfloat16"):
+        halo_attention(q, k, v, rel_h, rel_w.astype(jnp.bfloat16), block_size=4, halo_size=1, impl=impl)
+    with pytest.raises(ValueError, match="q must hold floating-point numbers, got int32"):
+        ints = [x.astype(jnp.int32) for x in (q, k, v, rel_h, rel_w)]
+        halo_attention(*ints, block_size=4, halo_size=1, impl=impl)
+    with pytest.raises(ValueError, match=re.escape("q has an empty batch axis (shape (0, 8, 8, 1, 4))")):
+        halo_attention(q[:0], k[:0], v[:0], rel_h, rel_w, block_size=4, halo_size=1, impl=impl)
+
+
 def accelerator_only(test):
     reason = "needs a GPU or TPU (run with JAX_PLATFORMS unset or =cuda)"
     return pytest.mark.hardware(pytest.mark.skipif(backend.accelerator() is None, reason=reason)(test))
