@@ -114,7 +114,7 @@ def not_prepared_error(
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: str) -> Iterator[None]:
+def exclusive_lock(path: str) -> Iterator[None]:
     """Holds an advisory lock on file `path` (created if needed), so concurrent processes prepare a dataset once."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a") as lock_file:
@@ -138,7 +138,7 @@ def prepare_offline(
         return builder
     if check_available is not None:
         check_available()
-    with _exclusive_lock(f"{builder.data_path}.lock"):
+    with exclusive_lock(f"{builder.data_path}.lock"):
         builder = make_builder()  # another process may have prepared it meanwhile
         if not builder.is_prepared():
             # Offline builders read local files only; also skip tfds's lookup of a prepared copy on GCS.

@@ -198,7 +198,7 @@ def load_tokenizer(name: str, vocab_size: int, data_dir: str | None = None) -> T
     builder = _prepared_builder(spec, name, TRANSLATION_DATASETS, data_dir)
     model_path = os.path.join(builder.data_dir, f"sentencepiece_bpe_{vocab_size}.model")
     if not os.path.exists(model_path):
-        with core._exclusive_lock(f"{model_path}.lock"):
+        with core.exclusive_lock(f"{model_path}.lock"):
             if not os.path.exists(model_path):  # another process may have trained it meanwhile
                 cap = TOKENIZER_SENTENCES_PER_LANGUAGE
                 pairs = _read_texts(builder, "train", ("en", "de"), limit=cap)
