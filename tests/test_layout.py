@@ -68,3 +68,19 @@ def test_every_paper_has_the_same_skeleton_and_tests():
 def test_scripts_take_flags_through_absl_only(folder):
     offenders = [os.path.relpath(path, REPO) for path in python_files(folder) if "argparse" in imported_modules(path)]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("folder", ["common", "papers"])
+def test_scripts_start_through_common_app_run(folder):
+    """One way to run a script: `app.run(main)`, which gives every script the same one-line errors."""
+    offenders = []
+    for path in python_files(folder):
+        with open(path) as f:
+            source = f.read()
+        if path.endswith(os.path.join("common", "app.py")):
+            continue
+        if "absl_app.run(" in source or "from absl import app" in source:
+            offenders.append(f"{os.path.relpath(path, REPO)}: calls absl.app directly")
+        elif 'if __name__ == "__main__":' in source and "app.run(" not in source and "pytest" not in source:
+            offenders.append(f"{os.path.relpath(path, REPO)}: a script that does not start with app.run")
+    assert not offenders, offenders
