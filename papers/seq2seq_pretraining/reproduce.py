@@ -13,7 +13,6 @@ import json
 import os
 import statistics
 
-import jax
 import numpy as np
 from absl import app as absl_app
 from ml_collections import ConfigDict
@@ -249,18 +248,6 @@ def render(reproduction: sweep.Reproduction) -> str:
     )
 
 
-def main_with_compilation_cache(argv):
-    """reproduce_main, with compiled steps cached on disk under <workdir>/jax_cache: runs of one seed share their
-    training and decoding programs, which saves half a minute of compilation per run on this CPU."""
-    from absl import flags
-
-    stem = os.path.splitext(os.path.basename(flags.FLAGS.sweep))[0]
-    workdir = flags.FLAGS.workdir or os.path.join("workdirs", "seq2seq_pretraining", stem)
-    jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.join(workdir, "jax_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    return sweep.reproduce_main(__file__, BLOCK, train_once, render)(argv)
-
-
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(main_with_compilation_cache)
+    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))
