@@ -16,6 +16,7 @@ from tests.helpers import final_metrics, run_main, run_module
 SMOKE = "--config=papers/fast_generation/config.py:smoke"
 
 
+@pytest.mark.long  # ~3 compilations of the unrolled network: minutes on 2 shared cores (10 min at load 10)
 @pytest.mark.slow
 def test_smoke_run_learns_reports_bits_per_dim_and_writes_the_grid(tmp_path):
     result = run_main("fast_generation", SMOKE, f"--workdir={tmp_path}", timeout=900)
