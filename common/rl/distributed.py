@@ -8,8 +8,11 @@ The learner broadcasts its parameters through a second table on the same server 
 count followed by the parameter leaves) every `run.variables_every` updates; actors fetch it every
 `run.variables_every` of their own steps and set epsilon from the update count.
 
-A thread in the learner watches the actors: one that dies is reported (exit code) and started again with a new
-seed, while the learner goes on; after `run.max_actor_restarts` restarts the run stops with an error. Actor pids
+A thread in the learner watches the server and the actors: an actor that dies is reported (exit code) and started
+again with a new seed, while the learner goes on; a server that dies, or an actor past `run.max_actor_restarts`
+restarts, stops the run with an error within seconds (the watcher ends the process if the learner stays blocked
+on a sample from a server that is gone). SIGTERM/SIGINT save the learner and the replay, then stop. Children
+exit when the learner process is gone however it ended (even SIGKILL), so no run leaves processes behind. Actor pids
 are written to `<workdir>/actors.json`, each actor's finished episodes to `<workdir>/actors/actor_<i>.jsonl`.
 Checkpoints are as in the single-process runner (Orbax for the learner, Reverb's checkpointer for the replay).
 For the DQN family, actors insert new items at priority 1 (Acme's rule); the single-process runner uses the
@@ -20,6 +23,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -30,11 +34,13 @@ import reverb
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.errors import UserError
 from common.rl import agents, replay
 from common.rl.agent import VariableClient
 from common.rl.config import ConfigError, RunConfig
-from common.rl.runner import environment_spec, make_env, mean_metrics
-from common.train.checkpoint import Checkpointer
+from common.rl.runner import check_finite, environment_spec, make_env, mean_metrics
+from common.train.checkpoint import Checkpointer, StopRequest
+from common.train.loop import TrainingStopped
 from common.train.metrics import MetricWriter
 
 VARIABLES = "variables"
@@ -73,8 +79,24 @@ class ReverbVariableSource:
         return fetch_variables(self._client, self._like)
 
 
+SECONDS_TO_UNBLOCK = 20.0  # how long the watcher waits for a learner blocked on a dead server before ending it
+
+
+def _exit_with_parent() -> None:
+    """In a child process: exit as soon as the process that started it is gone (reparented), whatever killed it."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve(config_dict: dict, port: int, checkpointer) -> None:
     """The server process: the agent's tables (their limiters keep the ratio) and the variables table."""
+    _exit_with_parent()
     tables = agents.make_builder(ConfigDict(config_dict)).make_replay_tables(single_process=False)
     server = reverb.Server([*tables, variables_table()], port=port, checkpointer=checkpointer)
     server.wait()
@@ -83,6 +105,7 @@ def _serve(config_dict: dict, port: int, checkpointer) -> None:
 def _act(config_dict: dict, address: str, actor_id: int, seed: int, episodes_path: str) -> None:
     """An actor process: acts with the newest parameters it fetched and writes through the agent's adder until
     terminated."""
+    _exit_with_parent()
     builder = agents.make_builder(ConfigDict(config_dict))
     env = make_env(builder.experiment.env, seed)
     spec = environment_spec(env)
@@ -128,12 +151,14 @@ def _child_environment():
 
 
 class ActorPool:
-    """Starts the actor processes and restarts the ones that die, from a watcher thread."""
+    """Starts the actor processes and restarts the ones that die, and watches the server, from a watcher thread."""
 
-    def __init__(self, config: ConfigDict, address: str, workdir: str, *, log, on_failure):
-        """config: the whole ConfigDict, which each actor process checks and types again."""
+    def __init__(self, config: ConfigDict, address: str, workdir: str, *, log, on_failure, server=None):
+        """config: the whole ConfigDict, which each actor process checks and types again. on_failure(message) runs
+        on the watcher thread when the run cannot go on (the server died, or an actor ran out of restarts)."""
         self._context = multiprocessing.get_context("spawn")
         self._config, self._address, self._log, self._on_failure = config, address, log, on_failure
+        self._server = server
         self._episodes_dir = os.path.join(workdir, "actors")
         self._pids_path = os.path.join(workdir, "actors.json")
         os.makedirs(self._episodes_dir, exist_ok=True)
@@ -162,13 +187,19 @@ class ActorPool:
     def _watch(self) -> None:
         limit = int(self._config.run.get("max_actor_restarts", RunConfig.max_actor_restarts))
         while not self._stop.wait(0.2):
+            if self._server is not None and not self._server.is_alive():
+                self.failed = f"the Reverb server process exited with code {self._server.exitcode}"
+                self._on_failure(self.failed)
+                return
             for actor_id, process in enumerate(self._processes):
                 if process.is_alive():
                     continue
                 if self.restarts >= limit:
-                    self.failed = f"actor {actor_id} died (exit code {process.exitcode}) after {limit} restarts"
-                    self._log(self.failed)
-                    self._on_failure()  # wakes a learner blocked on sampling: its next call fails
+                    self.failed = (
+                        f"actor {actor_id} died (exit code {process.exitcode}) after {limit} restarts "
+                        "(run.max_actor_restarts)"
+                    )
+                    self._on_failure(self.failed)
                     return
                 self.restarts += 1
                 self._log(f"actor {actor_id} (pid {process.pid}) died with exit code {process.exitcode}; restarting")
@@ -184,7 +215,8 @@ class ActorPool:
 
     def stop(self) -> None:
         self._stop.set()
-        self._watcher.join()
+        if threading.current_thread() is not self._watcher:
+            self._watcher.join()
         for process in self._processes:
             process.terminate()
         for process in self._processes:
@@ -195,7 +227,7 @@ def _wait_for_server(client: reverb.Client, server: multiprocessing.Process, tim
     deadline = time.monotonic() + timeout_s
     while True:
         if not server.is_alive():
-            raise RuntimeError(f"the Reverb server process exited with code {server.exitcode}")
+            raise DistributedRunError(f"the Reverb server process exited with code {server.exitcode} while starting")
         try:
             client.server_info(timeout=1)
             return
@@ -235,15 +267,31 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
     )
     with _child_environment():
         server.start()
+    with open(os.path.join(workdir, "server.pid"), "w") as f:
+        f.write(str(server.pid))
     actors = None
     writer = MetricWriter(workdir, resume_step=learner.updates)
+    stop = StopRequest()
+    main_thread_done = threading.Event()
+
+    def fail(message: str) -> None:
+        """From the watcher: end the children (which wakes a learner blocked on a sample), and the process too
+        if the learner is still blocked after SECONDS_TO_UNBLOCK (a gRPC read from a dead server may never end)."""
+        log(f"error: {message}")
+        server.terminate()
+        if actors is not None:
+            actors.stop()
+        if not main_thread_done.wait(SECONDS_TO_UNBLOCK):
+            print(f"error: {message}; the learner did not return, ending it", file=sys.stderr, flush=True)
+            os._exit(1)
+
     log_every = max(int(run.log_every * experiment.replay.replay_ratio), 1)
     try:
         _wait_for_server(client, server)
         if start_step is not None:
             log(f"resumed at {start_step} updates, {_size(client, tables)} items in replay")
         publish_variables(client, *learner.get_variables())
-        actors = ActorPool(config, address, workdir, log=log, on_failure=server.terminate)
+        actors = ActorPool(config, address, workdir, log=log, on_failure=fail, server=server)
         tick, tick_updates, tick_inserts = (
             time.perf_counter(),
             learner.updates,
@@ -252,17 +300,24 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
         metrics = []
         while learner.updates < run.total_updates:
             if actors.failed:
-                raise RuntimeError(actors.failed)
+                raise DistributedRunError(actors.failed)
             try:
                 metrics.append(learner.step())
-            except Exception as error:
-                raise RuntimeError(actors.failed or f"the learner's step failed: {error}") from error
+            except Exception:
+                if actors.failed:
+                    raise DistributedRunError(actors.failed) from None
+                raise
             updates = learner.updates
             if updates % run.variables_every == 0:
                 publish_variables(client, *learner.get_variables())
-            if run.checkpoint_every and (updates % run.checkpoint_every == 0 or updates == run.total_updates):
+            stopping = stop.requested is not None
+            on_period = run.checkpoint_every and (updates % run.checkpoint_every == 0 or updates == run.total_updates)
+            if on_period or stopping:
+                check_finite(metrics, updates, checkpointer.latest_step(), checkpointer.directory)
                 replay_checkpoints.save(client, updates)
                 checkpointer.maybe_save(updates, {"learner": learner.save()}, force=True)
+            if stopping:
+                raise TrainingStopped(stop.requested, updates, checkpointer.directory)
             if updates % log_every == 0 or updates == run.total_updates:
                 now, inserts = time.perf_counter(), replay.limiter_counts(client, tables)[0]
                 row = {
@@ -273,10 +328,13 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
                     "env_steps_per_second": (inserts - tick_inserts) / max(now - tick, 1e-9),
                     "actor_restarts": actors.restarts,
                 }
+                check_finite(metrics, updates, checkpointer.latest_step(), checkpointer.directory)
                 writer.write(updates, row)
                 tick, tick_updates, tick_inserts, metrics = now, updates, inserts, []
         inserts, samples = replay.limiter_counts(client, tables)
     finally:
+        main_thread_done.set()
+        stop.restore_handlers()
         if actors is not None:
             actors.stop()
         server.terminate()
@@ -293,6 +351,12 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
     if recent:
         final["final_return"] = float(np.mean(recent))
     return final
+
+
+class DistributedRunError(UserError, RuntimeError):
+    """The server or the actors are gone and the run cannot go on; the last checkpoint is intact."""
+
+    exit_code = 1  # the run failed; nothing in the command was wrong
 
 
 def _size(client: reverb.Client, tables: list[str]) -> int:

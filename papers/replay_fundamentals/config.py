@@ -69,6 +69,7 @@ def _dqn() -> ConfigDict:
                 "final_fraction": 0.1,  # the score: mean return of the episodes ending in the last 10% of the run
                 "num_actors": 2,
                 "variables_every": 100,  # distributed: updates between parameter broadcasts to the actors
+                "max_actor_restarts": 10,  # distributed: actor deaths the run survives before it stops
             },
         }
     )
