@@ -119,8 +119,7 @@ def padded_rows(rng: np.random.Generator, batch: int, length: int) -> np.ndarray
     return rows
 
 
-@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
-def test_multitask_loss_is_translation_plus_weighted_lm_nlls_over_real_tokens(weight):
+def test_multitask_loss_is_translation_plus_weighted_lm_nlls_over_real_tokens():
     config = tiny_config()
     seq2seq = model.build_seq2seq(config, VOCAB, nnx.Rngs(1))
     rng = np.random.default_rng(0)
@@ -130,23 +129,31 @@ def test_multitask_loss_is_translation_plus_weighted_lm_nlls_over_real_tokens(we
         "source_lm": padded_rows(rng, 4, 8),
         "target_lm": padded_rows(rng, 4, 6),
     }
-    loss, metrics = train.multitask_loss(seq2seq, batch, jax.random.key(0), pad_id=PAD, weight=weight)
+    # Extra padding columns at the end of every row must leave the loss where it was.
+    wider = {**batch, **{key: np.pad(rows, ((0, 0), (0, 4))) for key, rows in batch.items() if key != "source"}}
 
-    target = batch["target"]
-    translation = reference_nll(np.asarray(seq2seq(batch["source"], target[:, :-1])), target[:, 1:])
-    english, german = batch["source_lm"], batch["target_lm"]
-    source_lm = reference_nll(np.asarray(seq2seq.source_lm_logits(english[:, :-1])), english[:, 1:])
-    target_lm = reference_nll(np.asarray(seq2seq.target_lm_logits(german[:, :-1])), german[:, 1:])
-    assert float(metrics["translation_nll"]) == pytest.approx(translation, rel=1e-5)
-    assert float(loss) == pytest.approx(translation + weight * (source_lm + target_lm), rel=1e-5)
-    if weight:
-        assert float(metrics["source_lm_nll"]) == pytest.approx(source_lm, rel=1e-5)
-        assert float(metrics["target_lm_nll"]) == pytest.approx(target_lm, rel=1e-5)
+    @nnx.jit  # one compilation for every forward pass below
+    def run(seq2seq, batch, wider):
+        target, english, german = batch["target"], batch["source_lm"], batch["target_lm"]
+        logits = {
+            "translation": seq2seq(batch["source"], target[:, :-1]),
+            "source_lm": seq2seq.source_lm_logits(english[:, :-1]),
+            "target_lm": seq2seq.target_lm_logits(german[:, :-1]),
+        }
+        key = jax.random.key(0)
+        losses = {w: train.multitask_loss(seq2seq, batch, key, pad_id=PAD, weight=w) for w in (0.0, 0.3)}
+        return logits, losses, train.multitask_loss(seq2seq, wider, key, pad_id=PAD, weight=0.3)[0]
 
-    # Padding is masked: extra padding columns at the end of every row leave the loss where it was.
-    wider = {key: np.pad(rows, ((0, 0), (0, 4))) for key, rows in batch.items() if key != "source"}
-    wider_loss, _ = train.multitask_loss(seq2seq, {**batch, **wider}, jax.random.key(0), pad_id=PAD, weight=weight)
-    assert float(wider_loss) == pytest.approx(float(loss), rel=1e-5)
+    logits, losses, wider_loss = run(seq2seq, batch, wider)
+    translation = reference_nll(np.asarray(logits["translation"]), batch["target"][:, 1:])
+    source_lm = reference_nll(np.asarray(logits["source_lm"]), batch["source_lm"][:, 1:])
+    target_lm = reference_nll(np.asarray(logits["target_lm"]), batch["target_lm"][:, 1:])
+    for weight, (loss, metrics) in losses.items():
+        assert float(metrics["translation_nll"]) == pytest.approx(translation, rel=1e-5)
+        assert float(loss) == pytest.approx(translation + weight * (source_lm + target_lm), rel=1e-5)
+    assert float(losses[0.3][1]["source_lm_nll"]) == pytest.approx(source_lm, rel=1e-5)
+    assert float(losses[0.3][1]["target_lm_nll"]) == pytest.approx(target_lm, rel=1e-5)
+    assert float(wider_loss) == pytest.approx(float(losses[0.3][0]), rel=1e-5)
 
 
 def test_eval_sums_count_only_real_tokens_of_real_rows():
@@ -154,10 +161,16 @@ def test_eval_sums_count_only_real_tokens_of_real_rows():
     seq2seq = model.build_seq2seq(config, VOCAB, nnx.Rngs(2))
     rng = np.random.default_rng(1)
     batch = {"source": padded_rows(rng, 4, 6), "target": padded_rows(rng, 4, 8), "mask": np.array([1, 1, 0, 1])}
-    sums = train.translation_eval(seq2seq, batch, pad_id=PAD)
     kept = batch["mask"] > 0
+
+    @nnx.jit
+    def run(seq2seq, batch):
+        sums = train.translation_eval(seq2seq, batch, pad_id=PAD)
+        return sums, seq2seq(batch["source"][kept], batch["target"][kept, :-1])
+
+    sums, logits = run(seq2seq, batch)
     labels = batch["target"][kept, 1:]
-    logits = np.asarray(seq2seq(batch["source"][kept], batch["target"][kept, :-1]))
+    logits = np.asarray(logits)
     assert float(sums["count"]) == (labels != PAD).sum()
     assert float(sums["nll"]) / float(sums["count"]) == pytest.approx(reference_nll(logits, labels), rel=1e-5)
 
