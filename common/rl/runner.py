@@ -17,6 +17,7 @@ The score, `final_return`, is the mean return of the episodes that ended in the 
 environment steps after the warm-up.
 """
 
+import sys
 import time
 
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ from common.rl import agents, replay
 from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import EnvConfig
 from common.rl.environments import Environment, make_environment
-from common.train.checkpoint import Checkpointer, StopRequest
+from common.train.checkpoint import Checkpointer, CheckpointMismatchError, StopRequest
 from common.train.loop import NonFiniteLossError, TrainingStopped
 from common.train.metrics import MetricWriter
 
@@ -78,20 +79,52 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
     networks = builder.make_networks(spec, experiment.seed)
     total_updates, checkpoint_every = experiment.run.total_updates, experiment.run.checkpoint_every
     checkpointer = Checkpointer(workdir, save_every=max(checkpoint_every, 1), async_save=False)
-    start_step = checkpointer.latest_step()
-    tables = builder.make_replay_tables(single_process=True)
-    server = replay_checkpoints = client = None
-    if tables:
-        replay_checkpoints = replay.ReplayCheckpoints(workdir)
-        server = reverb.Server(tables, checkpointer=replay_checkpoints.checkpointer_for(start_step))
-        client = server.localhost_client()
-    buffer = builder.make_replay(spec, client)
-    learner = builder.make_learner(networks, buffer)
-    counters = {"env_steps": jnp.zeros((), jnp.int32), "episodes": jnp.zeros((), jnp.int32)}
-    if start_step is not None:
-        restored = checkpointer.restore({"learner": learner.save(), "counters": counters}, start_step)
-        learner.restore(restored["learner"])
-        counters = restored["counters"]
+    table_names = [table.name for table in builder.make_replay_tables(single_process=True)]
+    replay_checkpoints = replay.ReplayCheckpoints(workdir) if table_names else None
+
+    def open_at(step: int | None):
+        """The replay server, buffer and learner as saved at `step` (None: fresh)."""
+        tables = builder.make_replay_tables(single_process=True)
+        server = client = None
+        if tables:
+            server = reverb.Server(tables, checkpointer=replay_checkpoints.checkpointer_for(step))
+            client = server.localhost_client()
+        buffer = builder.make_replay(spec, client)
+        learner = builder.make_learner(networks, buffer)
+        counters = {"env_steps": 0, "episodes": 0}
+        if step is not None:
+            try:
+                learner.restore(checkpointer.restore({"learner": learner.save()}, step)["learner"])
+                counters = checkpointer.load_raw("counters", step)
+                expected = int(counters.get("replay_items", -1))
+                if expected >= 0 and buffer.size() != expected:
+                    raise ValueError(f"its replay holds {buffer.size()} items, the checkpoint recorded {expected}")
+            except Exception:
+                if server is not None:
+                    server.stop()
+                raise
+        return server, client, buffer, learner, counters
+
+    start_step, skipped = None, []
+    for step in sorted(checkpointer.all_steps(), reverse=True):
+        try:
+            server, client, buffer, learner, counters = open_at(step)
+            start_step = step
+            checkpointer.delete_after(step)  # damaged steps, if any: this run saves them again
+            break
+        except CheckpointMismatchError:
+            raise
+        except Exception as error:  # noqa: BLE001 (any read failure of a damaged step)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            print(f"warning: checkpoint step {step} cannot be read ({reason}); trying an older one", file=sys.stderr)
+            skipped.append(step)
+    if start_step is None:
+        if skipped:
+            raise CheckpointMismatchError(
+                f"no checkpoint in {checkpointer.directory} can be read (damaged steps: "
+                f"{', '.join(map(str, skipped))}); move {workdir} away to start afresh"
+            )
+        server, client, buffer, learner, counters = open_at(None)
     actor = builder.make_actor(networks, spec, VariableClient(learner), buffer, seed=experiment.seed + 1)
     env_steps, episodes = int(counters["env_steps"]), int(counters["episodes"])
     if start_step is not None:
@@ -107,7 +140,11 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
         if replay_checkpoints is not None:
             buffer.flush()  # items still in the writer belong to this checkpoint too
             replay_checkpoints.save(client, updates)  # the replay first: see ReplayCheckpoints
-        counters = {"env_steps": jnp.asarray(env_steps, jnp.int32), "episodes": jnp.asarray(episodes, jnp.int32)}
+        counters = {
+            "env_steps": jnp.asarray(env_steps, jnp.int32),
+            "episodes": jnp.asarray(episodes, jnp.int32),
+            "replay_items": jnp.asarray(buffer.size() if client is not None else -1, jnp.int32),  # checked on load
+        }
         checkpointer.maybe_save(updates, {"learner": learner.save(), "counters": counters}, force=True)
 
     writer = MetricWriter(workdir, resume_step=env_steps)
@@ -160,7 +197,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
             if checkpoint_every:
                 save(learner.updates)
         if client is not None:
-            inserts, samples = replay.limiter_counts(client, [table.name for table in tables])
+            inserts, samples = replay.limiter_counts(client, table_names)
             replay_counts = {"replay_inserts": float(inserts), "replay_samples": float(samples)}
     finally:
         stop.restore_handlers()

@@ -118,7 +118,9 @@ class Checkpointer:
         skipped = []
         for step in sorted(self.all_steps(), reverse=True):
             try:
-                return step, self.restore(parts, step)
+                restored = self.restore(parts, step)
+                self.delete_after(step)  # the damaged steps: the resumed run writes them again
+                return step, restored
             except CheckpointMismatchError:
                 raise
             except Exception as error:  # noqa: BLE001 (any read failure of a damaged step)
@@ -130,6 +132,12 @@ class Checkpointer:
             f"no checkpoint in {self.directory} can be read (damaged steps: {', '.join(map(str, skipped))}); "
             "move that directory away to start afresh"
         )
+
+    def delete_after(self, step: int) -> None:
+        """Deletes every saved step after `step` (on process 0; Orbax coordinates the hosts)."""
+        for later in self.all_steps():
+            if later > step:
+                self._manager.delete(later)
 
     def load_raw(self, name: str, step: int | None = None) -> dict:
         """One saved part as a nested dict of numpy arrays, without a target (for warm starts)."""

@@ -83,3 +83,24 @@ def test_dqn_on_cartpole_clearly_beats_a_random_policy(tmp_path):
     random_return = random_policy_return()
     assert 15 < random_return < 30
     assert final["final_return"] > 3 * random_return, final
+
+
+def _truncate_files(folder) -> None:
+    for path in [p for p in folder.rglob("*") if p.is_file()]:
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("damaged", ["replay", "learner"])
+def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one(tmp_path, capfd, damaged):
+    runner.train_single_process(smoke_config(), str(tmp_path), log=lambda _: None)
+    if damaged == "replay":  # a truncated table file loads as an empty or short table: caught by its recorded size
+        _truncate_files(tmp_path / "replay" / "step_120")
+    else:
+        _truncate_files(tmp_path / "checkpoints" / "120" / "learner")
+    capfd.readouterr()
+    messages = []
+    second = runner.train_single_process(smoke_config(total_updates=140), str(tmp_path), log=messages.append)
+    assert "warning: checkpoint step 120 cannot be read" in capfd.readouterr().err
+    assert messages[0].startswith("resumed at 60 updates")
+    assert second["updates"] == 140
