@@ -2,6 +2,7 @@
 CartPole run that must beat a random policy clearly."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -104,3 +105,35 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one(tmp_path, cap
     assert "warning: checkpoint step 120 cannot be read" in capfd.readouterr().err
     assert messages[0].startswith("resumed at 60 updates")
     assert second["updates"] == 140
+
+
+def test_a_nan_in_the_learner_stops_before_saving_it(tmp_path, monkeypatch):
+    """A learner whose loss turns NaN after update 70: the run stops with the last good checkpoint (60) intact."""
+    from common.rl import agents
+    from common.train.loop import NonFiniteLossError
+
+    make_builder = agents.make_builder
+
+    class Poisoned:
+        def __init__(self, learner):
+            self._learner = learner
+
+        def __getattr__(self, name):
+            return getattr(self._learner, name)
+
+        def step(self):
+            metrics = self._learner.step()
+            return dict(metrics, loss=np.nan) if self._learner.updates > 70 else metrics
+
+    def poisoned_builder(config):
+        builder = make_builder(config)
+        make_learner = builder.make_learner
+        builder.make_learner = lambda *args, **kwargs: Poisoned(make_learner(*args, **kwargs))
+        return builder
+
+    monkeypatch.setattr(runner.agents, "make_builder", poisoned_builder)
+    expected = r"learner loss became NaN/Inf before update \d+.*last good checkpoint is update 60"
+    with pytest.raises(NonFiniteLossError, match=expected):
+        runner.train_single_process(smoke_config(), str(tmp_path), log=lambda _: None)
+    assert replay.ReplayCheckpoints(str(tmp_path)).steps() == [60]
+    assert sorted(int(name) for name in os.listdir(tmp_path / "checkpoints") if name.isdigit()) == [60]
