@@ -4,6 +4,7 @@ A paper's main.py is three lines: `app.define_flags(__file__)`, then `app.run(ap
 `train` is the paper's module with
   train_and_evaluate(config, workdir) -> dict of final metrics
   build_for_dry_run(config) -> (model, input_shape)   # input_shape without the batch axis
+  check_config(config) (optional) -> raises a UserError for a field read late (generation options)
 Flags:
   --config=papers/<paper>/config.py[:variant]  ml_collections config, locked: a mistyped --config.key fails
   --workdir=DIR              checkpoints, metrics.jsonl, TensorBoard; default workdirs/<paper>/<variant>
@@ -124,12 +125,12 @@ def prepare(argv: Sequence[str]) -> None:
     prepare_environment()
 
 
-def start(argv: Sequence[str], *, write_config: bool = True) -> Run:
+def start(argv: Sequence[str], *, write_config: bool = True, check: Callable[[ConfigDict], None] | None = None) -> Run:
     """`prepare(argv)`, then the config of --config (checked) and the workdir (--workdir, or `default_workdir`).
 
     write_config: the script trains into the workdir. Process 0 (hosts share the directory) locks it for the
     life of the process, refuses to resume a run whose config differs (see `RESUMABLE_CHANGES`), and only then
-    writes config.json."""
+    writes config.json. check(config): the paper's own checks (raising a UserError), run before anything else."""
     spec = config_flags.get_config_filename(FLAGS["config"])
     try:
         config = FLAGS.config
@@ -138,6 +139,8 @@ def start(argv: Sequence[str], *, write_config: bool = True) -> Run:
         reason = str(error).strip().splitlines()[-1].strip()
         raise ConfigError(f"--config={spec}: {reason}; {_config_file_hint()}") from None
     check_config(config)
+    if check is not None:
+        check(config)  # the paper's own checks: fields it would otherwise read only after training
     prepare(argv)
     run = Run(config, spec, FLAGS.workdir or default_workdir(spec))
     if write_config:
@@ -328,7 +331,7 @@ def main_for(paper: ModuleType):
     """The absl main function for `paper` (its train module)."""
 
     def main(argv):
-        run = start(argv, write_config=not FLAGS.dry_run)
+        run = start(argv, write_config=not FLAGS.dry_run, check=getattr(paper, "check_config", None))
         config, workdir = run.config, run.workdir
         if FLAGS.dry_run:
             print_model_size(*paper.build_for_dry_run(config))

@@ -13,7 +13,10 @@ from flax import nnx
 from ml_collections import ConfigDict
 
 from common.data import audio
+from common.nn import wavenet
+from common.registry import lookup
 from common.train import loop, optim
+from kernels.backend import IMPLEMENTATIONS
 from papers.fast_wavenet import generate, model
 
 
@@ -43,6 +46,13 @@ def eval_sums(wavenet, batch: dict) -> dict[str, jax.Array]:
     mask = batch["mask"]
     nll = (next_code_nll(wavenet, batch) * mask).sum()
     return {"loss": nll, "bits_per_sample": nll / math.log(2), "count": mask.sum()}
+
+
+def check_config(config: ConfigDict) -> None:
+    """Generation options are read after training: check them before it starts."""
+    for method in config.generate.methods:
+        lookup(wavenet.GENERATORS, method, "generate.methods entry")
+    lookup({name: name for name in IMPLEMENTATIONS}, config.generate.impl, "generate.impl")
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
