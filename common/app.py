@@ -153,11 +153,15 @@ def start(argv: Sequence[str], *, write_config: bool = True, check: Callable[[Co
                 f"cannot create workdir {run.workdir}: {error.strerror}; pass another --workdir"
             ) from None
         if jax.process_index() == 0:
-            lock_workdir(run.workdir)
-            allowed = (*RESUMABLE_CHANGES, *(FLAGS.allow_config_change if "allow_config_change" in FLAGS else ()))
-            check_resumable(run.workdir, run.config, allowed)
-            with open(os.path.join(run.workdir, "config.json"), "w") as f:
-                f.write(run.config.to_json_best_effort(indent=2))
+            try:
+                lock_workdir(run.workdir)
+                allowed = (*RESUMABLE_CHANGES, *(FLAGS.allow_config_change if "allow_config_change" in FLAGS else ()))
+                check_resumable(run.workdir, run.config, allowed)
+                with open(os.path.join(run.workdir, "config.json"), "w") as f:
+                    f.write(run.config.to_json_best_effort(indent=2))
+            except PermissionError as error:
+                message = f"cannot write in workdir {run.workdir}: {error.strerror}; pass another --workdir"
+                raise WorkdirError(message) from None
     return run
 
 

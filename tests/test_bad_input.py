@@ -74,6 +74,13 @@ def test_bad_input_is_one_line_error(paper, flags, names, tmp_path):
         assert not os.path.exists(tmp_path / "run" / "config.json")  # nothing written for a bad command
 
 
+def test_a_workdir_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    result = run_main("swish", "--config=papers/swish/config.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}",
+                      check=False)  # fmt: skip
+    assert_one_line_error(result, [f"cannot create workdir {tmp_path / 'file' / 'run'}", "pass another --workdir"])
+
+
 def test_a_misspelt_field_lists_the_close_match_and_the_fields(tmp_path):
     result = run_main("swish", "--config=papers/swish/config.py:smoke", "--config.model.activaton=gelu",
                       f"--workdir={tmp_path}", check=False)  # fmt: skip
