@@ -139,14 +139,25 @@ def render_fractions(groups: dict) -> str:
                         len(runs),
                         _mean_sd(runs, "valid_beam"),
                         _mean_sd(runs, "test_beam"),
+                        _mean_sd(runs, "perplexity"),
                         PAPER_FRACTION_BLEU[(fraction, ablation)],
                     ]
                 )
-    header = ["parallel pairs", "model", "seeds", "valid BLEU (beam)", "test BLEU (beam)", "paper: valid BLEU"]
+    header = [
+        "parallel pairs",
+        "model",
+        "seeds",
+        "valid BLEU (beam)",
+        "test BLEU (beam)",
+        "valid perplexity",
+        "paper: valid BLEU",
+    ]
     return report.markdown_table(header, rows)
 
 
 def verdict(groups: dict) -> str:
+    """Full vs no pretraining per share of the pairs: validation BLEU (beam) against the seed spread, and validation
+    perplexity (which still separates models whose BLEU is too low to)."""
     lines = []
     for fraction in sorted({key[0] for key in groups}, reverse=True):
         full, baseline = groups.get((fraction, "full")), groups.get((fraction, "no_pretraining"))
@@ -157,13 +168,24 @@ def verdict(groups: dict) -> str:
         spreads = [statistics.stdev([run["valid_beam"] for run in runs]) for runs in (full, baseline) if len(runs) > 1]
         spread = max(spreads) if spreads else 0.0
         word = "helps" if gap > spread else "hurts" if gap < -spread else "does not clearly help"
-        lines.append(
-            f"**With {fraction:.0%} of the pairs, pretraining {word}** here: validation BLEU {gap:+.2f} (full "
-            f"{_mean(full, 'valid_beam'):.2f} vs no pretraining {_mean(baseline, 'valid_beam'):.2f}, seed spread "
-            f"{spread:.2f}), test BLEU {test_gap:+.2f}. The paper: +2.7 BLEU on newstest2014 (24.0 vs 21.3), +2.0 "
-            f"validation BLEU at 100% and +3.8 at 20% of the WMT pairs."
+        seeds = f"{min(len(full), len(baseline))} seed(s)"
+        perplexities = (_mean(full, "perplexity"), _mean(baseline, "perplexity"))
+        low = (
+            " (BLEU below 1 on both sides: too low to tell them apart)"
+            if max(_mean(full, "valid_beam"), _mean(baseline, "valid_beam")) < 1.0
+            else ""
         )
-    return "\n\n".join(lines) or "Not enough runs for a verdict."
+        lines.append(
+            f"**With {fraction:.0%} of the pairs ({seeds}), pretraining {word} on BLEU here**{low}: validation BLEU "
+            f"{gap:+.2f} (full {_mean(full, 'valid_beam'):.2f} vs no pretraining {_mean(baseline, 'valid_beam'):.2f}, "
+            f"largest seed sd {spread:.2f}), test BLEU {test_gap:+.2f}; validation perplexity {perplexities[0]:.1f} vs "
+            f"{perplexities[1]:.1f} ({'lower' if perplexities[0] < perplexities[1] else 'not lower'} with pretraining)."
+        )
+    lines.append(
+        "The paper: +2.7 BLEU on newstest2014 (24.0 vs 21.3); +2.0 validation BLEU with all and +3.8 with 20% of "
+        "the WMT pairs."
+    )
+    return "\n\n".join(lines)
 
 
 def _curve(workdir: str, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from common.train.metrics import read_metrics
-from tests.helpers import final_metrics, run_main, start_main
+from tests.helpers import final_metrics, run_main, run_module, start_main
 
 SMOKE = "--config=papers/seq2seq_pretraining/config.py:smoke"
 
@@ -54,3 +54,13 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path)
     assert set(resumed) == set(whole)
     for name in ("source_lm/perplexity", "target_lm/perplexity", "eval/nll", "bleu/validation_greedy"):
         assert resumed[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-4), name
+
+
+@pytest.mark.long
+@pytest.mark.slow
+def test_bench_quick_prints_training_and_decoding_speed_as_json():
+    result = run_module("papers.seq2seq_pretraining.bench", "--quick", "--json", "--steps=3", "--sentences=8")
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row["config"] == "smoke"
+    for key in ("train_tokens_per_s", "train_steps_per_s", "greedy_sentences_per_s", "beam4_sentences_per_s"):
+        assert row[key] > 0, key
