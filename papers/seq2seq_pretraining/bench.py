@@ -80,9 +80,8 @@ def time_decoding(config, dataset, seq2seq, sentences: int) -> dict:
     return out
 
 
-def main(argv):
-    app.prepare(argv)
-    variant = "smoke" if FLAGS.quick else "default"
+def measure(variant: str, steps: int, sentences: int) -> dict:
+    """Training and decoding speed of config `variant`, with the machine it ran on."""
     config = configs.get_config(variant)
     dataset = train.load_translation(config)
     monolingual = [train.load_monolingual(config, side, dataset.tokenizer) for side in train.LANGUAGE_MODELS]
@@ -93,10 +92,16 @@ def main(argv):
         "num_layers": config.model.num_layers,
         "vocab_size": dataset.tokenizer.vocab_size,
     }
-    row.update(time_training(config, dataset, *monolingual, FLAGS.steps))
+    row.update(time_training(config, dataset, *monolingual, steps))
     seq2seq = train.build_task(config, dataset).model
-    row.update(time_decoding(config, dataset, seq2seq, FLAGS.sentences))
+    row.update(time_decoding(config, dataset, seq2seq, sentences))
     row["machine"] = report.machine_description()
+    return row
+
+
+def main(argv):
+    app.prepare(argv)
+    row = measure("smoke" if FLAGS.quick else "default", FLAGS.steps, FLAGS.sentences)
     if FLAGS.json:
         print(json.dumps(row))
     else:
