@@ -10,7 +10,7 @@ Variants:
            then 4 images drawn naively; its measured time, bits/dim and samples are in
            papers/fast_generation/README.md.
   smoke    nr_resnet 1, 8 filters, 2 mixtures on the offline 8 x 8 digits for 20 steps, a 2-image grid:
-           seconds; what the tests run.
+           a few minutes, nearly all of it compilation; what the tests run.
   cifar10  the paper's model (nr_resnet 5, 160 filters, 10 mixtures, dropout 0.5, Adam 1e-3 decayed by 0.999995
            per step, weight EMA 0.9995; 2.92 bits/dim in the PixelCNN++ paper) on tfds cifar10, for users who
            have it prepared and an accelerator: days of training, not a CPU job.
