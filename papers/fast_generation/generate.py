@@ -15,12 +15,12 @@ import time
 
 import jax
 import numpy as np
-from absl import app as absl_app
 from flax import nnx
 from ml_collections import ConfigDict
 from PIL import Image
 
 from common import app
+from common.errors import WorkdirError
 from common.data import images
 from common.nn import pixelcnn
 from common.train import checkpoint
@@ -33,7 +33,7 @@ def restore_model(config: ConfigDict, workdir: str, image_shape) -> tuple[pixelc
     try:
         step = checkpoint.restore_weights(workdir, trained, ema=bool(config.generate.ema))
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error} (train with papers.fast_generation.main)") from None
+        raise WorkdirError(f"{error} (train with papers.fast_generation.main)") from None
     return trained, step
 
 
@@ -93,4 +93,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     app.define_flags(__file__)
-    absl_app.run(main)
+    app.run(main)

@@ -3,12 +3,10 @@
 python -m papers.fast_generation.main --config=papers/fast_generation/config.py:smoke
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.fast_generation import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))
