@@ -20,8 +20,8 @@ from ml_collections import ConfigDict
 from PIL import Image
 
 from common import app
-from common.errors import WorkdirError
 from common.data import images
+from common.errors import WorkdirError
 from common.nn import pixelcnn
 from common.train import checkpoint
 from papers.fast_generation import model
