@@ -8,6 +8,7 @@ Config fields read (all under `config.optimizer`):
   momentum        for momentum / nesterov (default 0.9)
   weight_decay    L2 on weights with ndim > 1 (sgd family) or decoupled decay (adamw); 0 turns it off
   decay_boundaries / decay_factor   for the "steps" schedule: fractions of training where lr *= factor
+  decay_rate      for the "exponential" schedule: lr *= decay_rate every step
 """
 
 from collections.abc import Callable
@@ -82,9 +83,16 @@ def _steps(cfg: ConfigDict, total_steps: int) -> optax.Schedule:
     )
 
 
+def _exponential(cfg: ConfigDict, total_steps: int) -> optax.Schedule:
+    """lr * decay_rate ** step (PixelCNN++'s 0.999995 per step)."""
+    del total_steps
+    return optax.exponential_decay(cfg.learning_rate, transition_steps=1, decay_rate=cfg.get("decay_rate", 0.999995))
+
+
 SCHEDULES: dict[str, Callable[[ConfigDict, int], optax.Schedule]] = {
     "constant": _constant,
     "cosine": _cosine,
+    "exponential": _exponential,
     "steps": _steps,
 }
 
