@@ -167,20 +167,35 @@ def verdict(groups: dict) -> str:
         test_gap = _mean(full, "test_beam") - _mean(baseline, "test_beam")
         spreads = [statistics.stdev([run["valid_beam"] for run in runs]) for runs in (full, baseline) if len(runs) > 1]
         spread = max(spreads) if spreads else 0.0
-        word = "helps" if gap > spread else "hurts" if gap < -spread else "does not clearly help"
-        seeds = f"{min(len(full), len(baseline))} seed(s)"
-        perplexities = (_mean(full, "perplexity"), _mean(baseline, "perplexity"))
-        low = (
-            " (BLEU below 1 on both sides: too low to tell them apart)"
-            if max(_mean(full, "valid_beam"), _mean(baseline, "valid_beam")) < 1.0
-            else ""
+        seeds = "1 seed, no spread" if min(len(full), len(baseline)) == 1 else f"largest seed sd {spread:.2f}"
+        bleu = (
+            f"validation BLEU {gap:+.2f} (full {_mean(full, 'valid_beam'):.2f} vs no pretraining "
+            f"{_mean(baseline, 'valid_beam'):.2f}, {seeds}), test BLEU {test_gap:+.2f}"
         )
-        lines.append(
-            f"**With {fraction:.0%} of the pairs ({seeds}), pretraining {word} on BLEU here**{low}: validation BLEU "
-            f"{gap:+.2f} (full {_mean(full, 'valid_beam'):.2f} vs no pretraining {_mean(baseline, 'valid_beam'):.2f}, "
-            f"largest seed sd {spread:.2f}), test BLEU {test_gap:+.2f}; validation perplexity {perplexities[0]:.1f} vs "
-            f"{perplexities[1]:.1f} ({'lower' if perplexities[0] < perplexities[1] else 'not lower'} with pretraining)."
+        ppl_full, ppl_baseline = _mean(full, "perplexity"), _mean(baseline, "perplexity")
+        ppl_spread = max(
+            [statistics.stdev([run["perplexity"] for run in runs]) for runs in (full, baseline) if len(runs) > 1],
+            default=0.0,
         )
+        ppl_word = (
+            "lower"
+            if ppl_full < ppl_baseline - ppl_spread
+            else "higher"
+            if ppl_full > ppl_baseline + ppl_spread
+            else "not clearly different"
+        )
+        perplexity = (
+            f"validation perplexity {ppl_full:.1f} with pretraining vs {ppl_baseline:.1f} without ({ppl_word} with "
+            "pretraining, beyond the seed spread)"
+        )
+        if max(_mean(full, "valid_beam"), _mean(baseline, "valid_beam")) < 1.0:
+            lines.append(
+                f"**With {fraction:.0%} of the pairs, BLEU is below 1 for both models: too low to judge pretraining "
+                f"by BLEU here.** The {perplexity}; {bleu}."
+            )
+        else:
+            word = "helps" if gap > spread else "hurts" if gap < -spread else "does not clearly help"
+            lines.append(f"**With {fraction:.0%} of the pairs, pretraining {word} here**: {bleu}; {perplexity}.")
     lines.append(
         "The paper: +2.7 BLEU on newstest2014 (24.0 vs 21.3); +2.0 validation BLEU with all and +3.8 with 20% of "
         "the WMT pairs."
