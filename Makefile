@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TIMM_VENV := .venv-timm
 # The papers `make reproduce` runs, each also a target of its own: make reproduce-<name>.
 REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet svpg \
-  backprop-evolution
+  backprop-evolution seq2seq-pretraining
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
@@ -103,6 +103,9 @@ reproduce-fast-wavenet: setup
 
 reproduce-svpg: setup
 	$(PY) -m papers.svpg.reproduce
+
+reproduce-seq2seq-pretraining: setup
+	$(PY) -m papers.seq2seq_pretraining.reproduce
 
 reproduce-backprop-evolution: setup
 	$(PY) -m papers.backprop_evolution.search --config=papers/backprop_evolution/config.py:search \

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "fast_wavenet": "benchmarks.fast_wavenet",
     "svpg": "benchmarks.svpg",
     "backprop_evolution": "benchmarks.backprop_evolution",
+    "seq2seq_pretraining": "benchmarks.seq2seq_pretraining",
     "sweep": "benchmarks.sweep",
 }
 

@@ -171,10 +171,15 @@ def run(main: Callable[[list[str]], None]) -> None:
     traceback too."""
 
     def guarded_main(argv):
+        from common.train.loop import TrainingStopped
+
         try:
             main(argv)
         except UserError as error:
             _exit_with(error, getattr(error, "exit_code", 2))
+        except TrainingStopped as stopped:  # saved: the shell's convention for a signal
+            print(stopped, flush=True)
+            sys.exit(128 + signal.Signals[stopped.signal_name].value)
 
     absl_app.run(guarded_main, flags_parser=_parse_flags)
 
@@ -342,13 +347,7 @@ def main_for(paper: ModuleType):
             return
         print(f"workdir: {workdir}", flush=True)
         logging.info("config:\n%s", config)
-        from common.train.loop import TrainingStopped
-
-        try:
-            final = paper.train_and_evaluate(config, workdir)
-        except TrainingStopped as stopped:
-            print(stopped, flush=True)
-            sys.exit(128 + signal.Signals[stopped.signal_name].value)  # the shell's convention for a signal
+        final = paper.train_and_evaluate(config, workdir)  # a signal raises TrainingStopped: app.run exits 128+n
         print(json.dumps({"workdir": workdir, **{k: round(v, 6) for k, v in final.items()}}))
 
     return main

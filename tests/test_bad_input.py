@@ -19,6 +19,8 @@ PAPERS = {
     "backprop_evolution": ("smoke", "train.num_steps"),
     "svpg": ("smoke", "run.iterations"),
     "replay_fundamentals": ("smoke", "run.total_updates"),
+    "seq2seq_pretraining": ("smoke", "train.num_steps"),
+    "fast_generation": ("smoke", "train.num_steps"),
 }
 
 
@@ -27,6 +29,9 @@ EXTRA = {
     "fast_wavenet": [
         (["--config.generate.impl=cuda"], ["unknown generate.impl 'cuda'", "valid choices: auto, pallas, xla"]),
         (["--config.generate.methods=('fast','quick')"], ["'quick'", "valid choices: fast, naive"]),
+    ],
+    "seq2seq_pretraining": [
+        (["--config.ablation=encoder"], ["unknown ablation 'encoder'", "valid choices"]),
     ],
     "swish": [
         (["--config.model.name=resnet21"], ["unknown resnet 'resnet21'", "valid choices"]),

@@ -113,7 +113,7 @@ class LSTMLanguageModel(nnx.Module):
         self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs)
         self.layers = make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs)
         self.softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)  # keys come per call: a stored key is state Orbax cannot save
 
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None) -> jax.Array:
         """tokens int [B, L] -> logits float32 [B, L, V]. rngs: dropout keys for this call (default: the ones

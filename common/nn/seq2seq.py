@@ -53,7 +53,7 @@ class Encoder(nnx.Module):
         self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs)
         self.layers = make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs)
         self.lm_softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)  # the source LM head only
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)  # keys come per call: a stored key is state Orbax cannot save
 
     def __call__(self, source, *, deterministic=True, rngs=None) -> list[jax.Array]:
         """source int [B, S] -> every layer's outputs, each [B, S, H]."""
@@ -72,7 +72,7 @@ class Decoder(nnx.Module):
         self.attention_query = nnx.Linear(hidden_dim, hidden_dim, use_bias=False, rngs=rngs)  # Luong's W_a
         self.attention_combine = nnx.Linear(2 * hidden_dim, hidden_dim, use_bias=False, rngs=rngs)  # Luong's W_c
         self.softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)  # keys come per call: a stored key is state Orbax cannot save
 
     def attend(self, memory: Memory, top: jax.Array) -> jax.Array:
         """top decoder states [B, T, H] -> attention outputs tanh(W_c [context; h]) [B, T, H]."""

@@ -218,4 +218,6 @@ def train(
         stop.restore_handlers()
         checkpointer.close()
         writer.close()
+    # The steps donated the model's arrays; hand the caller the trained (EMA, when on) weights instead.
+    nnx.update(model, train_state["ema"] if ema_decay else train_state["params"], train_state["model_state"])
     return last_metrics

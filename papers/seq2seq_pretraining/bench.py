@@ -14,7 +14,6 @@ import time
 
 import jax
 import optax
-from absl import app as absl_app
 from absl import flags
 from flax import nnx
 
@@ -110,4 +109,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    absl_app.run(main)
+    app.run(main)

@@ -4,12 +4,10 @@ them, then scores greedy and beam BLEU. A rerun resumes whichever stage was inte
 python -m papers.seq2seq_pretraining.main --config=papers/seq2seq_pretraining/config.py:smoke
 """
 
-from absl import app as absl_app
-
 from common import app
 from papers.seq2seq_pretraining import train
 
 app.define_flags(__file__)
 
 if __name__ == "__main__":
-    absl_app.run(app.main_for(train))
+    app.run(app.main_for(train))

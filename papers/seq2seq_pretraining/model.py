@@ -13,20 +13,10 @@ from ml_collections import ConfigDict
 from common.nn import lstm, seq2seq
 
 
-def without_stored_dropout_keys(module: nnx.Module) -> nnx.Module:
-    """Drops the Rngs each nnx.Dropout keeps from construction, in place: the losses pass dropout keys per call
-    (derived from the loop's per-step key, so a resumed run draws the same masks), and a stored key is model
-    state of dtype key<fry> that Orbax cannot checkpoint."""
-    for _, child in module.iter_modules():
-        if isinstance(child, nnx.Dropout):
-            child.rngs = None
-    return module
-
-
 def build_language_model(config: ConfigDict, vocab_size: int, rngs: nnx.Rngs) -> lstm.LSTMLanguageModel:
     m = config.model
     lm = lstm.LSTMLanguageModel(vocab_size, m.embed_dim, m.hidden_dim, m.num_layers, m.dropout, rngs=rngs)
-    return without_stored_dropout_keys(lm)
+    return lm
 
 
 def build_seq2seq(config: ConfigDict, vocab_size: int, rngs: nnx.Rngs) -> seq2seq.Seq2Seq:
@@ -41,7 +31,7 @@ def build_seq2seq(config: ConfigDict, vocab_size: int, rngs: nnx.Rngs) -> seq2se
         attend_first_layer=m.attend_first_layer,
         rngs=rngs,
     )
-    return without_stored_dropout_keys(model)
+    return model
 
 
 class TranslationOnSource(nnx.Module):

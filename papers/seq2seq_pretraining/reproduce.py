@@ -14,10 +14,9 @@ import os
 import statistics
 
 import numpy as np
-from absl import app as absl_app
 from ml_collections import ConfigDict
 
-from common import report, sweep
+from common import app, report, sweep
 from common.train.metrics import read_metrics
 from papers.seq2seq_pretraining import train
 
@@ -287,4 +286,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    absl_app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))

@@ -25,6 +25,7 @@ import sacrebleu
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.errors import ConfigError
 from common.nn import seq2seq as seq2seq_lib
 from common.registry import lookup
 from common.train import checkpoint, loop, optim
@@ -62,6 +63,15 @@ ABLATIONS = {
 
 def get_ablation(name: str) -> Ablation:
     return lookup(ABLATIONS, name, "ablation")
+
+
+def check_config(config: ConfigDict) -> None:
+    """Fields the run reads late (after pretraining), checked before anything starts."""
+    get_ablation(config.ablation)
+    if not 0.0 < config.train_fraction <= 1.0:
+        raise ConfigError(f"train_fraction={config.train_fraction}: must be in (0, 1]")
+    if config.decode.beam_size < 1:
+        raise ConfigError(f"decode.beam_size={config.decode.beam_size}: must be a positive integer")
 
 
 def lm_weight(config: ConfigDict) -> float:

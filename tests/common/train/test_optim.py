@@ -66,7 +66,7 @@ def test_weight_decay_skips_biases():
     ("field", "bad", "message"),
     [
         ("name", "adagrad", "unknown optimizer 'adagrad'; valid choices: adam, adamw, momentum, nesterov, sgd"),
-        ("schedule", "linear", "unknown schedule 'linear'; valid choices: constant, cosine, steps"),
+        ("schedule", "linear", "unknown schedule 'linear'; valid choices: constant, cosine, exponential, steps"),
     ],
 )
 def test_unknown_names_list_the_choices(field, bad, message):
