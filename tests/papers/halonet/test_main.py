@@ -139,4 +139,4 @@ def test_architecture_fields_can_be_set_from_the_command_line():
 def test_mistyped_config_key_fails_naming_it():
     result = run_main("halonet", f"{CONFIG}:smoke", "--config.model.blok_size=4", "--dry_run", check=False)
     assert result.returncode == 2
-    assert "model has no field 'blok_size'; did you mean block_size?" in result.stderr
+    assert "model has no field 'blok_size'; did you mean block_size" in result.stderr
