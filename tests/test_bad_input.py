@@ -36,6 +36,8 @@ EXTRA = {
     "swish": [
         (["--config.model.name=resnet21"], ["unknown resnet 'resnet21'", "valid choices"]),
         (["--config.dataset.name=fashion_mnst"], ["unknown dataset 'fashion_mnst'", "valid choices"]),
+        (["--config.model.activation=swishh"], ["unknown activation 'swishh'", "valid choices"]),
+        (["--config.optimizer.name=adamm"], ["unknown optimizer 'adamm'", "adam, adamw, momentum, nesterov, sgd"]),
     ],
 }
 
@@ -75,7 +77,8 @@ def test_bad_input_is_one_line_error(paper, flags, names, tmp_path):
     workdir = f"--workdir={tmp_path / 'run'}"
     result = run_main(paper, *flags, workdir, check=False, timeout=600)
     assert_one_line_error(result, names)
-    if not any(flag.startswith(("--config.model.name", "--config.dataset.name")) for flag in flags):
+    late = ("--config.model.name", "--config.dataset.name", "--config.model.activation", "--config.optimizer.name")
+    if not any(flag.startswith(late) for flag in flags):
         assert not os.path.exists(tmp_path / "run" / "config.json")  # nothing written for a bad command
 
 

@@ -92,6 +92,7 @@ def test_dry_run_prints_params_and_flops():
     assert 50e6 < flops < 90e6
 
 
+@pytest.mark.long  # one subprocess each; tests/test_bad_input.py holds the same cases for every paper
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
