@@ -118,7 +118,7 @@ def prepare(argv: Sequence[str]) -> None:
     """The start of every absl main: rejects positional arguments, quiets absl's INFO logs unless --verbosity
     is given (Orbax writes a dozen per save, which drown the progress bar), prepares the environment."""
     if len(argv) > 1:
-        raise ValueError(f"unexpected positional arguments: {argv[1:]}")
+        raise ConfigError(f"unexpected positional arguments: {argv[1:]}; flags take the form --name=value")
     if not FLAGS["verbosity"].present:
         logging.getLogger("absl").setLevel(logging.WARNING)
         logging.getLogger().setLevel(logging.WARNING)
