@@ -118,6 +118,8 @@ class Checkpointer:
         skipped = []
         for step in sorted(self.all_steps(), reverse=True):
             try:
+                if not self.part_names(step):
+                    raise FileNotFoundError("the step holds no saved part")  # killed before any part was written
                 restored = self.restore(parts, step)
                 self.delete_after(step)  # the damaged steps: the resumed run writes them again
                 return step, restored

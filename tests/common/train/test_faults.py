@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def damage(step_dir: str) -> list[str]:
     return damaged
 
 
-@pytest.mark.parametrize("what", ["truncated", "metadata_missing"])
+@pytest.mark.parametrize("what", ["truncated", "metadata_missing", "empty"])
 def test_a_damaged_newest_step_resumes_from_the_previous_one(tmp_path, capfd, what):
     config = make_config(num_steps=8, checkpoint_every=4, async_checkpoints=False)
     run(tmp_path / "reference", make_config(num_steps=12, checkpoint_every=4, async_checkpoints=False))
@@ -33,6 +34,9 @@ def test_a_damaged_newest_step_resumes_from_the_previous_one(tmp_path, capfd, wh
     newest = tmp_path / "run" / "checkpoints" / "8"
     if what == "truncated":
         damage(str(newest))
+    elif what == "empty":
+        for part in os.listdir(newest):
+            shutil.rmtree(newest / part) if (newest / part).is_dir() else os.remove(newest / part)
     else:
         os.remove(newest / "params" / "_METADATA")
     capfd.readouterr()
