@@ -43,19 +43,27 @@ EXTRA = {
 
 
 def cases(paper: str) -> list[tuple[list[str], list[str]]]:
-    """(flags, what stderr must name) for one paper."""
+    """(flags, what stderr must name) for one paper: the mistakes whose handling involves the paper's own config
+    for every paper; those the shared flag parser handles alike for every script (a missing config file, a
+    non-integer, an unknown flag, a positional argument), once, on the first paper."""
     variant, count = PAPERS[paper]
     config = f"--config=papers/{paper}/config.py:{variant}"
-    return [
+    per_paper = [
         ([config, "--config.modl.width=3"], ["--config.modl.width", "'modl'", "did you mean model"]),
         ([f"--config=papers/{paper}/config.py:smokee"], ["'smokee'", "valid choices", "smoke"]),
-        ([f"--config=papers/{paper}/confg.py"], [f"papers/{paper}/confg.py", "No such file"]),
         ([config, f"--config.{count}=0"], [f"{count}=0", "must be a positive integer"]),
         ([config, f"--config.{count}=-5"], [f"{count}=-5", "must be a positive integer"]),
+    ]
+    shared = [
+        ([f"--config=papers/{paper}/confg.py"], [f"papers/{paper}/confg.py", "No such file"]),
         ([config, f"--config.{count}=ten"], [f"--config.{count}=ten", "invalid literal"]),
+        ([config, "--config.train.log_every=0"], ["train.log_every=0", "must be a positive integer"]),
+        ([config, "--config.train.checkpoint_every=0"], ["train.checkpoint_every=0", "must be a positive integer"]),
         ([config, "--workdirr=/tmp/x"], ["workdirr", "Did you mean: workdir"]),
         ([config, "extra_argument"], ["extra_argument"]),
-    ] + [([config, *flags], names) for flags, names in EXTRA.get(paper, [])]
+    ]
+    extra = [([config, *flags], names) for flags, names in EXTRA.get(paper, [])]
+    return per_paper + (shared if paper == next(iter(PAPERS)) else []) + extra
 
 
 def assert_one_line_error(result, names: list[str]) -> None:
