@@ -90,6 +90,7 @@ def test_bad_input_is_one_line_error(paper, flags, names, tmp_path):
         assert not os.path.exists(tmp_path / "run" / "config.json")  # nothing written for a bad command
 
 
+@pytest.mark.long
 def test_a_workdir_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     result = run_main("swish", "--config=papers/swish/config.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}",

@@ -135,6 +135,7 @@ def test_architecture_fields_can_be_set_from_the_command_line():
     assert "params: 25202" in result.stdout  # width 16 has 95,450
 
 
+@pytest.mark.long  # a subprocess; tests/test_bad_input.py runs the same path for every paper
 @pytest.mark.slow
 def test_mistyped_config_key_fails_naming_it():
     result = run_main("halonet", f"{CONFIG}:smoke", "--config.model.blok_size=4", "--dry_run", check=False)

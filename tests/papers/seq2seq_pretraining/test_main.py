@@ -14,6 +14,7 @@ from tests.helpers import final_metrics, run_main, run_module, start_main
 SMOKE = "--config=papers/seq2seq_pretraining/config.py:smoke"
 
 
+@pytest.mark.long  # a minute of compilation on 2 cores; the warm start and the loss are tested in make test
 @pytest.mark.slow
 def test_smoke_run_pretrains_both_lms_then_fine_tunes_and_scores_bleu(tmp_path):
     final = final_metrics(run_main("seq2seq_pretraining", SMOKE, f"--workdir={tmp_path}").stdout)

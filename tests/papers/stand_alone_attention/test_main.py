@@ -56,6 +56,7 @@ def test_dry_run_prints_params_and_flops():
     assert abs(flops / 7.2e9 - 1) < 0.10
 
 
+@pytest.mark.long  # a subprocess; tests/test_bad_input.py runs the same path for every paper
 def test_bad_spatial_layer_fails_with_the_valid_choices(tmp_path):
     result = run_main(
         "stand_alone_attention", f"{CONFIG}:smoke", "--config.model.spatial_layer=atention", "--dry_run", check=False
