@@ -49,7 +49,7 @@ def cases(paper: str) -> list[tuple[list[str], list[str]]]:
     variant, count = PAPERS[paper]
     config = f"--config=papers/{paper}/config.py:{variant}"
     per_paper = [
-        ([config, "--config.modl.width=3"], ["--config.modl.width", "'modl'", "did you mean model"]),
+        ([config, "--config.sede=3"], ["--config.sede", "'sede'", "did you mean seed"]),
         ([f"--config=papers/{paper}/config.py:smokee"], ["'smokee'", "valid choices", "smoke"]),
         ([config, f"--config.{count}=0"], [f"{count}=0", "must be a positive integer"]),
         ([config, f"--config.{count}=-5"], [f"{count}=-5", "must be a positive integer"]),
@@ -110,7 +110,9 @@ def test_a_workdir_in_use_or_holding_another_config_is_refused(tmp_path):
     run_main("swish", *smoke)
     changed = run_main("swish", *smoke, "--config.model.activation=relu", check=False)
     assert_one_line_error(changed, ["model.activation: 'swish' -> 'relu'", "--allow_config_change=model.activation"])
-    run_main("swish", *smoke, "--config.model.activation=relu", "--allow_config_change=model.activation")
+    lower = "--config.optimizer.learning_rate=0.02"  # a change the saved state still fits, allowed explicitly
+    assert_one_line_error(run_main("swish", *smoke, lower, check=False), ["optimizer.learning_rate: 0.05 -> 0.02"])
+    run_main("swish", *smoke, lower, "--allow_config_change=optimizer.learning_rate")
     with open(tmp_path / ".lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
         busy = run_main("swish", *smoke, "--config.train.num_steps=3", check=False)

@@ -119,7 +119,8 @@ def train(
     start_step = 0
     if resuming:
         start_step, train_state = checkpointer.restore_newest_readable(train_state)
-        logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
+        say = print if show_progress else logging.info  # a user resuming a run wants to see where it starts
+        say(f"resumed from {checkpointer.directory} at step {start_step}")
     writer = MetricWriter(workdir, resume_step=start_step)
     seed_key = jax.random.key(seed)
 
