@@ -17,7 +17,6 @@ The score, `final_return`, is the mean return of the episodes that ended in the 
 environment steps after the warm-up.
 """
 
-import sys
 import time
 
 import jax.numpy as jnp
@@ -29,7 +28,7 @@ from common.rl import agents, replay
 from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import EnvConfig
 from common.rl.environments import Environment, make_environment
-from common.train.checkpoint import Checkpointer, CheckpointMismatchError, StopRequest
+from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.loop import NonFiniteLossError, TrainingStopped
 from common.train.metrics import MetricWriter
 
@@ -105,25 +104,10 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
                 raise
         return server, client, buffer, learner, counters
 
-    start_step, skipped = None, []
-    for step in sorted(checkpointer.all_steps(), reverse=True):
-        try:
-            server, client, buffer, learner, counters = open_at(step)
-            start_step = step
-            checkpointer.delete_after(step)  # damaged steps, if any: this run saves them again
-            break
-        except CheckpointMismatchError:
-            raise
-        except Exception as error:  # noqa: BLE001 (any read failure of a damaged step)
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            print(f"warning: checkpoint step {step} cannot be read ({reason}); trying an older one", file=sys.stderr)
-            skipped.append(step)
-    if start_step is None:
-        if skipped:
-            raise CheckpointMismatchError(
-                f"no checkpoint in {checkpointer.directory} can be read (damaged steps: "
-                f"{', '.join(map(str, skipped))}); move {workdir} away to start afresh"
-            )
+    start_step = None
+    if checkpointer.all_steps():
+        start_step, (server, client, buffer, learner, counters) = checkpointer.open_newest_readable(open_at)
+    else:
         server, client, buffer, learner, counters = open_at(None)
     actor = builder.make_actor(networks, spec, VariableClient(learner), buffer, seed=experiment.seed + 1)
     env_steps, episodes = int(counters["env_steps"]), int(counters["episodes"])

@@ -16,7 +16,8 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import jax
 import numpy as np
@@ -26,6 +27,7 @@ from flax import nnx
 
 from common.errors import UserError
 
+T = TypeVar("T")
 MAX_LISTED = 8  # leaves named per kind in a mismatch error; the rest are counted
 
 
@@ -112,23 +114,28 @@ class Checkpointer:
         return restored
 
     def restore_newest_readable(self, parts: Mapping[str, object]) -> tuple[int, dict[str, object]]:
-        """`restore(parts)` from the newest step that reads back, newest first: a damaged step (a truncated or
-        corrupted file, missing metadata) is skipped with a warning naming it and why. A step that reads but does
-        not fit `parts` (CheckpointMismatchError) is not damage and stops the search. Returns (step, parts)."""
+        """`restore(parts)` from the newest step that reads back (see `open_newest_readable`)."""
+        return self.open_newest_readable(lambda step: self.restore(parts, step))
+
+    def open_newest_readable(self, open_step: Callable[[int], T]) -> tuple[int, T]:
+        """(step, open_step(step)) for the newest step that opens, newest first: a damaged step (a truncated or
+        corrupted file, missing metadata, no part at all) is skipped with a warning naming it and why, and deleted
+        with every later one once an older step opens (the resumed run writes them again). A step that reads but
+        does not fit (CheckpointMismatchError) is not damage and stops the search."""
         skipped = []
         for step in sorted(self.all_steps(), reverse=True):
             try:
                 if not self.part_names(step):
                     raise FileNotFoundError("the step holds no saved part")  # killed before any part was written
-                restored = self.restore(parts, step)
-                self.delete_after(step)  # the damaged steps: the resumed run writes them again
-                return step, restored
+                opened = open_step(step)
+                self.delete_after(step)
+                return step, opened
             except CheckpointMismatchError:
                 raise
             except Exception as error:  # noqa: BLE001 (any read failure of a damaged step)
-                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 skipped.append(step)
-                message = f"checkpoint step {step} in {self.directory} cannot be read ({reason}); trying an older one"
+                message = f"checkpoint step {step} cannot be read ({reason}); trying an older one ({self.directory})"
                 print(f"warning: {message}", file=sys.stderr, flush=True)
         raise CheckpointMismatchError(
             f"no checkpoint in {self.directory} can be read (damaged steps: {', '.join(map(str, skipped))}); "
