@@ -75,12 +75,25 @@ class WeightNormConv(nnx.Module):
         return v * (self.scale.value / jnp.sqrt(jnp.sum(v**2, axis=(0, 1, 2)) + 1e-12))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        strides = (self.stride, self.stride)
-        if self.transpose:
-            y = jax.lax.conv_transpose(x, self.kernel(), strides, "VALID", dimension_numbers=DIMENSIONS)
-        else:
-            y = jax.lax.conv_general_dilated(x, self.kernel(), strides, "VALID", dimension_numbers=DIMENSIONS)
-        return y + self.bias.value
+        return apply_conv(x, self.kernel(), self.bias.value, stride=self.stride, transpose=self.transpose)
+
+
+def apply_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, stride: int = 1, transpose: bool = False):
+    """The VALID conv (or transposed conv) of `WeightNormConv` with a given kernel [kh, kw, in, out] and bias [out]:
+    shared with the cached generator, which computes each layer's kernel once per run."""
+    strides = (stride, stride)
+    if transpose:
+        y = jax.lax.conv_transpose(x, kernel, strides, "VALID", dimension_numbers=DIMENSIONS)
+    else:
+        y = jax.lax.conv_general_dilated(x, kernel, strides, "VALID", dimension_numbers=DIMENSIONS)
+    return y + bias
+
+
+def crop_transposed(y: jax.Array, kind: str, kernel_width: int, out_height: int, out_width: int) -> jax.Array:
+    """A transposed shifted conv's raw output [B, H * s + (kh - s), ...] -> its causal part [B, out_height,
+    out_width, F]: the first rows and, horizontally, the centred (down) or leftmost (down_right) columns."""
+    left = (kernel_width - 1) // 2 if kind == "down" else 0
+    return y[:, :out_height, left : left + out_width]
 
 
 class ShiftedConv(nnx.Module):
@@ -121,12 +134,9 @@ class ShiftedConv(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         height, width = self.filter_size
         if self.transpose:
-            # The transposed conv's output has H * s + (kh - s) rows: keep the first H * s (the causal ones) and,
-            # horizontally, the centred (down) or leftmost (down_right) W * s columns.
-            y = self.conv(x)
-            out_h, out_w = x.shape[1] * self.conv.stride, x.shape[2] * self.conv.stride
-            left = (width - 1) // 2 if self.kind == "down" else 0
-            return y[:, :out_h, left : left + out_w]
+            # The transposed conv's output has H * s + (kh - s) rows: keep the first H * s (the causal ones).
+            stride = self.conv.stride
+            return crop_transposed(self.conv(x), self.kind, width, x.shape[1] * stride, x.shape[2] * stride)
         if self.kind == "down":
             pad = ((0, 0), (height - 1, 0), ((width - 1) // 2, (width - 1) // 2), (0, 0))
         else:
@@ -248,14 +258,16 @@ class PixelCNNPlusPlus(nnx.Module):
         return self.head(jax.nn.elu(ul))
 
 
-def make_naive_sampler(model: PixelCNNPlusPlus, batch: int):
+def make_naive_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | None = None):
     """The paper's baseline: one full forward pass over the whole image per pixel, in raster order, its channels
     drawn one after another from that pixel's mixture (`logistic_mixture.sample`). Compiled (one `fori_loop`).
 
     Returns run(key) -> (images int32 [B, H, W, C], params float32 [B, H, W, P]: the mixture parameters each pixel
     was drawn from). Pixel t = i * W + j uses noise `logistic_mixture.sample_noise(fold_in(key, t), ...)`, so any
-    generator with the same key and the same parameters draws the same image.
+    generator with the same key and the same parameters draws the same image. num_pixels (default H * W): stop
+    after the first num_pixels in raster order, the rest left 0 (to time a few of its equally costly steps).
     """
+    num_pixels = check_num_pixels(model, num_pixels)
     model.eval()
     graphdef, state = nnx.split(model)
     height, width, channels = model.image_shape
@@ -275,7 +287,7 @@ def make_naive_sampler(model: PixelCNNPlusPlus, batch: int):
 
         images = jnp.zeros((batch, height, width, channels), jnp.int32)
         params = jnp.zeros((batch, height, width, num_params), jnp.float32)
-        return jax.lax.fori_loop(0, height * width, step, (images, params))
+        return jax.lax.fori_loop(0, num_pixels, step, (images, params))
 
     return lambda key: run(state, key)
 
@@ -283,3 +295,13 @@ def make_naive_sampler(model: PixelCNNPlusPlus, batch: int):
 def pixel_noise(key: jax.Array, t: jax.Array, batch: int, channels: int, num_mix: int) -> dict[str, jax.Array]:
     """The sampling noise of raster position t for a batch of images (every generator draws the same)."""
     return logistic_mixture.sample_noise(jax.random.fold_in(key, t), (batch,), channels, num_mix)
+
+
+def check_num_pixels(model: PixelCNNPlusPlus, num_pixels: int | None) -> int:
+    """num_pixels (None: the whole image) -> an int in 1 .. H * W, or a ValueError naming it."""
+    total = model.image_shape[0] * model.image_shape[1]
+    if num_pixels is None:
+        return total
+    if not 1 <= int(num_pixels) <= total:
+        raise ValueError(f"num_pixels must be in 1 .. {total} (H * W), got {num_pixels}")
+    return int(num_pixels)
