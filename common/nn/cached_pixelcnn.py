@@ -47,15 +47,17 @@ def conv_weights(conv) -> Conv:
     return {"kernel": conv.kernel(), "bias": conv.bias.value}
 
 
+def freeze_block(block) -> dict:
+    """A GatedResnet -> its convs' kernels and biases (aux_in None where it has no aux input)."""
+    aux = conv_weights(block.aux_in) if block.aux_in is not None else None
+    return {"conv_in": conv_weights(block.conv_in), "aux_in": aux, "conv_out": conv_weights(block.conv_out)}
+
+
 def freeze(model: PixelCNNPlusPlus) -> dict:
     """Every conv's kernel and bias, in the model's layout (lists per scale and block)."""
 
-    def block(b):
-        aux = conv_weights(b.aux_in) if b.aux_in is not None else None
-        return {"conv_in": conv_weights(b.conv_in), "aux_in": aux, "conv_out": conv_weights(b.conv_out)}
-
     def blocks(scales):
-        return [[block(b) for b in scale] for scale in scales]
+        return [[freeze_block(b) for b in scale] for scale in scales]
 
     return {
         "u_init": conv_weights(model.u_init),

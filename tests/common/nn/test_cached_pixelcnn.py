@@ -1,0 +1,129 @@
+"""Cached PixelCNN++ generation: each cached conv (row cache, pixel ring, strided, transposed) equals its full-image
+counterpart at every position, and the whole cached generator gives the naive generator's mixture parameters and
+the same images under the same key."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from common.nn import cached_pixelcnn as cached
+from common.nn import pixelcnn
+
+FILTERS = 3
+
+
+def conv_and_input(kind, stride=1, transpose=False, shape=(2, 8, 6, 4)):
+    size = (2, 3) if kind == "down" else (2, 2)
+    conv = pixelcnn.ShiftedConv(kind, shape[-1], FILTERS, size, stride=stride, transpose=transpose, rngs=nnx.Rngs(1))
+    conv.conv.bias.value = jax.random.normal(jax.random.key(2), (FILTERS,))  # a non-zero bias, so padding shows
+    return conv, jax.random.normal(jax.random.key(0), shape)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_row_cache_gives_the_down_shifted_convs_rows(stride):
+    conv, x = conv_and_input("down", stride)
+    full = conv(x)  # [B, H / s, W / s, F]
+    weights = cached.conv_weights(conv)
+    previous = jnp.zeros_like(x[:, 0])  # the top padding
+    for row in range(x.shape[1]):
+        if row % stride == 0:
+            got = cached.down_row(weights, previous, x[:, row], stride=stride)
+            np.testing.assert_allclose(got, full[:, row // stride], atol=1e-5, err_msg=f"row {row}")
+        previous = x[:, row]  # cached every row, run every stride-th
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pixel_ring_gives_the_down_right_convs_pixels(stride):
+    conv, x = conv_and_input("down_right", stride)
+    full = conv(x)
+    weights = cached.conv_weights(conv)
+    batch, height, width, channels = x.shape
+    ring = jnp.zeros((batch, 2, width + 1, channels))
+    for row in range(height):
+        for col in range(width):
+            ring = cached.ring_write(ring, row, col, x[:, row, col])
+            if row % stride == 0 and col % stride == 0:
+                got = cached.pixel_conv(weights, cached.ring_window(ring, row, col))
+                np.testing.assert_allclose(got, full[:, row // stride, col // stride], atol=1e-5)
+
+
+def test_transposed_convs_cache_the_outputs_their_input_covers():
+    conv, x = conv_and_input("down", 2, transpose=True)
+    full = conv(x)  # [B, 2H, 2W, F]
+    for row in range(x.shape[1]):
+        covered = cached.transposed_row(cached.conv_weights(conv), x[:, row])
+        np.testing.assert_allclose(covered, full[:, 2 * row : 2 * row + 2], atol=1e-5)
+    conv, x = conv_and_input("down_right", 2, transpose=True)
+    full = conv(x)
+    for row in range(x.shape[1]):
+        for col in range(x.shape[2]):
+            covered = cached.transposed_pixel(cached.conv_weights(conv), x[:, row, col])
+            np.testing.assert_allclose(covered, full[:, 2 * row : 2 * row + 2, 2 * col : 2 * col + 2], atol=1e-5)
+
+
+def test_gated_resnet_blocks_row_by_row_and_pixel_by_pixel():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, FILTERS))
+    aux = jax.random.normal(jax.random.key(1), (2, 3, 4, 2))
+    batch, height, width, _ = x.shape
+    vertical = pixelcnn.GatedResnet("down", FILTERS, 2, 0.0, rngs=nnx.Rngs(0))
+    horizontal = pixelcnn.GatedResnet("down_right", FILTERS, 2, 0.0, rngs=nnx.Rngs(1))
+    rows_cache = {"x": jnp.zeros_like(x[:, 0]), "h": jnp.zeros_like(x[:, 0])}
+    ring = jnp.zeros((batch, 2, width + 1, FILTERS))
+    pixels_cache = {"x": ring, "h": ring}
+    frozen = {name: cached.freeze_block(block) for name, block in [("u", vertical), ("ul", horizontal)]}
+    full_u, full_ul = jax.jit(vertical)(x, aux), jax.jit(horizontal)(x, aux)
+    block_row, block_pixel = jax.jit(cached.block_row), jax.jit(cached.block_pixel)  # one dispatch per position
+    for row in range(height):
+        got, rows_cache = block_row(frozen["u"], rows_cache, x[:, row], aux[:, row])
+        np.testing.assert_allclose(got, full_u[:, row], atol=1e-5)
+        for col in range(width):
+            got, pixels_cache = block_pixel(frozen["ul"], pixels_cache, row, col, x[:, row, col], aux[:, row, col])
+            np.testing.assert_allclose(got, full_ul[:, row, col], atol=1e-5)
+
+
+def tiny(image_shape, nr_resnet=1, nr_filters=8):
+    return pixelcnn.PixelCNNPlusPlus(
+        image_shape=image_shape, nr_resnet=nr_resnet, nr_filters=nr_filters, nr_logistic_mix=2, dropout=0.5,
+        rngs=nnx.Rngs(0),
+    )  # fmt: skip
+
+
+def assert_same_generation(model, batch, key):
+    naive_images, naive_params = pixelcnn.make_naive_sampler(model, batch)(key)
+    images, params = cached.make_cached_sampler(model, batch)(key)
+    np.testing.assert_allclose(params, naive_params, atol=1e-4)
+    np.testing.assert_array_equal(images, naive_images)
+    assert len(np.unique(np.asarray(images))) > 10  # real draws, not a constant image
+    return images, params
+
+
+@pytest.mark.slow  # compiles both generators (~15-30 s on 2 shared cores)
+def test_cached_generation_equals_naive_rgb_8x8():
+    assert_same_generation(tiny((8, 8, 3)), batch=2, key=jax.random.key(3))
+
+
+@pytest.mark.long  # each size compiles both generators: a minute or more on 2 shared cores
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "image_shape, nr_resnet, nr_filters",
+    [((12, 8, 1), 2, 6), ((8, 12, 3), 1, 5), ((16, 16, 3), 2, 8), ((16, 16, 1), 1, 4)],
+)
+def test_cached_generation_equals_naive_over_sizes(image_shape, nr_resnet, nr_filters):
+    model = tiny(image_shape, nr_resnet, nr_filters)
+    images, params = assert_same_generation(model, batch=3, key=jax.random.key(7))
+    # Stopping early draws the same first pixels and leaves the rest 0.
+    part = 2 * image_shape[1] + 3
+    part_images, part_params = cached.make_cached_sampler(model, 3, num_pixels=part)(jax.random.key(7))
+    flat = np.asarray(part_images).reshape(3, -1, image_shape[2])
+    np.testing.assert_array_equal(flat[:, :part], np.asarray(images).reshape(3, -1, image_shape[2])[:, :part])
+    assert not flat[:, part:].any() and not np.asarray(part_params).reshape(3, -1, params.shape[-1])[:, part:].any()
+
+
+def test_bad_pixel_count_names_the_value():
+    model = nnx.eval_shape(lambda: tiny((8, 8, 1)))  # the check comes before any weight is read
+    with pytest.raises(ValueError, match=r"num_pixels must be in 1 \.\. 64 \(H \* W\), got 65"):
+        cached.make_cached_sampler(model, 1, num_pixels=65)
+    with pytest.raises(ValueError, match=r"num_pixels must be in 1 \.\. 64 \(H \* W\), got 0"):
+        pixelcnn.make_naive_sampler(model, 1, num_pixels=0)
