@@ -67,6 +67,7 @@ def make_task_fns(dataset_name: str, image_shape: tuple[int, int, int]):
 
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
     """Trains (resuming from workdir), reports test and train bits/dim, then generates from the final checkpoint."""
+    generate.sampler_for(config.generate.method)  # a misspelt method fails now, not after the training
     dataset = load_dataset(config)
     network = model.build_model(config, dataset.input_shape, nnx.Rngs(config.seed))
     loss_fn, eval_sums = make_task_fns(config.dataset.name, dataset.input_shape)
@@ -109,5 +110,6 @@ def train_split_bits_per_dim(config: ConfigDict, workdir: str, image_shape: tupl
 
 def build_for_dry_run(config: ConfigDict):
     input_shape, _ = images.dataset_shapes(config.dataset.name)
+    generate.sampler_for(config.generate.method)
     network = nnx.eval_shape(lambda: model.build_model(config, input_shape, nnx.Rngs(config.seed)))
     return network, input_shape

@@ -1,5 +1,6 @@
 """Fast generation (PixelCNN++) end to end, as a user runs it: train on the smoke config (the real offline digits),
-report bits/dim, write the sample grid; regenerate from the checkpoint; the dry-run model and config errors."""
+report bits/dim, write the cached generator's grid; regenerate naively from the checkpoint (the same images); the
+dry-run model and config errors."""
 
 import json
 
@@ -14,6 +15,7 @@ from papers.fast_generation.config import get_config
 from tests.helpers import final_metrics, run_main, run_module
 
 SMOKE = "--config=papers/fast_generation/config.py:smoke"
+NAIVE = "--config.generate.method=naive"
 
 
 @pytest.mark.long  # ~3 compilations of the unrolled network: minutes on 2 shared cores (10 min at load 10)
@@ -25,16 +27,18 @@ def test_smoke_run_learns_reports_bits_per_dim_and_writes_the_grid(tmp_path):
     bits = [row["train/bits_per_dim"] for row in rows if "train/bits_per_dim" in row]
     assert len(bits) == 4 and bits[-1] < bits[0] - 0.2, bits  # logged every 5 of 20 steps; 8 bits = uniform
     assert final["eval/bits_per_dim"] < 6.0 and final["train_eval/bits_per_dim"] < 6.0, final
-    assert final["generate/naive_seconds"] > 0
-    grid = np.asarray(Image.open(tmp_path / "samples" / "naive.png"))
+    assert final["generate/seconds"] > 0
+    grid = np.asarray(Image.open(tmp_path / "samples" / "cached.png"))
     assert grid.shape == (2 * 8 * 1, 2 * (2 * 9 - 1))  # 2 images of 8 x 8 side by side, 1-pixel gap, 2x upscaled
     report = json.loads((tmp_path / "samples" / "generation.json").read_text())
-    assert report["checkpoint_step"] == 20 and report["naive_forward_passes"] == 64
+    assert report["checkpoint_step"] == 20 and report["method"] == "cached"
 
-    # The generation entry point restores the same checkpoint and, with the same key, draws the same images.
-    first = (tmp_path / "samples" / "naive.png").read_bytes()
-    run_module("papers.fast_generation.generate", SMOKE, f"--workdir={tmp_path}", timeout=600)
-    assert (tmp_path / "samples" / "naive.png").read_bytes() == first
+    # The generation entry point restores the same checkpoint and the naive generator, with the same key, draws
+    # the same images as the cached one did.
+    run_module("papers.fast_generation.generate", SMOKE, f"--workdir={tmp_path}", NAIVE, timeout=600)
+    naive = (tmp_path / "samples" / "naive.png").read_bytes()
+    assert naive == (tmp_path / "samples" / "cached.png").read_bytes()
+    assert json.loads((tmp_path / "samples" / "generation.json").read_text())["method"] == "naive"
 
 
 def _weight_norm_conv(kernel_taps: int, in_features: int, out_features: int) -> int:
@@ -62,6 +66,10 @@ def test_dry_run_model_size_and_bad_config_values():
     assert counting.count_params(network) == expected
     with pytest.raises(UnknownNameError, match="unknown fast_generation config variant 'big'; valid choices: cifar10"):
         get_config("big")
+    config.generate.method = "fast"
+    with pytest.raises(UnknownNameError, match="unknown generation method 'fast'; valid choices: cached, naive"):
+        train.build_for_dry_run(config)
+    config.generate.method = "naive"
     config.model.nr_resnet = 0
     with pytest.raises(ValueError, match="nr_resnet, nr_filters and nr_logistic_mix must be >= 1, got 0, 16, 5"):
         train.build_for_dry_run(config)
