@@ -8,12 +8,13 @@ import jax
 
 
 def machine_description() -> str:
-    """One line naming where a number was measured: device kind and count, CPU cores, OS."""
+    """One line naming where a number was measured: device kind and count, CPU cores, OS, and the one-minute load
+    average when it was written (on a shared machine, speeds scale with it)."""
     device = jax.devices()[0]
     kind = device.device_kind if device.platform != "cpu" else "CPU"
     return (
         f"{jax.device_count()} x {kind} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
-        f"{platform.system()} {platform.machine()}, JAX {jax.__version__}"
+        f"{platform.system()} {platform.machine()}, JAX {jax.__version__}, load average {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -1,5 +1,6 @@
-"""Backprop evolution's re-training: backprop and the search's best equations, three seeds, a short and a long
-budget (each its own cosine schedule), on the search's MLP and offline Fashion-MNIST.
+"""Backprop evolution's re-training: backprop and the search's best equations, three seeds, a short, a long and a
+converged budget (300, 1,500 and 8,000 steps, each its own cosine schedule), on the search's MLP and offline
+Fashion-MNIST.
 
 The equations are from the search of papers/backprop_evolution/README.md (`search` block): its third and fifth.
 Its first two, dact * g / (|dact| + eps) and dact * g / (|dact^2| + eps), are backprop to a factor 1 / (1 + 1e-6)
@@ -24,6 +25,10 @@ SWEEPS = [
     Sweep(
         config="papers/backprop_evolution/config.py:long",
         axes={"model.rule": RULES, "train.num_steps": [1500], "seed": SEEDS},
+    ),
+    Sweep(
+        config="papers/backprop_evolution/config.py:converge",
+        axes={"model.rule": RULES, "train.num_steps": [8000], "seed": SEEDS},
     ),
 ]
 SWEEP = SWEEPS[0]

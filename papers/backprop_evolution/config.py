@@ -6,7 +6,9 @@ Variants:
   default   a 784-128-128-10 ReLU MLP on offline Fashion-MNIST trained by standard backprop (`model.rule`), 300
             steps of batch 64 (the short budget), on train[:-5000]; test accuracy, plus validation accuracy on
             train[-5000:]. Seconds on 2 CPU cores (papers/backprop_evolution/README.md).
-  long      the same for 1500 steps, test accuracy every 150 steps (the learning curves).
+  long      the same for 1500 steps (1.7 epochs), test accuracy every 150 steps.
+  converge  the same for 8000 steps (9.3 epochs), test accuracy every 500 steps: the learning curves that show
+            where accuracy levels off (minutes per run).
   smoke     a 64-unit MLP on sklearn digits for 30 steps: seconds; what the tests run.
   convnet   the default with two 3x3 stride-2 rule convolutions instead of the MLP.
   cifar10_resnet   a widened ResNet-20 with the rule in its 3x3 layers on CIFAR-10 (needs prepared tfds cifar10;
@@ -26,6 +28,7 @@ from configs import presets
 VALIDATION_EXAMPLES = 5000
 SHORT_STEPS = 300
 LONG_STEPS = 1500
+CONVERGE_STEPS = 8000
 
 
 def _default() -> ConfigDict:
@@ -50,6 +53,12 @@ def _default() -> ConfigDict:
 def _long() -> ConfigDict:
     config = _default()
     config.train.update(num_steps=LONG_STEPS, log_every=150, eval_every=150, checkpoint_every=LONG_STEPS)
+    return config
+
+
+def _converge() -> ConfigDict:
+    config = _default()
+    config.train.update(num_steps=CONVERGE_STEPS, log_every=500, eval_every=500, checkpoint_every=2000)
     return config
 
 
@@ -131,6 +140,7 @@ def _search_smoke() -> ConfigDict:
 VARIANTS = {
     "default": _default,
     "long": _long,
+    "converge": _converge,
     "smoke": _smoke,
     "convnet": _convnet,
     "cifar10_resnet": _cifar10_resnet,

@@ -1,5 +1,5 @@
-"""Re-trains the search's best equations and backprop over seeds at a short and a long budget; writes the table,
-the learning curves and a verdict on the paper's claim into the README.
+"""Re-trains the search's best equations and backprop over seeds at a short, a long and a converged budget; writes
+the table, the learning curves (of the longest runs) and a verdict on the paper's claim into the README.
 
   python -m papers.backprop_evolution.reproduce [--sweep configs/sweeps/backprop_evolution.py] [--workdir DIR]
 
@@ -23,6 +23,7 @@ SWEEP_FILE = "configs/sweeps/backprop_evolution.py"
 PLOT = "learning_curves.png"
 BLOCK = "reproduce"
 RULE, STEPS = "model.rule", "train.num_steps"
+BUDGET_NAMES = {2: ["short", "long"], 3: ["short", "long", "converged"]}  # by the number of budgets in a sweep
 
 
 def train_or_diverge(config, workdir: str) -> dict:
@@ -109,7 +110,7 @@ def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
     within it (parity)."""
     lines = []
     budgets = sorted({s for s, _ in cells})
-    for steps, label in zip(budgets, ["short", "long"] if len(budgets) == 2 else map(str, budgets), strict=False):
+    for steps, label in zip(budgets, BUDGET_NAMES.get(len(budgets), budgets), strict=False):
         backprop = cells.get((steps, "backprop"))
         if backprop is None:
             continue

@@ -47,3 +47,14 @@ def test_learning_curves_are_drawn_from_the_long_runs(tmp_path):
     path = tmp_path / "curves.png"
     reproduce.render_curves(results, str(tmp_path), str(path), "test")
     assert path.stat().st_size > 1000
+
+
+def test_three_budgets_are_named_short_long_and_converged():
+    results = _results()
+    for seed in range(3):
+        for rule in ("backprop", RULE):
+            point = {"model.rule": rule, "train.num_steps": 8000, "seed": seed}
+            results.append((point, {"eval/accuracy": 0.9, "validation/accuracy": 0.91}))
+    text = reproduce.verdict(reproduce.summarise(results))
+    assert "- short budget (300 steps)" in text and "- long budget (1500 steps)" in text
+    assert "- converged budget (8000 steps): `min(g, tanh(w_rms))` is on par with backprop (+0.00 points" in text
