@@ -1,0 +1,194 @@
+"""Naive vs cached PixelCNN++ generation speed, measured side by side in one process.
+
+python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--models cifar10,small] [--batches 1,4]
+
+Models (random weights, seed 0: speed does not depend on them; dropout off):
+  cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
+  small    this repo's default model: 28 x 28 x 1 (Fashion-MNIST), nr_resnet 1, 16 filters, 5 mixtures.
+Batches 1, 4, 16, 64, 256; --quick: the small model at batch 1 and 4 (within a minute on CPU, most of it
+compiling). Each configuration compiles both generators, then times whole compiled generation loops (sampling
+included) and keeps the fastest of `repeats` runs. The naive generator costs one full forward pass per pixel
+whatever the pixel, so it is timed on the first few pixels (`naive_pixels`); the cached one on whole images
+(small) or on the first rows of the image (cifar10, a multiple of 4 rows: the coarser scales run every 2nd and
+4th row) where a whole image would take too long (`fast_pixels`). Rates are images per second, extrapolated
+from the timed pixels: batch * timed pixels / (H * W) / seconds. max_abs_logit_diff compares the two generators'
+mixture parameters over the naive run's pixels (same key, so the same pixels are drawn and fed back).
+--json: one JSON object per configuration and line instead of the table.
+"""
+
+import dataclasses
+import json
+import time
+
+import jax
+import numpy as np
+from absl import flags
+from flax import nnx
+
+from common import app, report
+from common.nn import cached_pixelcnn, pixelcnn
+from common.registry import lookup
+
+FLAGS = flags.FLAGS
+BATCHES = (1, 4, 16, 64, 256)
+QUICK_BATCHES = (1, 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    image_shape: tuple[int, int, int]
+    nr_resnet: int
+    nr_filters: int
+    nr_logistic_mix: int
+    naive_rows: float  # image rows the naive generator is timed on (a fraction: that part of the first row)
+    fast_rows: int | None  # rows the cached one is timed on; None: the whole image
+
+    def build(self) -> pixelcnn.PixelCNNPlusPlus:
+        return pixelcnn.PixelCNNPlusPlus(
+            image_shape=self.image_shape,
+            nr_resnet=self.nr_resnet,
+            nr_filters=self.nr_filters,
+            nr_logistic_mix=self.nr_logistic_mix,
+            dropout=0.0,
+            rngs=nnx.Rngs(0),
+        )
+
+
+MODELS = {
+    "cifar10": ModelSpec((32, 32, 3), 5, 160, 10, naive_rows=1 / 16, fast_rows=4),
+    "small": ModelSpec((28, 28, 1), 1, 16, 5, naive_rows=1, fast_rows=None),
+}
+
+
+def configurations(quick: bool, models: list[str] | None = None, batches: list[int] | None = None):
+    """(model name, batch) pairs: the small model first (it finishes quickly), then cifar10."""
+    names = models or (["small"] if quick else ["small", "cifar10"])
+    for name in names:
+        lookup(MODELS, name, "bench model")
+    return [(name, batch) for name in names for batch in (batches or (QUICK_BATCHES if quick else BATCHES))]
+
+
+def time_generator(run, repeats: int):
+    """Fastest wall-clock and process CPU seconds of `repeats` calls after one compiling call, and the result."""
+    result = jax.block_until_ready(run(jax.random.key(0)))
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = jax.block_until_ready(run(jax.random.key(0)))
+        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)
+    return wall, cpu, result
+
+
+def measure(name: str, batch: int, *, repeats: int) -> dict:
+    spec = lookup(MODELS, name, "bench model")
+    model = spec.build()
+    height, width, _ = spec.image_shape
+    naive_pixels = max(1, int(spec.naive_rows * width))
+    fast_pixels = height * width if spec.fast_rows is None else spec.fast_rows * width
+    naive = pixelcnn.make_naive_sampler(model, batch, num_pixels=naive_pixels)
+    fast = cached_pixelcnn.make_cached_sampler(model, batch, num_pixels=fast_pixels)
+    naive_seconds, naive_cpu, (naive_images, naive_params) = time_generator(naive, repeats)
+    fast_seconds, fast_cpu, (fast_images, fast_params) = time_generator(fast, repeats)
+    per_image = height * width
+
+    def first(x, count):  # [B, H, W, D] -> the first `count` pixels in raster order [B, count, D]
+        return np.asarray(x).reshape(batch, per_image, -1)[:, :count]
+
+    diff = float(np.abs(first(naive_params, naive_pixels) - first(fast_params, naive_pixels)).max())
+    same = bool((first(naive_images, naive_pixels) == first(fast_images, naive_pixels)).all())
+    naive_rate = batch * naive_pixels / per_image / naive_seconds
+    fast_rate = batch * fast_pixels / per_image / fast_seconds
+    return {
+        "model": name,
+        "image_shape": list(spec.image_shape),
+        "nr_resnet": spec.nr_resnet,
+        "nr_filters": spec.nr_filters,
+        "batch": batch,
+        "naive_pixels": naive_pixels,
+        "fast_pixels": fast_pixels,
+        "naive_samples_per_s": naive_rate,
+        "fast_samples_per_s": fast_rate,
+        "speedup": fast_rate / naive_rate,
+        "naive_ms_per_pixel": 1e3 * naive_seconds / naive_pixels,
+        "fast_ms_per_pixel": 1e3 * fast_seconds / fast_pixels,
+        "cpu_speedup": (naive_cpu / naive_pixels) / (fast_cpu / fast_pixels),
+        "max_abs_logit_diff": diff,
+        "same_pixels": same,
+        "device": jax.devices()[0].platform,
+    }
+
+
+def run(*, quick=False, repeats=2, models=None, batches=None, on_result=None) -> list[dict]:
+    """Measures every configuration; on_result(row) is called as each one finishes."""
+    rows = []
+    for name, batch in configurations(quick, models, batches):
+        row = measure(name, batch, repeats=repeats)
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    header = ["model", "batch", "naive images/s", "cached images/s", "speedup", "CPU-time speedup"]
+    header += ["naive ms/pixel", "cached ms/pixel", "timed naive / cached pixels", "max abs logit diff", "same pixels"]
+    body = [
+        [
+            row["model"],
+            row["batch"],
+            f"{row['naive_samples_per_s']:.3g}",
+            f"{row['fast_samples_per_s']:.3g}",
+            f"{row['speedup']:.1f}x",
+            f"{row['cpu_speedup']:.1f}x",
+            f"{row['naive_ms_per_pixel']:.3g}",
+            f"{row['fast_ms_per_pixel']:.3g}",
+            f"{row['naive_pixels']} / {row['fast_pixels']}",
+            f"{row['max_abs_logit_diff']:.1e}",
+            "yes" if row["same_pixels"] else "no",
+        ]
+        for row in rows
+    ]
+    return report.markdown_table(header, body)
+
+
+def markdown(repeats: int = 1) -> str:
+    """The docs section: the full run's table and how it was measured (`make bench`)."""
+    start = time.perf_counter()
+    rows = run(repeats=repeats)
+    minutes = (time.perf_counter() - start) / 60
+    return (
+        "## Fast PixelCNN++ generation: naive vs cached\n\n"
+        f"{table(rows)}\n\n"
+        "Whole compiled generation loops (sampling included), float32, random weights, the fastest of "
+        f"{repeats} run(s) after compilation; images/s extrapolated from the timed pixels (naive: each pixel is a "
+        "full forward pass; cached: whole images for the small model, the first 4 rows for cifar10). The logit "
+        "difference and the pixels compare both generators on the naive run's pixels with the same key. "
+        f"`python -m papers.fast_generation.bench`, {minutes:.1f} min on {report.machine_description()}.\n"
+    )
+
+
+def define_flags() -> None:
+    flags.DEFINE_bool("quick", False, "The small model at batch 1 and 4, within a minute on CPU.")
+    flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
+    flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
+    flags.DEFINE_list("models", None, f"Models to time (default: all; --quick: small); of {sorted(MODELS)}.")
+    flags.DEFINE_list("batches", None, f"Batch sizes (default {BATCHES}; --quick {QUICK_BATCHES}).")
+
+
+def main(argv) -> None:
+    app.prepare(argv)
+
+    def emit(row):
+        if FLAGS.json:
+            print(json.dumps(row), flush=True)
+
+    batches = [int(b) for b in FLAGS.batches] if FLAGS.batches else None
+    rows = run(quick=FLAGS.quick, repeats=FLAGS.repeats, models=FLAGS.models, batches=batches, on_result=emit)
+    if not FLAGS.json:
+        print(table(rows))
+        print(f"\n{report.machine_description()}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
