@@ -9,6 +9,8 @@ import inspect
 import optax
 from flax import nnx
 
+from common.errors import UserError
+
 # Flax 0.11 changed Optimizer: `wrt` became required and `update(grads)` became `update(model, grads)`.
 _UPDATE_TAKES_MODEL = "model" in inspect.signature(nnx.Optimizer.update).parameters
 
@@ -24,3 +26,45 @@ def apply_gradients(optimizer: nnx.Optimizer, model: nnx.Module, grads) -> None:
         optimizer.update(model, grads)
     else:
         optimizer.update(grads)
+
+
+# dm-reverb 0.14 links TensorFlow 2.15, so it exists on the pinned stack only (requirements/constraints.txt); the
+# current stack (requirements/current.txt) has everything else. Code that needs it says so as a one-line UserError.
+REVERB_NEEDED = "the replay paper needs dm-reverb, which needs Python <= 3.11 and the pinned stack: make setup"
+REVERB_BACKEND_NEEDED = (
+    "replay.backend='reverb' needs dm-reverb, which needs Python <= 3.11 and the pinned stack: make setup "
+    "(replay.backend='ring' runs without it)"
+)
+
+
+class MissingReverb:
+    """Stands in for the `reverb` module where it is not installed: importing works, using it raises `UserError`."""
+
+    def __init__(self, message: str):
+        self._message = message
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # introspection (copy, pickle, pytest) sees an ordinary object
+            raise AttributeError(name)
+        raise UserError(self._message)
+
+
+def has_reverb() -> bool:
+    """Whether dm-reverb imports here (the pinned stack)."""
+    return not isinstance(import_reverb(), MissingReverb)
+
+
+def import_reverb():
+    """The `reverb` module, or a `MissingReverb` that raises on first use. Modules that use Reverb only on some
+    paths (the ring backend needs none) import it through here, with `from __future__ import annotations`."""
+    try:
+        import reverb
+    except ImportError:
+        return MissingReverb(REVERB_BACKEND_NEEDED)
+    return reverb
+
+
+def require_reverb(message: str = REVERB_NEEDED) -> None:
+    """Raises `UserError(message)` where dm-reverb is not installed."""
+    if not has_reverb():
+        raise UserError(message)

@@ -15,15 +15,19 @@ learner until `updates_due(env_steps)`; distributed, the actors write through `m
 through `make_dataset`, paced by the table's rate limiter (off-policy agents only).
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-import reverb
 from flax import nnx
 
+from common.compat import import_reverb
 from common.rl.environments import Step
+
+reverb = import_reverb()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +119,7 @@ class AgentBuilder(Protocol):
         self,
         networks: nnx.Module,
         spec: EnvironmentSpec,
-        variables: "VariableClient",
+        variables: VariableClient,
         adder: Adder | None,
         *,
         seed: int,

@@ -19,6 +19,8 @@ For the DQN family, actors insert new items at priority 1 (Acme's rule); the sin
 largest priority seen. An on-policy agent has no tables to share and is refused when the config is checked.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import multiprocessing
@@ -30,10 +32,10 @@ import time
 import jax
 import numpy as np
 import portpicker
-import reverb
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.compat import import_reverb
 from common.errors import UserError
 from common.rl import agents, replay
 from common.rl.agent import VariableClient
@@ -42,6 +44,8 @@ from common.rl.runner import check_finite, environment_spec, make_env, mean_metr
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.loop import TrainingStopped
 from common.train.metrics import MetricWriter
+
+reverb = import_reverb()
 
 VARIABLES = "variables"
 

@@ -16,6 +16,8 @@ both acts and learns, that limiter deadlocks (an insert waits for a sample the s
 the single-process runner then keeps the ratio itself, by schedule.
 """
 
+from __future__ import annotations
+
 import collections
 import dataclasses
 import os
@@ -23,9 +25,11 @@ import shutil
 from collections.abc import Iterator
 
 import numpy as np
-import reverb
 
+from common.compat import import_reverb
 from common.registry import lookup
+
+reverb = import_reverb()
 
 ITEM_FIELDS = ("action", "bootstrap_discount", "n_step_return", "next_observation", "observation")  # Reverb's order
 _UNBOUNDED_ERROR = 1e15  # "never blocks" for the single-process limiter (a float the C++ limiter accepts)

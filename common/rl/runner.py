@@ -17,13 +17,15 @@ The score, `final_return`, is the mean return of the episodes that ended in the 
 environment steps after the warm-up.
 """
 
+from __future__ import annotations
+
 import time
 
 import jax.numpy as jnp
 import numpy as np
-import reverb
 from ml_collections import ConfigDict
 
+from common.compat import import_reverb
 from common.rl import agents, replay
 from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import EnvConfig
@@ -31,6 +33,8 @@ from common.rl.environments import Environment, make_environment
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.loop import NonFiniteLossError, TrainingStopped
 from common.train.metrics import MetricWriter
+
+reverb = import_reverb()
 
 
 def make_env(config: EnvConfig, seed: int) -> Environment:

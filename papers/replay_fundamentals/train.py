@@ -2,6 +2,7 @@
 
 from ml_collections import ConfigDict
 
+from common import compat
 from common.registry import lookup
 from common.rl import agents, distributed, runner
 from papers.replay_fundamentals import model
@@ -21,7 +22,14 @@ def with_replay_ratio(config: ConfigDict) -> ConfigDict:
     return config
 
 
+def check_config(config: ConfigDict) -> None:
+    """Refuses, in one line, a run that needs Reverb where dm-reverb is not installed (the current stack)."""
+    if config.replay.backend == "reverb" or config.run.mode == "distributed":
+        compat.require_reverb()
+
+
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, float]:
+    check_config(config)
     run = lookup(RUNNERS, config.run.mode, "run mode")
     return run(with_replay_ratio(config), workdir)
 

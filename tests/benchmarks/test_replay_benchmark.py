@@ -1,6 +1,10 @@
 """The replay benchmark's measurement path at a tiny size (the numbers themselves live in docs/benchmarks.md)."""
 
+import pytest
+
 from benchmarks import replay
+
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
 
 
 def test_measure_reads_rates_from_the_runs_metrics():

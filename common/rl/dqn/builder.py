@@ -6,14 +6,16 @@ One process keeps the replay ratio by schedule: after `learning_starts` environm
 updates == floor(replay_ratio * (env_steps - learning_starts)); distributed, the table's limiter keeps it.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from typing import ClassVar
 
-import reverb
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.compat import import_reverb
 from common.rl import replay
 from common.rl.agent import EnvironmentSpec, GenericActor, VariableClient
 from common.rl.config import Experiment, choices
@@ -21,6 +23,8 @@ from common.rl.dqn import networks
 from common.rl.dqn.actor import EpsilonGreedyPolicy
 from common.rl.dqn.learner import Learner
 from common.rl.ring_buffer import RingBufferReplay
+
+reverb = import_reverb()
 
 REPLAY = "replay"  # the table's name
 

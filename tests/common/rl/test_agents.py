@@ -4,9 +4,9 @@ naming the field and what it accepts; the distributed runner refuses an agent wi
 import re
 
 import pytest
-import reverb
 from ml_collections import ConfigDict
 
+from common.compat import import_reverb
 from common.registry import UnknownNameError
 from common.rl import agents, distributed, runner
 from common.rl.agent import VariableClient
@@ -14,6 +14,10 @@ from common.rl.config import ConfigError
 from common.rl.dqn.builder import DQNBuilder
 from common.rl.reinforce import ReinforceBuilder
 from tests.common.rl.cartpole import dqn_smoke, reinforce_cartpole
+
+reverb = import_reverb()
+
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
 
 
 @pytest.fixture

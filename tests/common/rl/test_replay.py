@@ -3,11 +3,15 @@ limiter, and checkpoint/restore of the table."""
 
 import numpy as np
 import pytest
-import reverb
 from ml_collections import ConfigDict
 
+from common.compat import import_reverb
 from common.registry import UnknownNameError
 from common.rl import replay
+
+reverb = import_reverb()
+
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
 
 
 def replay_config(**overrides) -> ConfigDict:

@@ -6,12 +6,16 @@ import os
 
 import numpy as np
 import pytest
-import reverb
 
+from common.compat import import_reverb
 from common.rl import replay, runner
 from common.rl.dqn import rainbow
 from tests.common.rl.cartpole import dqn_cartpole, random_policy_return
 from tests.common.rl.cartpole import dqn_smoke as smoke_config
+
+reverb = import_reverb()
+
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
 
 
 def learning_starts(config) -> int:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import final_metrics, start_main
 
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
+
 
 @pytest.mark.long
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from papers.replay_fundamentals import config, train
 from tests.common.rl.cartpole import dqn_smoke
 from tests.helpers import final_metrics, run_main
 
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
+
 SMOKE = "--config=papers/replay_fundamentals/config.py:smoke"
 
 

@@ -4,6 +4,8 @@ import pytest
 
 from papers.replay_fundamentals import reproduce
 
+pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
+
 SPEC = {
     "GAME_KEY": "env.name",
     "AGENT_KEY": "agent.n_step",
