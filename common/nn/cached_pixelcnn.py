@@ -19,6 +19,10 @@ the naive generator's to float rounding, and the same key draws the same images.
 
 Each conv's weight-normalised kernel is computed once per run (`freeze`), then the whole generation is one
 `lax.scan` over pixels in raster order; the u rows and the coarser scales run under `lax.cond`. Dropout is off.
+
+`cached_conv.RingLayout` reads taps x[t - j d] of one sequence; a 2 x 2 window in raster order reads t - W' - 1,
+t - W', t - 1 and t (W' the padded width), no single dilation, and the vertical stream advances by whole rows. So
+the rings here are indexed by (row, column): the same zero-started buffer, with rows of the image width.
 """
 
 import jax
