@@ -13,7 +13,7 @@ Standard backprop is the rule `delta = g * dact`. `apply_to` chooses where the r
 x and in w (a dense matmul, a convolution), so the same rule attaches to Dense and Conv layers alike.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,22 @@ def backward_operands(g, x, w, z, h, dact) -> dict[str, jax.Array]:
     return {name: jnp.broadcast_to(value, z.shape).astype(z.dtype) for name, value in values.items()}
 
 
+def _backward(linear, activation, rule: Rule, to_inputs: bool, to_weights: bool, residuals, g):
+    """(dx, dw, db) of one rule layer from its forward residuals (x, w, b, z, h) and g = dL/dh [B, ..., N]."""
+    x, w, b, z, h = residuals
+    _, activation_vjp = jax.vjp(activation, z)
+    (dact,) = activation_vjp(jnp.ones_like(g))
+    operands = backward_operands(g, x, w, z, h, dact)
+    delta = rule(operands).astype(z.dtype)
+    exact = backprop(operands)
+    dx_delta, dw_delta = (delta if to_inputs else exact), (delta if to_weights else exact)
+    _, linear_vjp = jax.vjp(linear, x, w)
+    dx, dw = linear_vjp(dx_delta)
+    if dw_delta is not dx_delta:
+        _, dw = linear_vjp(dw_delta)
+    return dx, dw, jnp.sum(dw_delta, axis=tuple(range(z.ndim - b.ndim)))  # b: [N], or a scalar 0
+
+
 def rule_layer(
     linear: Linear, activation: Callable[[jax.Array], jax.Array], rule: Rule, apply_to: str = "both"
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
@@ -74,21 +90,75 @@ def rule_layer(
         return h, (x, w, b, z, h)
 
     def layer_bwd(residuals, g):
-        x, w, b, z, h = residuals
-        _, activation_vjp = jax.vjp(activation, z)
-        (dact,) = activation_vjp(jnp.ones_like(g))
-        operands = backward_operands(g, x, w, z, h, dact)
-        delta = rule(operands).astype(z.dtype)
-        exact = backprop(operands)
-        dx_delta, dw_delta = (delta if to_inputs else exact), (delta if to_weights else exact)
-        _, linear_vjp = jax.vjp(linear, x, w)
-        dx, dw = linear_vjp(dx_delta)
-        if dw_delta is not dx_delta:
-            _, dw = linear_vjp(dw_delta)
-        return dx, dw, jnp.sum(dw_delta, axis=tuple(range(z.ndim - b.ndim)))  # b: [N], or a scalar 0
+        return _backward(linear, activation, rule, to_inputs, to_weights, residuals, g)
 
     layer.defvjp(layer_fwd, layer_bwd)
     return layer
+
+
+def switch_rule_layer(
+    linear: Linear, activation: Callable[[jax.Array], jax.Array], rules: Sequence[Rule], apply_to: str = "both"
+) -> Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]:
+    """f(x, w, b, index): `rule_layer` whose rule is rules[index], index an int32 scalar that may be traced.
+
+    The index is a primal input of the custom VJP (no cotangent), so `jax.vmap` over stacked weights and a [K]
+    index trains K networks, each under its own rule, in one program: `lax.switch` then evaluates every rule and
+    selects per network, which is cheap since rules are elementwise and the linear maps are batched once."""
+    if not rules:
+        raise ValueError("switch_rule_layer needs at least one rule, got an empty sequence")
+    to_inputs, to_weights = lookup(APPLY_TO, apply_to, "rule target (apply_to)")
+    branches = tuple(rules)
+
+    def forward(x, w, b):
+        z = linear(x, w) + b
+        return activation(z), z
+
+    @jax.custom_vjp
+    def layer(x, w, b, index):
+        return forward(x, w, b)[0]
+
+    def layer_fwd(x, w, b, index):
+        h, z = forward(x, w, b)
+        return h, ((x, w, b, z, h), index)
+
+    def layer_bwd(saved, g):
+        residuals, index = saved
+
+        def chosen_rule(operands):
+            return jax.lax.switch(index, branches, operands)
+
+        return (*_backward(linear, activation, chosen_rule, to_inputs, to_weights, residuals, g), None)
+
+    layer.defvjp(layer_fwd, layer_bwd)
+    return layer
+
+
+class RuleIndex(nnx.Variable):
+    """Which of a switched layer's rules its backward pass follows: an int32 scalar, never trained. Part of the
+    model's state, so stacked children each carry their own (`select_rule`)."""
+
+
+def select_rule(model: nnx.Module, index: int) -> nnx.Module:
+    """Points every switched rule layer of `model` at rules[index]; returns `model`."""
+    found = False
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, RuleIndex):
+            node.value = jnp.asarray(index, jnp.int32)
+            found = True
+    if not found:
+        raise ValueError(f"select_rule: {type(model).__name__} has no switched rule layer (build it with rules=(...))")
+    return model
+
+
+def _layer_and_index(linear: Linear, activation, rule: Rule | Sequence[Rule], apply_to: str):
+    """(layer function, RuleIndex or None): a switched layer when `rule` is a sequence of rules."""
+    if callable(rule):
+        return rule_layer(linear, activation, rule, apply_to), None
+    return switch_rule_layer(linear, activation, rule, apply_to), RuleIndex(jnp.zeros((), jnp.int32))
+
+
+def _call(layer, index: RuleIndex | None, x, w, b):
+    return layer(x, w, b) if index is None else layer(x, w, b, index.value)
 
 
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -108,21 +178,24 @@ def conv(stride: int = 1, padding: str | int = "SAME") -> Linear:
 
 
 class RuleDense(nnx.Module):
-    """A dense layer, activation included, whose backward pass follows `rule`: [B, M] -> [B, N]."""
+    """A dense layer, activation included, whose backward pass follows `rule`: [B, M] -> [B, N].
+
+    A sequence of rules makes a switched layer: rules[i] for the i set by `select_rule` (0 at first)."""
 
     def __init__(self, in_features, out_features, *, rule: Rule, activation=lambda z: z, apply_to="both", rngs):
         self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (in_features, out_features)))
         self.bias = nnx.Param(jnp.zeros((out_features,)))
-        self.layer = rule_layer(dense, activation, rule, apply_to)
+        self.layer, self.rule_index = _layer_and_index(dense, activation, rule, apply_to)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.layer(x, self.kernel.value, self.bias.value)
+        return _call(self.layer, self.rule_index, x, self.kernel.value, self.bias.value)
 
 
 class RuleConv(nnx.Module):
     """A kxk convolution, activation included, whose backward pass follows `rule`: [B, H, W, C] -> [B, H', W', N].
 
-    Without a bias it is a drop-in ResNet spatial layer (`spatial_layer(rule)`)."""
+    Without a bias it is a drop-in ResNet spatial layer (`spatial_layer(rule)`). A sequence of rules makes a
+    switched layer, as for RuleDense."""
 
     def __init__(
         self,
@@ -133,7 +206,7 @@ class RuleConv(nnx.Module):
         stride: int = 1,
         padding: str | int = "SAME",
         use_bias: bool = True,
-        rule: Rule,
+        rule: Rule | Sequence[Rule],
         activation=lambda z: z,
         apply_to: str = "both",
         rngs,
@@ -141,14 +214,14 @@ class RuleConv(nnx.Module):
         shape = (kernel_size, kernel_size, in_features, out_features)
         self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
-        self.layer = rule_layer(conv(stride, padding), activation, rule, apply_to)
+        self.layer, self.rule_index = _layer_and_index(conv(stride, padding), activation, rule, apply_to)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         bias = jnp.zeros((), x.dtype) if self.bias is None else self.bias.value
-        return self.layer(x, self.kernel.value, bias)
+        return _call(self.layer, self.rule_index, x, self.kernel.value, bias)
 
 
-def spatial_layer(rule: Rule, apply_to: str = "both"):
+def spatial_layer(rule: Rule | Sequence[Rule], apply_to: str = "both"):
     """A ResNet `spatial_layer` factory (common/nn/resnet.py): the 3x3 conv (padding 1, no bias) under `rule`."""
 
     def factory(in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs) -> RuleConv:

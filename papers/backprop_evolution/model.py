@@ -8,7 +8,11 @@
             CIFAR-10 users; not run here.
 `model.rule` is "backprop" or a searched equation's spec (`rule:...`, papers/backprop_evolution/search_space.py);
 `model.apply_to` sends its delta to both the gradient passed down and the weight update, or to one of them.
+`build_model(..., specs=[...])` instead builds the network with several equations, one chosen per network by
+`backward.select_rule`: the vmapped search children (common/search/child.py:train_children_vmapped).
 """
+
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +96,17 @@ def _resnet(config, input_shape, num_classes, rule, rngs):
 MODELS = {"mlp": _mlp, "convnet": _convnet, "resnet": _resnet}
 
 
-def build_model(config: ConfigDict, input_shape: tuple[int, int, int], num_classes: int, rngs: nnx.Rngs):
-    rule = search_space.resolve_rule(config.model.rule)
+def build_model(
+    config: ConfigDict,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    rngs: nnx.Rngs,
+    specs: Sequence[str] | None = None,
+):
+    """The config's network under `config.model.rule`, or, given `specs`, under a switch over those equations
+    (rule layers holding a `backward.RuleIndex`, 0 until `backward.select_rule` picks another)."""
+    if specs is None:
+        rule = search_space.resolve_rule(config.model.rule)
+    else:
+        rule = tuple(search_space.resolve_rule(spec) for spec in specs)
     return lookup(MODELS, config.model.name, "backprop evolution model")(config, input_shape, num_classes, rule, rngs)
