@@ -89,17 +89,23 @@ def train_children_vmapped(
 
     models: classifiers built by the same code (the first one's graph is used for all) whose states have the same
     structure and shapes; they differ only in values, e.g. the rule index of switched rule layers."""
+    if not models:
+        raise ValueError("train_children_vmapped needs at least one model, got none")
     for m in models:
         m.train()
     optimizers = [compat.new_optimizer(m, tx) for m in models]
     splits = [nnx.split((m, o)) for m, o in zip(models, optimizers, strict=True)]
     graphdef = splits[0][0]
-    structure = jax.tree.structure(splits[0][1])
+
+    def layout(tree):
+        return jax.tree.structure(tree), [jnp.shape(leaf) for leaf in jax.tree.leaves(tree)]
+
     for index, (_, child_state) in enumerate(splits):
-        if jax.tree.structure(child_state) != structure:
+        if layout(child_state) != layout(splits[0][1]):
             raise ValueError(f"train_children_vmapped: child {index}'s state differs in structure from child 0's")
     state = _stack([child_state for _, child_state in splits])
-    models[0].eval()
+    for m in models:
+        m.eval()
     eval_graphdef, _ = nnx.split(models[0])
 
     def loss_fn(child, batch):  # positional only: nnx.value_and_grad cannot resolve keyword arguments

@@ -59,11 +59,12 @@ def test_a_diverging_child_is_marked_and_the_others_train(setting):
     assert results[1].accuracy == 0.0 and results[0].accuracy == results[2].accuracy > 0.2
 
 
-def test_children_of_different_architectures_are_refused(setting):
+@pytest.mark.parametrize("hiddens", [[(16,), (16, 16)], [(16,), (32,)]])
+def test_children_of_different_architectures_are_refused(setting, hiddens):
     config, dataset = setting
     models = [
         model.RuleMLP(64, hidden, 10, rule=(backward.backprop,), activation=jnp.tanh, apply_to="both", rngs=nnx.Rngs(0))
-        for hidden in [(16,), (16, 16)]
+        for hidden in hiddens
     ]
     with pytest.raises(ValueError, match="child 1's state differs"):
         child.train_children_vmapped(models, optim.make_optimizer(config.optimizer, 2), dataset, 2)
