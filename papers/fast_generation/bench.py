@@ -5,8 +5,8 @@ python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--model
 Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
   small    this repo's default model: 28 x 28 x 1 (Fashion-MNIST), nr_resnet 1, 16 filters, 5 mixtures.
-Batches 1, 4, 16, 64, 256; --quick: the small model at batch 1 and 4 (within a minute on CPU, most of it
-compiling). Each configuration compiles both generators, then times whole compiled generation loops (sampling
+Batches 1, 4, 16, 64, 256; --quick: the small model at batch 1 and 4 (about a minute of CPU time, most of it
+compiling; 7 min wall-clock on 2 cores shared with load 12). Each configuration compiles both generators, then times whole compiled generation loops (sampling
 included) and keeps the fastest of `repeats` runs. The naive generator costs one full forward pass per pixel
 whatever the pixel, so it is timed on the first few pixels (`naive_pixels`); the cached one on whole images
 (small) or on the first rows of the image (cifar10, a multiple of 4 rows: the coarser scales run every 2nd and
@@ -172,7 +172,7 @@ def markdown(repeats: int = 1) -> str:
 
 
 def define_flags() -> None:
-    flags.DEFINE_bool("quick", False, "The small model at batch 1 and 4, within a minute on CPU.")
+    flags.DEFINE_bool("quick", False, "The small model at batch 1 and 4: about a minute of CPU time.")
     flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
     flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
     flags.DEFINE_list("models", None, f"Models to time (default: all; --quick: small); of {sorted(MODELS)}.")
