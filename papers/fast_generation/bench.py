@@ -6,13 +6,14 @@ Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
   small    this repo's default model: 28 x 28 x 1 (Fashion-MNIST), nr_resnet 1, 16 filters, 5 mixtures.
 Batches 1, 4, 16, 64, 256; --quick: the small model at batch 1 and 4 (about a minute of CPU time, most of it
-compiling; 7 min wall-clock on 2 cores shared with load 12). Each configuration compiles both generators, then times whole compiled generation loops (sampling
-included) and keeps the fastest of `repeats` runs. The naive generator costs one full forward pass per pixel
-whatever the pixel, so it is timed on the first few pixels (`naive_pixels`); the cached one on whole images
-(small) or on the first rows of the image (cifar10, a multiple of 4 rows: the coarser scales run every 2nd and
-4th row) where a whole image would take too long (`fast_pixels`). Rates are images per second, extrapolated
-from the timed pixels: batch * timed pixels / (H * W) / seconds. max_abs_logit_diff compares the two generators'
-mixture parameters over the naive run's pixels (same key, so the same pixels are drawn and fed back).
+compiling; 7 min wall-clock on 2 cores shared with load 12). Each configuration compiles both generators, then times
+whole compiled generation loops (sampling included) and keeps the fastest of `repeats` runs. The naive generator
+costs one full forward pass per pixel whatever the pixel, so it is timed on the first few pixels (`naive_pixels`);
+the cached one on whole images (small) or on the first rows of the image (cifar10, a multiple of 4 rows: the coarser
+scales run every 2nd and 4th row) where a whole image would take too long (`fast_pixels`). Rates are images per
+second, extrapolated from the timed pixels: batch * timed pixels / (H * W) / seconds. max_abs_logit_diff compares
+the two generators' mixture parameters over the naive run's pixels (same key, so the same pixels are drawn and fed
+back).
 --json: one JSON object per configuration and line instead of the table.
 """
 
