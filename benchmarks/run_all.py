@@ -21,6 +21,7 @@ BENCHMARKS = {
     "swish_search_children": "benchmarks.swish_search_children",
     "replay": "benchmarks.replay",
     "fast_wavenet": "benchmarks.fast_wavenet",
+    "fast_generation": "papers.fast_generation.bench",
     "svpg": "benchmarks.svpg",
     "backprop_evolution": "benchmarks.backprop_evolution",
     "seq2seq_pretraining": "benchmarks.seq2seq_pretraining",
