@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.extend import core as jax_core  # jax.core.Jaxpr* are gone after JAX 0.4; jax.extend.core has them on both
 
 
 def count_params(model: nnx.Module) -> int:
@@ -20,7 +21,7 @@ def count_params(model: nnx.Module) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
 
 
-def _dot_general_flops(eqn: jax.core.JaxprEqn) -> int:
+def _dot_general_flops(eqn: jax_core.JaxprEqn) -> int:
     """2 * batch * M * N * K for a dot_general with the given dimension numbers."""
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = eqn.params["dimension_numbers"]
     lhs_shape, rhs_shape = (var.aval.shape for var in eqn.invars)
@@ -31,7 +32,7 @@ def _dot_general_flops(eqn: jax.core.JaxprEqn) -> int:
     return 2 * batch * lhs_free * rhs_free * contracted
 
 
-def _conv_flops(eqn: jax.core.JaxprEqn) -> int:
+def _conv_flops(eqn: jax_core.JaxprEqn) -> int:
     """2 * N * out_spatial * Cout * (Cin / feature_group_count) * kernel_spatial.
 
     The kernel's input-feature axis already holds Cin / feature_group_count, and each output element is one dot
@@ -45,17 +46,17 @@ def _conv_flops(eqn: jax.core.JaxprEqn) -> int:
     return 2 * math.prod(out_shape) * kernel_in_features * kernel_spatial
 
 
-def _sub_jaxprs(eqn: jax.core.JaxprEqn) -> Iterator[jax.core.Jaxpr]:
+def _sub_jaxprs(eqn: jax_core.JaxprEqn) -> Iterator[jax_core.Jaxpr]:
     """Jaxprs nested in an equation's parameters (pjit, closed_call, remat, custom_jvp/vjp, while, ...)."""
     for value in eqn.params.values():
         for item in value if isinstance(value, tuple | list) else (value,):
-            if isinstance(item, jax.core.ClosedJaxpr):
+            if isinstance(item, jax_core.ClosedJaxpr):
                 yield item.jaxpr
-            elif isinstance(item, jax.core.Jaxpr):
+            elif isinstance(item, jax_core.Jaxpr):
                 yield item
 
 
-def _jaxpr_flops(jaxpr: jax.core.Jaxpr) -> int:
+def _jaxpr_flops(jaxpr: jax_core.Jaxpr) -> int:
     total = 0
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name

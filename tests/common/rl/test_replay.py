@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from common.compat import import_reverb
+from common import compat
 from common.registry import UnknownNameError
 from common.rl import replay
 
-reverb = import_reverb()
+reverb = pytest.importorskip("reverb", reason=compat.REVERB_BACKEND_NEEDED)  # used at import time below
 
 pytestmark = pytest.mark.reverb  # skipped where dm-reverb is not installed
 
