@@ -53,47 +53,14 @@ def backward_operands(g, x, w, z, h, dact) -> dict[str, jax.Array]:
     return {name: jnp.broadcast_to(value, z.shape).astype(z.dtype) for name, value in values.items()}
 
 
-def _backward(linear, activation, rule: Rule, to_inputs: bool, to_weights: bool, residuals, g):
-    """(dx, dw, db) of one rule layer from its forward residuals (x, w, b, z, h) and g = dL/dh [B, ..., N]."""
-    x, w, b, z, h = residuals
-    _, activation_vjp = jax.vjp(activation, z)
-    (dact,) = activation_vjp(jnp.ones_like(g))
-    operands = backward_operands(g, x, w, z, h, dact)
-    delta = rule(operands).astype(z.dtype)
-    exact = backprop(operands)
-    dx_delta, dw_delta = (delta if to_inputs else exact), (delta if to_weights else exact)
-    _, linear_vjp = jax.vjp(linear, x, w)
-    dx, dw = linear_vjp(dx_delta)
-    if dw_delta is not dx_delta:
-        _, dw = linear_vjp(dw_delta)
-    return dx, dw, jnp.sum(dw_delta, axis=tuple(range(z.ndim - b.ndim)))  # b: [N], or a scalar 0
-
-
 def rule_layer(
     linear: Linear, activation: Callable[[jax.Array], jax.Array], rule: Rule, apply_to: str = "both"
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
     """f(x, w, b) = activation(linear(x, w) + b) whose VJP follows `rule` (see the module docstring).
 
     activation must be elementwise (its derivative is read off one VJP with a cotangent of ones)."""
-    to_inputs, to_weights = lookup(APPLY_TO, apply_to, "rule target (apply_to)")
-
-    def forward(x, w, b):
-        z = linear(x, w) + b
-        return activation(z), z
-
-    @jax.custom_vjp
-    def layer(x, w, b):
-        return forward(x, w, b)[0]
-
-    def layer_fwd(x, w, b):
-        h, z = forward(x, w, b)
-        return h, (x, w, b, z, h)
-
-    def layer_bwd(residuals, g):
-        return _backward(linear, activation, rule, to_inputs, to_weights, residuals, g)
-
-    layer.defvjp(layer_fwd, layer_bwd)
-    return layer
+    layer = switch_rule_layer(linear, activation, (rule,), apply_to)  # a one-rule switch calls the rule directly
+    return lambda x, w, b: layer(x, w, b, 0)
 
 
 def switch_rule_layer(
@@ -119,15 +86,22 @@ def switch_rule_layer(
 
     def layer_fwd(x, w, b, index):
         h, z = forward(x, w, b)
-        return h, ((x, w, b, z, h), index)
+        return h, (x, w, b, z, h, index)
 
-    def layer_bwd(saved, g):
-        residuals, index = saved
-
-        def chosen_rule(operands):
-            return jax.lax.switch(index, branches, operands)
-
-        return (*_backward(linear, activation, chosen_rule, to_inputs, to_weights, residuals, g), None)
+    def layer_bwd(residuals, g):
+        x, w, b, z, h, index = residuals
+        _, activation_vjp = jax.vjp(activation, z)
+        (dact,) = activation_vjp(jnp.ones_like(g))
+        operands = backward_operands(g, x, w, z, h, dact)
+        delta = jax.lax.switch(index, branches, operands).astype(z.dtype)
+        exact = backprop(operands)
+        dx_delta, dw_delta = (delta if to_inputs else exact), (delta if to_weights else exact)
+        _, linear_vjp = jax.vjp(linear, x, w)
+        dx, dw = linear_vjp(dx_delta)
+        if dw_delta is not dx_delta:
+            _, dw = linear_vjp(dw_delta)
+        db = jnp.sum(dw_delta, axis=tuple(range(z.ndim - b.ndim)))  # b: [N], or a scalar 0
+        return dx, dw, db, None  # the index has no cotangent
 
     layer.defvjp(layer_fwd, layer_bwd)
     return layer
