@@ -3,9 +3,9 @@
 The naive generator (`pixelcnn.make_naive_sampler`) reruns the whole network over the whole image for every pixel.
 Here each layer keeps what its shifted conv still needs and computes each of its outputs once:
   u  (vertical stream) once per row of its scale. A down-shifted conv of height 2 needs its input's previous row:
-     a row cache [B, Ws, C] per conv (the new row replaces it after use).
+     a row cache [Ws, B, C] per conv (the new row replaces it after use).
   ul (horizontal stream) once per pixel of its scale. A down-right 2 x 2 conv needs the previous row's and the
-     current row's two columns (c - 1, c): a ring of 2 rows [B, 2, Ws + 1, C] per conv, row r in slot r % 2, one
+     current row's two columns (c - 1, c): a ring of 2 rows [2, Ws + 1, B, C] per conv, row r in slot r % 2, one
      zero column on the left (the conv's left padding). Slots start as zeros: the top padding.
   strided convs (down-sampling) keep the same cache of their input as a stride-1 conv and run only where they
      produce an output: every 2nd row (u) or every 2nd row and column (ul) of their input's scale (run_every).
@@ -18,7 +18,10 @@ conv computes exactly the full network's value at that position (no approximatio
 the naive generator's to float rounding, and the same key draws the same images.
 
 Each conv's weight-normalised kernel is computed once per run (`freeze`), then the whole generation is one
-`lax.scan` over pixels in raster order; the u rows and the coarser scales run under `lax.cond`. Dropout is off.
+`lax.scan` over rows (each runs its u row) around a `lax.scan` over the row's pixels; the coarser scales run
+under `lax.cond`. Dropout is off. Every buffer is position-major (width before batch: [..., Ws, B, C]), so what a
+pixel reads or writes is one contiguous [B, C] block and a row's convs are one matmul per tap on contiguous slices:
+batch-major buffers made each pixel touch B scattered pieces, and the per-pixel cost grew faster than the batch.
 
 `cached_conv.RingLayout` reads taps x[t - j d] of one sequence; a 2 x 2 window in raster order reads t - W' - 1,
 t - W', t - 1 and t (W' the padded width), no single dilation, and the vertical stream advances by whole rows. So
@@ -82,20 +85,32 @@ def freeze(model: PixelCNNPlusPlus) -> dict:
 # ----- one row of the vertical stream ---------------------------------------------------------------------------
 
 
+def conv_rows(conv: Conv, window: jax.Array, *, stride: int = 1) -> jax.Array:
+    """A VALID conv at one output row as a sum of one matmul per tap: window [kh, Wp, B, C] (input rows, already
+    padded) -> [(Wp - kw) / stride + 1, B, F]. Position-major rows make every tap a contiguous slice (no
+    gathered copy of the taps: that costs 3x the matmuls at batch 256)."""
+    kh, kw, _, _ = conv["kernel"].shape
+    width = (window.shape[1] - kw) // stride + 1
+    out = conv["bias"]
+    for dh in range(kh):
+        for dw in range(kw):
+            out = out + window[dh, dw : dw + stride * (width - 1) + 1 : stride] @ conv["kernel"][dh, dw]
+    return out
+
+
 def down_row(conv: Conv, previous: jax.Array, current: jax.Array, *, stride: int = 1) -> jax.Array:
-    """A down-shifted conv (height 2, odd width) at one output row: its input's rows r - 1 and r [B, W, C] ->
-    [B, W / stride, F]. With stride 2 it is the down-sampling conv's row r / 2 (run on even rows r only)."""
-    window = jnp.stack([previous, current], axis=1)  # [B, 2, W, C]
+    """A down-shifted conv (height 2, odd width) at one output row: its input's rows r - 1 and r [W, B, C] ->
+    [W / stride, B, F]. With stride 2 it is the down-sampling conv's row r / 2 (run on even rows r only)."""
     half = (conv["kernel"].shape[1] - 1) // 2
-    window = jnp.pad(window, ((0, 0), (0, 0), (half, half), (0, 0)))
-    return apply_conv(window, conv["kernel"], conv["bias"], stride=stride)[:, 0]
+    window = jnp.pad(jnp.stack([previous, current]), ((0, 0), (half, half), (0, 0), (0, 0)))  # [2, W + 2h, B, C]
+    return conv_rows(conv, window, stride=stride)
 
 
 def transposed_row(conv: Conv, row: jax.Array) -> jax.Array:
-    """The down-shifted transposed (up-sampling) conv's outputs that row r [B, W, F] covers: rows 2r, 2r + 1
-    [B, 2, 2W, F] (a height-2, stride-2 kernel: no other input row reaches them)."""
-    y = apply_conv(row[:, None], conv["kernel"], conv["bias"], stride=2, transpose=True)
-    return crop_transposed(y, "down", conv["kernel"].shape[1], 2, 2 * row.shape[1])
+    """The down-shifted transposed (up-sampling) conv's outputs that row r [W, B, F] covers: rows 2r, 2r + 1
+    [2, 2W, B, F] (a height-2, stride-2 kernel: no other input row reaches them)."""
+    y = apply_conv(row.transpose(1, 0, 2)[:, None], conv["kernel"], conv["bias"], stride=2, transpose=True)
+    return crop_transposed(y, "down", conv["kernel"].shape[1], 2, 2 * row.shape[0]).transpose(1, 2, 0, 3)
 
 
 def one_by_one(conv: Conv, x: jax.Array) -> jax.Array:
@@ -104,8 +119,8 @@ def one_by_one(conv: Conv, x: jax.Array) -> jax.Array:
 
 
 def block_row(block: dict, cache: dict, x: jax.Array, aux: jax.Array | None) -> tuple[jax.Array, dict]:
-    """GatedResnet ("down") at one row: x [B, W, F], aux [B, W, A] or None; cache {"x", "h"}: the previous row of
-    both convs' inputs (before concat_elu). Returns (output row [B, W, F], cache holding this row)."""
+    """GatedResnet ("down") at one row: x [W, B, F], aux [W, B, A] or None; cache {"x", "h"}: the previous row of
+    both convs' inputs (before concat_elu). Returns (output row [W, B, F], cache holding this row)."""
     hidden = down_row(block["conv_in"], concat_elu(cache["x"]), concat_elu(x))
     if aux is not None:
         hidden = hidden + one_by_one(block["aux_in"], concat_elu(aux))
@@ -117,28 +132,32 @@ def block_row(block: dict, cache: dict, x: jax.Array, aux: jax.Array | None) -> 
 
 
 def ring_write(ring: jax.Array, row: jax.Array, col: jax.Array, value: jax.Array) -> jax.Array:
-    """Stores input (row, col) [B, C] in the 2-row ring [B, 2, W + 1, C] (slot row % 2, column col + 1)."""
-    return jax.lax.dynamic_update_slice(ring, value[:, None, None], (0, row % 2, col + 1, 0))
+    """Stores input (row, col) [B, C] in the 2-row ring [2, W + 1, B, C] (slot row % 2, column col + 1): one
+    contiguous block."""
+    return jax.lax.dynamic_update_slice(ring, value[None, None], (row % 2, col + 1, 0, 0))
 
 
 def ring_window(ring: jax.Array, row: jax.Array, col: jax.Array) -> jax.Array:
-    """The 2 x 2 window a down-right conv reads at (row, col): inputs (row - 1 .. row, col - 1 .. col) [B, 2, 2, C]."""
-    batch, _, _, channels = ring.shape
-    above = jax.lax.dynamic_slice(ring, (0, (row + 1) % 2, col, 0), (batch, 1, 2, channels))
-    here = jax.lax.dynamic_slice(ring, (0, row % 2, col, 0), (batch, 1, 2, channels))
-    return jnp.concatenate([above, here], axis=1)
+    """The 2 x 2 window a down-right conv reads at (row, col): inputs (row - 1 .. row, col - 1 .. col) [2, 2, B, C]."""
+    _, _, batch, channels = ring.shape
+    above = jax.lax.dynamic_slice(ring, ((row + 1) % 2, col, 0, 0), (1, 2, batch, channels))
+    here = jax.lax.dynamic_slice(ring, (row % 2, col, 0, 0), (1, 2, batch, channels))
+    return jnp.concatenate([above, here], axis=0)
 
 
 def pixel_conv(conv: Conv, window: jax.Array) -> jax.Array:
-    """A conv at one output position: its whole input window [B, kh, kw, C] -> [B, F] (stride plays no part)."""
-    return jnp.einsum("bhwc,hwcf->bf", window, conv["kernel"]) + conv["bias"]
+    """A conv at one output position: its whole input window [kh, kw, B, C] -> [B, F] (stride plays no part), as
+    one [B, kh * kw * C] matmul."""
+    kh, kw, batch, _ = window.shape
+    kernel = conv["kernel"]
+    return window.transpose(2, 0, 1, 3).reshape(batch, -1) @ kernel.reshape(-1, kernel.shape[-1]) + conv["bias"]
 
 
 def transposed_pixel(conv: Conv, x: jax.Array) -> jax.Array:
     """The down-right transposed (up-sampling) conv's outputs that input pixel (r, c) [B, F] covers:
-    (2r .. 2r + 1, 2c .. 2c + 1) [B, 2, 2, F] (a 2 x 2, stride-2 kernel: no other input pixel reaches them)."""
+    (2r .. 2r + 1, 2c .. 2c + 1) [2, 2, B, F] (a 2 x 2, stride-2 kernel: no other input pixel reaches them)."""
     y = apply_conv(x[:, None, None], conv["kernel"], conv["bias"], stride=2, transpose=True)
-    return crop_transposed(y, "down_right", conv["kernel"].shape[1], 2, 2)
+    return crop_transposed(y, "down_right", conv["kernel"].shape[1], 2, 2).transpose(1, 2, 0, 3)
 
 
 def block_pixel(block: dict, cache: dict, row, col, x: jax.Array, aux: jax.Array) -> tuple[jax.Array, dict]:
@@ -157,23 +176,24 @@ def block_pixel(block: dict, cache: dict, row, col, x: jax.Array, aux: jax.Array
 
 def init_state(model: PixelCNNPlusPlus, batch: int) -> dict:
     """All caches at the start (zeros: the convs' padding) and the canvas: the image in [-1, 1] with its channel
-    of ones, padded by 2 rows on top and a column on each side [B, H + 2, W + 2, C + 1]."""
+    of ones, padded by 2 rows on top and a column on each side [H + 2, W + 2, B, C + 1]. Every buffer is
+    position-major ([..., W, B, C]): what one pixel reads or writes is one contiguous block whatever the batch."""
     height, width, channels = model.image_shape
     filters = model.u_init.conv.bias.value.shape[0]
     scales = range(model.NUM_SCALES)
 
     def rows(s):
-        return jnp.zeros((batch, width >> s, filters))
+        return jnp.zeros((width >> s, batch, filters))
 
     def ring(s):
-        return jnp.zeros((batch, 2, (width >> s) + 1, filters))
+        return jnp.zeros((2, (width >> s) + 1, batch, filters))
 
     def caches(make, counts):
         return [[{"x": make(s), "h": make(s)} for _ in range(counts[s])] for s in scales]
 
     down = [len(blocks) for blocks in model.down_u]
     up = [len(blocks) for blocks in model.up_u][::-1]  # the model lists the up pass coarsest scale first
-    canvas = jnp.zeros((batch, height + 2, width + 2, channels + 1)).at[:, 2:, 1:-1, channels].set(1.0)
+    canvas = jnp.zeros((height + 2, width + 2, batch, channels + 1)).at[2:, 1:-1, :, channels].set(1.0)
     return {
         "canvas": canvas,
         "u_down": caches(rows, down),
@@ -181,18 +201,18 @@ def init_state(model: PixelCNNPlusPlus, batch: int) -> dict:
         "u_down_out": [[rows(s) for _ in range(down[s])] for s in scales],
         "u_up_out": [[rows(s) for _ in range(up[s])] for s in scales],
         "u_downsample": [rows(s) for s in scales[:-1]],
-        "u_upsampled": [jnp.zeros((batch, 2, width >> s, filters)) for s in scales[:-1]],
+        "u_upsampled": [jnp.zeros((2, width >> s, batch, filters)) for s in scales[:-1]],
         "ul_down": caches(ring, down),
         "ul_up": caches(ring, up),
         "ul_downsample": [ring(s) for s in scales[:-1]],
-        "ul_upsampled": [jnp.zeros((batch, 2, width >> s, filters)) for s in scales[:-1]],
+        "ul_upsampled": [jnp.zeros((2, width >> s, batch, filters)) for s in scales[:-1]],
     }
 
 
 def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dict:
     """The vertical stream's row `row` of `scale` (and, on even rows, the coarser scales' next row): down blocks,
     down-sampling, the coarser scale, up blocks; stores the block outputs the horizontal stream reads.
-    entry [B, Ws, F]: this scale's first u (u_init's row, or the down-sampling conv's)."""
+    entry [Ws, B, F]: this scale's first u (u_init's row, or the down-sampling conv's)."""
     skips, u = [entry], entry
     for b, block in enumerate(weights["down_u"][scale]):
         u, state["u_down"][scale][b] = block_row(block, state["u_down"][scale][b], u, None)
@@ -207,7 +227,7 @@ def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dic
             return u_rows(weights, state, scale + 1, row // 2, entry)
 
         state = jax.lax.cond(row % 2 == 0, coarser, lambda state: state, state)
-        u = state["u_upsampled"][scale][:, row % 2]
+        u = jax.lax.dynamic_index_in_dim(state["u_upsampled"][scale], row % 2, keepdims=False)
     else:
         u = skips.pop()
     outputs, up = [], len(weights["up_u"]) - 1 - scale  # the up pass is listed coarsest scale first
@@ -223,9 +243,13 @@ def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dic
 def ul_pixel(weights: dict, state: dict, scale: int, row, col, entry: jax.Array) -> tuple[dict, jax.Array]:
     """The horizontal stream at pixel (row, col) of `scale` (and, at even row and column, the coarser scales'):
     entry [B, F] -> (state, this scale's last up-block output [B, F])."""
+
+    def at_col(x):  # a stored row [Ws, B, D] -> this column [B, D]
+        return jax.lax.dynamic_index_in_dim(x, col, keepdims=False)
+
     skips, ul = [entry], entry
     for b, block in enumerate(weights["down_ul"][scale]):
-        aux = state["u_down_out"][scale][b][:, col]
+        aux = at_col(state["u_down_out"][scale][b])
         ul, state["ul_down"][scale][b] = block_pixel(block, state["ul_down"][scale][b], row, col, ul, aux)
         skips.append(ul)
     if scale + 1 < len(weights["down_ul"]):
@@ -237,36 +261,34 @@ def ul_pixel(weights: dict, state: dict, scale: int, row, col, entry: jax.Array)
             return ul_pixel(weights, state, scale + 1, row // 2, col // 2, entry)[0]
 
         state = jax.lax.cond((row % 2 == 0) & (col % 2 == 0), coarser, lambda state: state, state)
-        ul = jax.lax.dynamic_index_in_dim(state["ul_upsampled"][scale][:, row % 2], col, axis=1, keepdims=False)
+        upsampled = jax.lax.dynamic_index_in_dim(state["ul_upsampled"][scale], row % 2, keepdims=False)
+        ul = at_col(upsampled)
     else:
         ul = skips.pop()
     up = len(weights["up_ul"]) - 1 - scale
     for b, block in enumerate(weights["up_ul"][up]):
-        u = state["u_up_out"][scale][b][:, col]
-        aux = jnp.concatenate([u, skips.pop()], axis=-1)
+        aux = jnp.concatenate([at_col(state["u_up_out"][scale][b]), skips.pop()], axis=-1)
         ul, state["ul_up"][scale][b] = block_pixel(block, state["ul_up"][scale][b], row, col, ul, aux)
     if scale:
-        covered = transposed_pixel(weights["upsample_ul"][up], ul)  # [B, 2, 2, F]
+        covered = transposed_pixel(weights["upsample_ul"][up], ul)  # [2, 2, B, F]
         target = state["ul_upsampled"][scale - 1]
-        state["ul_upsampled"][scale - 1] = jax.lax.dynamic_update_slice(target, covered, (0, 0, 2 * col, 0))
+        state["ul_upsampled"][scale - 1] = jax.lax.dynamic_update_slice(target, covered, (0, 2 * col, 0, 0))
     return state, ul
 
 
 def first_u_row(weights: dict, canvas: jax.Array, row) -> jax.Array:
     """u before the blocks at full-resolution row `row`: u_init over image rows row - 2, row - 1 (down_shift);
-    zeros on row 0. canvas [B, H + 2, W + 2, C + 1] -> [B, W, F]."""
-    batch, _, padded_width, channels = canvas.shape
-    window = jax.lax.dynamic_slice(canvas, (0, row, 0, 0), (batch, 2, padded_width, channels))
-    conv = weights["u_init"]
-    return apply_conv(window, conv["kernel"], conv["bias"])[:, 0] * (row > 0)
+    zeros on row 0. canvas [H + 2, W + 2, B, C + 1] -> [W, B, F]."""
+    window = jax.lax.dynamic_slice_in_dim(canvas, row, 2)  # [2, W + 2, B, C + 1]
+    return conv_rows(weights["u_init"], window) * (row > 0)
 
 
 def first_ul_pixel(weights: dict, canvas: jax.Array, row, col) -> jax.Array:
     """ul before the blocks at (row, col): u_init's up part at (row - 1, col) plus its left part at (row, col - 1),
     each zero where the shift brings in padding. -> [B, F]."""
-    batch, _, _, channels = canvas.shape
-    above = jax.lax.dynamic_slice(canvas, (0, row + 1, col, 0), (batch, 1, 3, channels))  # image row - 1, col +- 1
-    left = jax.lax.dynamic_slice(canvas, (0, row + 1, col, 0), (batch, 2, 1, channels))  # rows row - 1, row; col - 1
+    _, _, batch, channels = canvas.shape
+    above = jax.lax.dynamic_slice(canvas, (row + 1, col, 0, 0), (1, 3, batch, channels))  # image row - 1, col +- 1
+    left = jax.lax.dynamic_slice(canvas, (row + 1, col, 0, 0), (2, 1, batch, channels))  # rows row - 1, row; col - 1
     return pixel_conv(weights["ul_init_up"], above) * (row > 0) + pixel_conv(weights["ul_init_left"], left) * (col > 0)
 
 
@@ -275,7 +297,7 @@ def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | N
 
     Returns run(key) -> (images int32 [B, H, W, C], params float32 [B, H, W, P]); pixel t = i * W + j is drawn
     with `pixel_noise(key, t, ...)` from its parameters. num_pixels (default H * W): stop after that many pixels
-    in raster order (the rest left 0), to time part of a large image.
+    in raster order (the rest left 0), to time part of a large image; the last started row is run to its end.
     """
     num_pixels = check_num_pixels(model, num_pixels)
     model.eval()
@@ -283,30 +305,32 @@ def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | N
     height, width, channels = model.image_shape
     num_mix = model.nr_logistic_mix
     num_params = logistic_mixture.num_params(channels, num_mix)
+    num_rows = -(-num_pixels // width)
 
     @jax.jit
     def run(params_state, key):
         weights = freeze(nnx.merge(graphdef, params_state))
 
-        def step(state, t):
-            row, col = t // width, t % width
-
-            def new_row(state):
-                return u_rows(weights, state, 0, row, first_u_row(weights, state["canvas"], row))
-
-            state = jax.lax.cond(col == 0, new_row, lambda state: state, state)
+        def pixel_step(row, state, col):
             entry = first_ul_pixel(weights, state["canvas"], row, col)
             state, ul = ul_pixel(weights, state, 0, row, col, entry)
             pixel_params = one_by_one(weights["head"], jax.nn.elu(ul))  # [B, P]
-            pixel = logistic_mixture.sample(pixel_params, pixel_noise(key, t, batch, channels, num_mix), channels)
-            unit = logistic_mixture.pixels_to_unit(pixel)[:, None, None]  # [B, 1, 1, C]
-            state["canvas"] = jax.lax.dynamic_update_slice(state["canvas"], unit, (0, row + 2, col + 1, 0))
+            noise = pixel_noise(key, row * width + col, batch, channels, num_mix)
+            pixel = logistic_mixture.sample(pixel_params, noise, channels)
+            unit = logistic_mixture.pixels_to_unit(pixel)[None, None]  # [1, 1, B, C]
+            state["canvas"] = jax.lax.dynamic_update_slice(state["canvas"], unit, (row + 2, col + 1, 0, 0))
             return state, (pixel, pixel_params)
 
-        steps = jnp.arange(num_pixels, dtype=jnp.int32)
-        _, (pixels, pixel_params) = jax.lax.scan(step, init_state(model, batch), steps)
+        def row_step(state, row):  # the u row, then the row's pixels: no per-pixel branch over the whole state
+            state = u_rows(weights, state, 0, row, first_u_row(weights, state["canvas"], row))
+            columns = jnp.arange(width, dtype=jnp.int32)
+            return jax.lax.scan(lambda state, col: pixel_step(row, state, col), state, columns)
 
-        def to_image(per_step, depth):  # [T, B, D] -> [B, H, W, D], positions past num_pixels 0
+        rows = jnp.arange(num_rows, dtype=jnp.int32)
+        _, (pixels, pixel_params) = jax.lax.scan(row_step, init_state(model, batch), rows)
+
+        def to_image(per_step, depth):  # [rows, W, B, D] -> [B, H, W, D], positions past num_pixels 0
+            per_step = per_step.reshape(num_rows * width, batch, depth)[:num_pixels]
             full = jnp.zeros((height * width, batch, depth), per_step.dtype).at[:num_pixels].set(per_step)
             return full.reshape(height, width, batch, depth).transpose(2, 0, 1, 3)
 

@@ -14,6 +14,16 @@ from common.nn import pixelcnn
 FILTERS = 3
 
 
+def position_major(x):
+    """[B, W, ...] (the model's layout) -> [W, B, ...] (the cached generator's rows)."""
+    return jnp.swapaxes(x, 0, 1)
+
+
+def batch_major(x):
+    """The cached generator's [kh, W, B, F] blocks -> [B, kh, W, F]."""
+    return jnp.moveaxis(x, 2, 0)
+
+
 def conv_and_input(kind, stride=1, transpose=False, shape=(2, 8, 6, 4)):
     size = (2, 3) if kind == "down" else (2, 2)
     conv = pixelcnn.ShiftedConv(kind, shape[-1], FILTERS, size, stride=stride, transpose=transpose, rngs=nnx.Rngs(1))
@@ -26,12 +36,13 @@ def test_row_cache_gives_the_down_shifted_convs_rows(stride):
     conv, x = conv_and_input("down", stride)
     full = conv(x)  # [B, H / s, W / s, F]
     weights = cached.conv_weights(conv)
-    previous = jnp.zeros_like(x[:, 0])  # the top padding
+    previous = jnp.zeros_like(position_major(x[:, 0]))  # the top padding
     for row in range(x.shape[1]):
+        current = position_major(x[:, row])
         if row % stride == 0:
-            got = cached.down_row(weights, previous, x[:, row], stride=stride)
-            np.testing.assert_allclose(got, full[:, row // stride], atol=1e-5, err_msg=f"row {row}")
-        previous = x[:, row]  # cached every row, run every stride-th
+            got = cached.down_row(weights, previous, current, stride=stride)
+            np.testing.assert_allclose(got, position_major(full[:, row // stride]), atol=1e-5, err_msg=f"row {row}")
+        previous = current  # cached every row, run every stride-th
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -40,7 +51,7 @@ def test_pixel_ring_gives_the_down_right_convs_pixels(stride):
     full = conv(x)
     weights = cached.conv_weights(conv)
     batch, height, width, channels = x.shape
-    ring = jnp.zeros((batch, 2, width + 1, channels))
+    ring = jnp.zeros((2, width + 1, batch, channels))
     for row in range(height):
         for col in range(width):
             ring = cached.ring_write(ring, row, col, x[:, row, col])
@@ -53,13 +64,13 @@ def test_transposed_convs_cache_the_outputs_their_input_covers():
     conv, x = conv_and_input("down", 2, transpose=True)
     full = conv(x)  # [B, 2H, 2W, F]
     for row in range(x.shape[1]):
-        covered = cached.transposed_row(cached.conv_weights(conv), x[:, row])
+        covered = batch_major(cached.transposed_row(cached.conv_weights(conv), position_major(x[:, row])))
         np.testing.assert_allclose(covered, full[:, 2 * row : 2 * row + 2], atol=1e-5)
     conv, x = conv_and_input("down_right", 2, transpose=True)
     full = conv(x)
     for row in range(x.shape[1]):
         for col in range(x.shape[2]):
-            covered = cached.transposed_pixel(cached.conv_weights(conv), x[:, row, col])
+            covered = batch_major(cached.transposed_pixel(cached.conv_weights(conv), x[:, row, col]))
             np.testing.assert_allclose(covered, full[:, 2 * row : 2 * row + 2, 2 * col : 2 * col + 2], atol=1e-5)
 
 
@@ -69,15 +80,15 @@ def test_gated_resnet_blocks_row_by_row_and_pixel_by_pixel():
     batch, height, width, _ = x.shape
     vertical = pixelcnn.GatedResnet("down", FILTERS, 2, 0.0, rngs=nnx.Rngs(0))
     horizontal = pixelcnn.GatedResnet("down_right", FILTERS, 2, 0.0, rngs=nnx.Rngs(1))
-    rows_cache = {"x": jnp.zeros_like(x[:, 0]), "h": jnp.zeros_like(x[:, 0])}
-    ring = jnp.zeros((batch, 2, width + 1, FILTERS))
+    rows_cache = {"x": jnp.zeros((width, batch, FILTERS)), "h": jnp.zeros((width, batch, FILTERS))}
+    ring = jnp.zeros((2, width + 1, batch, FILTERS))
     pixels_cache = {"x": ring, "h": ring}
     frozen = {name: cached.freeze_block(block) for name, block in [("u", vertical), ("ul", horizontal)]}
     full_u, full_ul = jax.jit(vertical)(x, aux), jax.jit(horizontal)(x, aux)
     block_row, block_pixel = jax.jit(cached.block_row), jax.jit(cached.block_pixel)  # one dispatch per position
     for row in range(height):
-        got, rows_cache = block_row(frozen["u"], rows_cache, x[:, row], aux[:, row])
-        np.testing.assert_allclose(got, full_u[:, row], atol=1e-5)
+        got, rows_cache = block_row(frozen["u"], rows_cache, position_major(x[:, row]), position_major(aux[:, row]))
+        np.testing.assert_allclose(got, position_major(full_u[:, row]), atol=1e-5)
         for col in range(width):
             got, pixels_cache = block_pixel(frozen["ul"], pixels_cache, row, col, x[:, row, col], aux[:, row, col])
             np.testing.assert_allclose(got, full_ul[:, row, col], atol=1e-5)
