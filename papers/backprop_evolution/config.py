@@ -119,6 +119,7 @@ def _search() -> ConfigDict:
             "sample_size": 4,
             "num_candidates": 60,
             "group_size": 1,  # children per program (benchmarks/backprop_evolution.py)
+            "vmap_children": False,  # True: a group is one network vmapped over its equations (child.py)
             "top_k": 10,  # rows of the README's ranking
         }
     )
