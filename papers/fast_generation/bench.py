@@ -1,6 +1,7 @@
 """Naive vs cached PixelCNN++ generation speed, measured side by side in one process.
 
 python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--models cifar10,small] [--batches 1,4]
+    [--plot speedup.png] [--from_json rows.jsonl]
 
 Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
@@ -14,7 +15,9 @@ scales run every 2nd and 4th row) where a whole image would take too long (`fast
 second, extrapolated from the timed pixels: batch * timed pixels / (H * W) / seconds. max_abs_logit_diff compares
 the two generators' mixture parameters over the naive run's pixels (same key, so the same pixels are drawn and fed
 back).
---json: one JSON object per configuration and line instead of the table.
+--json: one JSON object per configuration and line instead of the table. --plot PATH: also draw speedup and cached
+images/s vs batch with the paper's PixelCNN++ speedups; --from_json FILE: read rows saved by --json instead of
+measuring (to redraw the figure or the table).
 """
 
 import dataclasses
@@ -34,6 +37,8 @@ FLAGS = flags.FLAGS
 BATCHES = (1, 4, 16, 64, 256)
 QUICK_BATCHES = (1, 4)
 CPU_CIFAR10_BATCHES = [1, 4]  # what `markdown()` times of cifar10 on a CPU
+# The paper's speedup of cached over naive PixelCNN++ generation (K40, pretrained CIFAR-10 model), by batch.
+PAPER_SPEEDUP = {1: 2, 2: 4, 4: 6, 8: 10, 16: 18, 32: 33, 64: 61, 128: 109, 256: 183}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +158,37 @@ def table(rows: list[dict]) -> str:
     return report.markdown_table(header, body)
 
 
+def plot_speedup(rows: list[dict], path: str) -> None:
+    """Left: speedup (wall-clock, solid; CPU time, dashed) vs batch per model, with the paper's K40 numbers;
+    right: the cached generator's images/s vs batch. Log axes; rows as `measure` returns them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (speed_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
+    paper = sorted(PAPER_SPEEDUP.items())
+    speed_ax.plot(*zip(*paper, strict=True), "k-o", markersize=3, label="paper: PixelCNN++ CIFAR-10, K40")
+    for index, name in enumerate(dict.fromkeys(row["model"] for row in rows)):
+        mine = sorted((row for row in rows if row["model"] == name), key=lambda row: row["batch"])
+        batches, color = [row["batch"] for row in mine], f"C{index}"
+        speed_ax.plot(batches, [row["speedup"] for row in mine], "-o", color=color, markersize=3, label=name)
+        cpu = [row["cpu_speedup"] for row in mine]
+        speed_ax.plot(batches, cpu, "--", color=color, alpha=0.7, label=f"{name} (CPU time)")
+        rate_ax.plot(batches, [row["fast_samples_per_s"] for row in mine], "-o", color=color, markersize=3, label=name)
+    for ax, ylabel in [(speed_ax, "speedup over naive"), (rate_ax, "cached images / s")]:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Fast PixelCNN++ generation, {rows[0]['device'] if rows else ''}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def markdown(repeats: int = 1) -> str:
     """The docs section: the table (cifar10 at batches 1 and 4 only on a CPU) and how it was measured."""
     start = time.perf_counter()
@@ -178,6 +214,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
     flags.DEFINE_list("models", None, f"Models to time (default: all; --quick: small); of {sorted(MODELS)}.")
     flags.DEFINE_list("batches", None, f"Batch sizes (default {BATCHES}; --quick {QUICK_BATCHES}).")
+    flags.DEFINE_string("plot", None, "Also draw speedup and cached images/s vs batch to this PNG.")
+    flags.DEFINE_string("from_json", None, "Rows saved by --json (one per line) to use instead of measuring.")
 
 
 def main(argv) -> None:
@@ -188,7 +226,13 @@ def main(argv) -> None:
             print(json.dumps(row), flush=True)
 
     batches = [int(b) for b in FLAGS.batches] if FLAGS.batches else None
-    rows = run(quick=FLAGS.quick, repeats=FLAGS.repeats, models=FLAGS.models, batches=batches, on_result=emit)
+    if FLAGS.from_json:
+        with open(FLAGS.from_json) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        rows = run(quick=FLAGS.quick, repeats=FLAGS.repeats, models=FLAGS.models, batches=batches, on_result=emit)
+    if FLAGS.plot:
+        plot_speedup(rows, FLAGS.plot)
     if not FLAGS.json:
         print(table(rows))
         print(f"\n{report.machine_description()}")

@@ -30,3 +30,20 @@ def test_configurations_and_bad_model_name():
     assert {batch for _, batch in full} == {1, 4, 16, 64, 256} and {name for name, _ in full} == {"small", "cifar10"}
     with pytest.raises(UnknownNameError, match="unknown bench model 'imagenet'; valid choices: cifar10, small"):
         bench.configurations(quick=False, models=["imagenet"])
+
+
+def test_speedup_figure_is_written(tmp_path):
+    rows = [
+        {
+            "model": "small",
+            "batch": b,
+            "speedup": 10.0 * b,
+            "cpu_speedup": 5.0 * b,
+            "fast_samples_per_s": b,
+            "device": "cpu",
+        }
+        for b in (1, 4, 16)
+    ]
+    path = tmp_path / "speedup.png"
+    bench.plot_speedup(rows, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
