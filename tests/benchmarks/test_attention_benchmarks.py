@@ -2,14 +2,18 @@
 
 import sys
 
+import pytest
+
 from benchmarks import halo_attention, local_attention
 
 
+@pytest.mark.long  # a minute of compilation; the benchmark's maths is tested beside its layer
 def test_local_attention_benchmark_renders_a_row():
     text = local_attention.markdown(shapes=((8, 16),))
     assert "| 8x8x16 |" in text and "memory saved" in text
 
 
+@pytest.mark.long
 def test_halo_attention_benchmark_renders_a_row_per_pass(tmp_path):
     text = halo_attention.markdown(shapes=((8, 16),), timm_python=str(tmp_path / "missing"))
     assert "| 8x8x16 | forward |" in text and "| 8x8x16 | forward + backward |" in text

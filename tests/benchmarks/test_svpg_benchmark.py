@@ -5,7 +5,8 @@ import pytest
 from benchmarks import svpg
 
 
-@pytest.mark.slow  # compiles three particle updates
+@pytest.mark.long  # compiles three particle updates
+@pytest.mark.slow
 def test_svpg_benchmark_renders_update_and_rollout_rows():
     text = svpg.markdown(num_particles=2, envs=1, steps=5, repeats=1, config="papers/svpg/config.py:smoke")
     assert "| update |" in text and "| rollout (acting + simulator) |" in text and "x |" in text

@@ -271,6 +271,7 @@ def test_compiled_pallas_matches_reference_on_the_accelerator(case, dtype):
         assert_close(g.astype(jnp.float32), g_ref, (relative_tolerance * scale, relative_tolerance), name)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_gpu_benchmark_runs_quick_on_cpu(tmp_path):
     output = tmp_path / "halo.md"

@@ -110,6 +110,7 @@ def assert_same_generation(model, batch, key):
     return images, params
 
 
+@pytest.mark.long  # make test keeps the per-conv and per-block checks; the whole generator is minutes of compiling
 @pytest.mark.slow  # compiles both generators (~15-30 s on 2 shared cores; minutes when they are busy)
 def test_cached_generation_equals_naive_rgb_4x4():
     assert_same_generation(tiny((4, 4, 3), nr_filters=4), batch=2, key=jax.random.key(3))

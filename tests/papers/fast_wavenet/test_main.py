@@ -18,6 +18,7 @@ SMOKE = "--config=papers/fast_wavenet/config.py:smoke"
 BENCH_KEYS = {"naive_samples_per_s", "fast_samples_per_s", "max_abs_logit_diff", "batch", "num_layers"}
 
 
+@pytest.mark.long  # minutes of compiling both generators in two processes; tests/common/nn covers their exactness
 @pytest.mark.slow
 def test_smoke_run_trains_then_both_generators_agree_and_write_wavs(tmp_path):
     result = run_main("fast_wavenet", SMOKE, f"--workdir={tmp_path}")

@@ -129,6 +129,7 @@ def test_comparison_sweep_builds_halo_sasa_and_conv_networks_of_one_layout():
             assert [(layer.kernel_size, layer.num_heads) for layer in spatial] == [(5, 2), (5, 4), (5, 4)]
 
 
+@pytest.mark.long  # a subprocess; tests/common/test_app.py covers flag parsing
 @pytest.mark.slow
 def test_architecture_fields_can_be_set_from_the_command_line():
     result = run_main("halonet", f"{CONFIG}:fashion_halo", "--config.model.width=8", "--dry_run")
