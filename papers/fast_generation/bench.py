@@ -1,7 +1,7 @@
 """Naive vs cached PixelCNN++ generation speed, measured side by side in one process.
 
 python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--models cifar10,small] [--batches 1,4]
-    [--plot speedup.png] [--from_json rows.jsonl]
+    [--plot speedup.png] [--from_json rows.jsonl] [--single_thread]
 
 Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
@@ -17,11 +17,14 @@ the two generators' mixture parameters over the naive run's pixels (same key, so
 back).
 --json: one JSON object per configuration and line instead of the table. --plot PATH: also draw speedup and cached
 images/s vs batch with the paper's PixelCNN++ speedups; --from_json FILE: read rows saved by --json instead of
-measuring (to redraw the figure or the table).
+measuring (to redraw the figure or the table). --single_thread: XLA:CPU's matmuls and convs on one thread
+(--xla_cpu_multi_thread_eigen=false), for a CPU shared with other jobs, where waiting on descheduled pool threads
+costs more than the threads save.
 """
 
 import dataclasses
 import json
+import os
 import time
 
 import jax
@@ -122,6 +125,7 @@ def measure(name: str, batch: int, *, repeats: int) -> dict:
         "max_abs_logit_diff": diff,
         "same_pixels": same,
         "device": jax.devices()[0].platform,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
@@ -158,6 +162,12 @@ def table(rows: list[dict]) -> str:
     return report.markdown_table(header, body)
 
 
+def curve_name(row: dict) -> str:
+    """The model, and "1 thread" where the run was --single_thread."""
+    single = "multi_thread_eigen=false" in row.get("xla_flags", "")
+    return f"{row['model']}, 1 thread" if single else row["model"]
+
+
 def plot_speedup(rows: list[dict], path: str) -> None:
     """Left: speedup (wall-clock, solid; CPU time, dashed) vs batch per model, with the paper's K40 numbers;
     right: the cached generator's images/s vs batch. Log axes; rows as `measure` returns them."""
@@ -165,12 +175,13 @@ def plot_speedup(rows: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (speed_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
     paper = sorted(PAPER_SPEEDUP.items())
     speed_ax.plot(*zip(*paper, strict=True), "k-o", markersize=3, label="paper: PixelCNN++ CIFAR-10, K40")
-    for index, name in enumerate(dict.fromkeys(row["model"] for row in rows)):
-        mine = sorted((row for row in rows if row["model"] == name), key=lambda row: row["batch"])
+    for index, name in enumerate(dict.fromkeys(map(curve_name, rows))):
+        mine = sorted((row for row in rows if curve_name(row) == name), key=lambda row: row["batch"])
         batches, color = [row["batch"] for row in mine], f"C{index}"
         speed_ax.plot(batches, [row["speedup"] for row in mine], "-o", color=color, markersize=3, label=name)
         cpu = [row["cpu_speedup"] for row in mine]
@@ -178,6 +189,7 @@ def plot_speedup(rows: list[dict], path: str) -> None:
         rate_ax.plot(batches, [row["fast_samples_per_s"] for row in mine], "-o", color=color, markersize=3, label=name)
     for ax, ylabel in [(speed_ax, "speedup over naive"), (rate_ax, "cached images / s")]:
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_yscale("log")
         ax.set_xlabel("batch")
         ax.set_ylabel(ylabel)
@@ -214,11 +226,14 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
     flags.DEFINE_list("models", None, f"Models to time (default: all; --quick: small); of {sorted(MODELS)}.")
     flags.DEFINE_list("batches", None, f"Batch sizes (default {BATCHES}; --quick {QUICK_BATCHES}).")
+    flags.DEFINE_bool("single_thread", False, "XLA:CPU matmuls and convs on one thread (a CPU shared with others).")
     flags.DEFINE_string("plot", None, "Also draw speedup and cached images/s vs batch to this PNG.")
     flags.DEFINE_string("from_json", None, "Rows saved by --json (one per line) to use instead of measuring.")
 
 
 def main(argv) -> None:
+    if FLAGS.single_thread:  # read when the CPU backend starts, which app.prepare does
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     app.prepare(argv)
 
     def emit(row):
