@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TIMM_VENV := .venv-timm
+# The current stack (requirements/current.txt): newest JAX, Flax, Orbax, TensorFlow, numpy 2; no dm-reverb.
+CURRENT_VENV := .venv-current
+CURRENT_PY := $(CURRENT_VENV)/bin/python
+CURRENT_STAMP := $(CURRENT_VENV)/.installed
 # The papers `make reproduce` runs, each also a target of its own: make reproduce-<name>.
 REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet svpg \
   backprop-evolution seq2seq-pretraining
@@ -14,7 +18,7 @@ PYTEST_ARGS ?=
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup data test test-long run lint bench timm-env sweep reproduce $(addprefix reproduce-,$(REPRODUCE)) clean
+.PHONY: setup setup-current data test test-current test-long run lint bench timm-env sweep reproduce $(addprefix reproduce-,$(REPRODUCE)) clean
 
 setup: $(STAMP) data
 
@@ -23,6 +27,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	@touch $@
+
+# Everything but the replay paper (which needs dm-reverb, hence the pinned stack) on today's JAX: docs/architecture.md.
+setup-current: $(CURRENT_STAMP) data
+
+$(CURRENT_STAMP): pyproject.toml requirements/current.txt
+	$(PYTHON) -m venv $(CURRENT_VENV)
+	$(CURRENT_PY) -m pip install --quiet --upgrade pip
+	$(CURRENT_PY) -m pip install --quiet -r requirements/current.txt
+	$(CURRENT_PY) -m pip install --quiet --no-deps -e .  # pyproject names dm-reverb, which this stack leaves out
 	@touch $@
 
 # Real offline data from Debian (docs/data.md): Fashion-MNIST; espeak-ng + the King James Bible for the speech
@@ -52,6 +66,10 @@ data:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on the current stack; tests marked reverb skip there with the reason.
+test-current: setup-current
+	$(CURRENT_PY) -m pytest $(PYTEST_ARGS)
 
 # The heaviest end-to-end tests (kill-and-resume, whole sweeps, real-dataset builds); CI runs them after make test.
 test-long: setup

@@ -1,4 +1,4 @@
-"""Test-wide settings: CPU only, quiet TensorFlow, the repo root importable, and the `reverb` marker.
+"""Test-wide settings: CPU only, quiet TensorFlow, the repo root importable, and skipping `reverb` tests.
 
 Tests marked `reverb` need dm-reverb, which only the pinned stack has (requirements/constraints.txt); on the current
 stack (requirements/current.txt) they are skipped with the reason, and everything else runs.
@@ -15,10 +15,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 REVERB_SKIP_REASON = "needs dm-reverb, which needs Python <= 3.11 and the pinned stack: make setup"
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "reverb: needs dm-reverb (the pinned stack); skipped where it is not installed")
 
 
 def pytest_collection_modifyitems(config, items):
