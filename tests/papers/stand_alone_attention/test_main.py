@@ -47,6 +47,7 @@ def test_model_size_matches_table_1(variant):
     assert abs(flops / 1e9 - paper_flops) / paper_flops < 0.10, flops
 
 
+@pytest.mark.long  # a subprocess; HaloNet's dry run keeps the same path in make test
 @pytest.mark.slow
 def test_dry_run_prints_params_and_flops():
     result = run_main("stand_alone_attention", f"{CONFIG}:r50_full", "--dry_run")

@@ -1,6 +1,7 @@
 """A trained Swish checkpoint loads for inference with `restore_weights` alone: no optimizer, no training code."""
 
 import numpy as np
+import pytest
 from flax import nnx
 
 from common.train import checkpoint, classification
@@ -13,6 +14,7 @@ def evaluate(trained, dataset) -> float:
     return float(sum(s["accuracy"] for s in sums) / sum(s["count"] for s in sums))
 
 
+@pytest.mark.long  # make test covers restore_weights on a trained model in tests/common/train/test_checkpoint.py
 def test_trained_swish_checkpoint_restores_without_an_optimizer(tmp_path):
     config = get_config("smoke")
     config.train.num_steps = 4
