@@ -41,6 +41,10 @@ class ChildResult:
     seconds: float
 
 
+def _loss(child, batch):  # positional only: nnx.value_and_grad cannot resolve keyword arguments
+    return classification.cross_entropy_loss(child, batch, None)
+
+
 def train_children(
     models: Sequence[nnx.Module], tx: optax.GradientTransformation, dataset: images.ImageDataset, num_steps: int
 ) -> list[ChildResult]:
@@ -55,15 +59,12 @@ def train_children(
         m.eval()
     eval_graphdef, _ = nnx.split(list(models))
 
-    def loss_fn(child, batch):  # positional only: nnx.value_and_grad cannot resolve keyword arguments
-        return classification.cross_entropy_loss(child, batch, None)
-
     def train_step(state, batch):
         """Every child takes one step on `batch`; returns the new state and a [K] bool of finite losses."""
         models, optimizers = nnx.merge(graphdef, state)
         finite = []
         for child, optimizer in zip(models, optimizers, strict=True):
-            (loss, _), grads = nnx.value_and_grad(loss_fn, has_aux=True)(child, batch)
+            (loss, _), grads = nnx.value_and_grad(_loss, has_aux=True)(child, batch)
             compat.apply_gradients(optimizer, child, grads)
             finite.append(jnp.isfinite(loss))
         return nnx.state((models, optimizers)), jnp.stack(finite)
@@ -108,13 +109,10 @@ def train_children_vmapped(
         m.eval()
     eval_graphdef, _ = nnx.split(models[0])
 
-    def loss_fn(child, batch):  # positional only: nnx.value_and_grad cannot resolve keyword arguments
-        return classification.cross_entropy_loss(child, batch, None)
-
     def child_step(child_state, batch):
         """One child's step on `batch`: its new state and whether its loss was finite."""
         child, optimizer = nnx.merge(graphdef, child_state)
-        (loss, _), grads = nnx.value_and_grad(loss_fn, has_aux=True)(child, batch)
+        (loss, _), grads = nnx.value_and_grad(_loss, has_aux=True)(child, batch)
         compat.apply_gradients(optimizer, child, grads)
         return nnx.state((child, optimizer)), jnp.isfinite(loss)
 
