@@ -1,6 +1,7 @@
-"""Seq2seq pretraining trained to a plateau: the sweeps of configs/sweeps/seq2seq_pretraining.py (same axes, same
-order of importance) on the `converge` variant (15 epochs of the pairs). Hours per run on 2 CPU cores; finished runs
-are only re-read, so an interrupted reproduction resumes.
+"""Seq2seq pretraining trained to a plateau: the main comparison of configs/sweeps/seq2seq_pretraining.py (full vs
+no pretraining over 2 seeds) on the `converge` variant (15 epochs of the pairs). About an hour per run on 2 CPU
+cores; the other ablations stay at the fast scale. Finished runs are only re-read, so an interrupted reproduction
+resumes.
 Run: python -m papers.seq2seq_pretraining.reproduce --sweep configs/sweeps/seq2seq_pretraining_converge.py
 """
 
@@ -9,5 +10,5 @@ import dataclasses
 from configs.sweeps import seq2seq_pretraining
 
 CONFIG = "papers/seq2seq_pretraining/config.py:converge"
-SWEEPS = [dataclasses.replace(sweep, config=CONFIG) for sweep in seq2seq_pretraining.SWEEPS]
-SWEEP = SWEEPS[0]
+SWEEP = dataclasses.replace(seq2seq_pretraining.SWEEP, config=CONFIG)
+SWEEPS = [SWEEP]
