@@ -22,7 +22,7 @@ from papers.seq2seq_pretraining import train
 
 SWEEP_FILE = "configs/sweeps/seq2seq_pretraining.py"
 BLOCK = "seq2seq_pretraining_{sweep}"
-CURVES_PLOT = "seq2seq_pretraining_curves.png"
+CURVES_PLOT = "{sweep}_curves.png"  # one figure per sweep file: the fast and the converged sweeps keep their own
 # Validation BLEU relative to the full model (paper, Table 3 / Figure 3) and the low-resource point (Figure 3).
 PAPER_RELATIVE = {
     "full": 0.0,
@@ -263,7 +263,8 @@ def render_curves(finished: sweep.FinishedSweep, root: str, path: str) -> None:
 def render(reproduction: sweep.Reproduction) -> str:
     finished = reproduction.finished
     groups = summarise(finished)
-    render_curves(finished, reproduction.workdir, reproduction.plot_path(CURVES_PLOT))
+    curves_plot = CURVES_PLOT.format(sweep=os.path.splitext(os.path.basename(reproduction.sweep_file))[0])
+    render_curves(finished, reproduction.workdir, reproduction.plot_path(curves_plot))
     base = finished.base
     m = base.model
     setting = (
@@ -272,16 +273,14 @@ def render(reproduction: sweep.Reproduction) -> str:
         f"of batch {base.dataset.batch_size}; beam {base.decode.beam_size}, up to {base.decode.max_sentences} "
         "sentences per split)"
     )
-    return "\n\n".join(
-        [
-            "Ablations, all the parallel pairs (mean ± sd over seeds; 'vs full' is validation BLEU, beam):\n\n"
-            + render_ablations(groups, 1.0),
-            "Less parallel data:\n\n" + render_fractions(groups),
-            verdict(groups),
-            f"![learning curves]({CURVES_PLOT})",
-            reproduction.provenance(setting),
-        ]
-    )
+    sections = [
+        "Ablations, all the parallel pairs (mean ± sd over seeds; 'vs full' is validation BLEU, beam):\n\n"
+        + render_ablations(groups, 1.0)
+    ]
+    if len({fraction for fraction, _ in groups}) > 1:
+        sections.append("Less parallel data:\n\n" + render_fractions(groups))
+    sections += [verdict(groups), f"![learning curves]({curves_plot})", reproduction.provenance(setting)]
+    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":
