@@ -30,7 +30,7 @@ from types import ModuleType
 from absl import flags
 from ml_collections import ConfigDict
 
-from common import app, report
+from common import app, report, results
 from common.train.metrics import read_metrics
 
 FLAGS = flags.FLAGS
@@ -215,10 +215,13 @@ def reproduce_main(
     block: str,
     train_and_evaluate: Callable[[ConfigDict, str], dict],
     render: Callable[[Reproduction], str],
+    claims: Callable[[Reproduction], list] | None = None,
 ):
     """The absl main of `papers/<paper>/reproduce.py`: runs --sweep under --workdir (finished runs are only
     re-evaluated), in this process or, with --address/--max-concurrent, as main.py trials on Ray; writes `render`'s
-    Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's stem) and prints it."""
+    Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's stem) and prints it. With `claims`
+    (Reproduction -> list of common.results.Claim), also writes them, from the same finished runs, to
+    `results/<sweep stem>.json` beside the README, for `python -m common.results`."""
     name = app.paper_name(paper)
 
     def main(argv):
@@ -239,9 +242,15 @@ def reproduce_main(
         for flag in ("address", "max-concurrent"):
             if FLAGS[flag].value is not None:
                 command += f" --{flag} {FLAGS[flag].value}"
-        text = render(Reproduction(finished, FLAGS.sweep, workdir, FLAGS.readme, f"`{command}`"))
+        reproduction = Reproduction(finished, FLAGS.sweep, workdir, FLAGS.readme, f"`{command}`")
+        text = render(reproduction)
         report.replace_block(FLAGS.readme, block.format(sweep=stem), text)
         print(text, flush=True)
+        if claims is not None:
+            path = os.path.join(os.path.dirname(os.path.abspath(FLAGS.readme)), "results", f"{stem}.json")
+            record = results.record(claims(reproduction), FLAGS.sweep, f"`{command}`", finished.minutes)
+            results.write_record(path, record)
+            print(f"wrote {path}", flush=True)
 
     return main
 

@@ -14,7 +14,7 @@ import os
 import statistics
 from collections.abc import Sequence
 
-from common import app, report, sweep
+from common import app, report, results, sweep
 from common.train import loop
 from common.train.metrics import read_metrics
 from papers.backprop_evolution import search, search_space, train
@@ -24,6 +24,9 @@ PLOT = "learning_curves.png"
 BLOCK = "reproduce"
 RULE, STEPS = "model.rule", "train.num_steps"
 BUDGET_NAMES = {2: ["short", "long"], 3: ["short", "long", "converged"]}  # by the number of budgets in a sweep
+# The paper's claim (abstract; its results table was not retrieved).
+PAPER_CLAIM = "several equations train faster than backprop at short training times, about the same at convergence"
+OUTCOMES = {"ahead": "better than", "behind": "worse than", "level": "on par with"}
 
 
 def train_or_diverge(config, workdir: str) -> dict:
@@ -105,38 +108,116 @@ def render_table(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
     )
 
 
-def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
-    """Plain sentences: per budget, which rules beat backprop by more than the larger seed spread, and which are
-    within it (parity)."""
-    lines = []
+def comparisons(cells: dict[tuple[int, str], dict[str, list[float]]]) -> list[dict]:
+    """Per budget that has backprop runs: {"steps", "label", "rules": [...]}, each rule {"name", "outcome"
+    (OUTCOMES' words, or "diverged" in every seed), "delta" and "margin" (test accuracy vs backprop and the larger
+    seed sd, fractions), "diverged", "runs"}."""
     budgets = sorted({s for s, _ in cells})
+    found = []
     for steps, label in zip(budgets, BUDGET_NAMES.get(len(budgets), budgets), strict=False):
         backprop = cells.get((steps, "backprop"))
         if backprop is None:
             continue
         bp_mean, bp_sd = _mean(backprop["test"]), _spread(backprop["test"])
-        parts = []
+        rules = []
         for (s, name), values in cells.items():
             if s != steps or name == "backprop":
                 continue
-            if not values["test"]:
-                parts.append(f"`{name}` diverged in every seed")
-                continue
-            mean, margin = _mean(values["test"]), max(_spread(values["test"]), bp_sd)
-            if mean - bp_mean > margin:
-                outcome = "better than"
-            elif bp_mean - mean > margin:
-                outcome = "worse than"
-            else:
-                outcome = "on par with"
             runs = len(values["diverged"]) + len(values["test"])
-            diverged = f", diverged in {len(values['diverged'])} of {runs} seeds" if values["diverged"] else ""
-            parts.append(
-                f"`{name}` is {outcome} backprop ({100 * (mean - bp_mean):+.2f} points, spread {100 * margin:.2f}"
-                f"{diverged})"
+            if not values["test"]:
+                rules.append({"name": name, "outcome": "diverged", "diverged": runs, "runs": runs})
+                continue
+            delta, margin = _mean(values["test"]) - bp_mean, max(_spread(values["test"]), bp_sd)
+            outcome = OUTCOMES[results.gap_against_spread(delta, margin)]
+            rules.append(
+                {
+                    "name": name,
+                    "outcome": outcome,
+                    "delta": delta,
+                    "margin": margin,
+                    "diverged": len(values["diverged"]),
+                    "runs": runs,
+                }
             )
-        lines.append(f"- {label} budget ({steps} steps): " + "; ".join(parts) + ".")
+        found.append({"steps": steps, "label": label, "rules": rules})
+    return found
+
+
+def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
+    """Plain sentences: per budget, which rules beat backprop by more than the larger seed spread, and which are
+    within it (parity)."""
+    lines = []
+    for budget in comparisons(cells):
+        parts = []
+        for rule in budget["rules"]:
+            if rule["outcome"] == "diverged":
+                parts.append(f"`{rule['name']}` diverged in every seed")
+                continue
+            diverged = f", diverged in {rule['diverged']} of {rule['runs']} seeds" if rule["diverged"] else ""
+            parts.append(
+                f"`{rule['name']}` is {rule['outcome']} backprop ({100 * rule['delta']:+.2f} points, spread "
+                f"{100 * rule['margin']:.2f}{diverged})"
+            )
+        lines.append(f"- {budget['label']} budget ({budget['steps']} steps): " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+def _describe(rules: list[dict]) -> str:
+    return "; ".join(
+        f"`{rule['name']}` diverged in every seed"
+        if rule["outcome"] == "diverged"
+        else f"`{rule['name']}` {rule['outcome']} backprop ({100 * rule['delta']:+.2f} points, spread "
+        f"{100 * rule['margin']:.2f})"
+        for rule in rules
+    )
+
+
+def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
+    """Faster at the shortest budget (no plateau needed: the claim is about stopping early) and on par at the
+    longest (gated on the test-accuracy curves of that budget's finished runs reaching a plateau), from the same
+    comparisons as the verdict."""
+    finished = reproduction.finished
+    budgets = comparisons(summarise(finished.results))
+    if not budgets:
+        return [results.Claim(PAPER_CLAIM, PAPER_CLAIM, "no backprop runs", "not tested", "the sweep lacks backprop")]
+    short, longest = budgets[0], budgets[-1]
+    faster = [rule for rule in short["rules"] if rule["outcome"] == "better than"]
+    outcomes = [
+        results.Claim(
+            claim="Some equations train faster than backprop at short training times",
+            paper_numbers=PAPER_CLAIM + " (no numbers retrieved)",
+            measured=f"{short['steps']} steps: {_describe(short['rules'])}",
+            verdict="reproduced" if faster else "not reproduced at this scale",
+            why="ahead of backprop by more than the seed spread: " + ", ".join(f"`{r['name']}`" for r in faster)
+            if faster
+            else "no equation is ahead of backprop by more than the seed spread at the short budget",
+            figure=PLOT,
+        )
+    ]
+    level = [rule for rule in longest["rules"] if rule["outcome"] == "on par with"]
+    if level and len(level) == len(longest["rules"]):
+        verdict_word, why = "reproduced", "every equation is within the seed spread of backprop"
+    elif level:
+        verdict_word, why = "partly", "some equations are within the seed spread of backprop, the others are not"
+    else:
+        verdict_word, why = "not reproduced at this scale", "no equation is within the seed spread of backprop"
+    workdirs = results.workdirs_where(
+        reproduction, lambda point, metrics: int(point[STEPS]) == longest["steps"] and not metrics.get("diverged")
+    )
+    plateau = results.runs_plateau(workdirs, "eval/accuracy")
+    verdict_word, why = results.gate_on_plateau(verdict_word, why, *plateau)
+    outcomes.append(
+        results.Claim(
+            claim="Equations perform about the same as backprop at convergence",
+            paper_numbers=PAPER_CLAIM + " (no numbers retrieved)",
+            measured=f"{longest['steps']} steps: {_describe(longest['rules'])}",
+            verdict=verdict_word,
+            why=why,
+            figure=PLOT,
+            plateau=plateau[0],
+        )
+    )
+    return outcomes
 
 
 def render_curves(results: Sequence[tuple[dict, dict]], root: str, path: str, title: str) -> None:
@@ -196,4 +277,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    app.run(sweep.reproduce_main(__file__, BLOCK, train_or_diverge, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train_or_diverge, render, claims))

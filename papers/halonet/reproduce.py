@@ -8,7 +8,7 @@ parameter and FLOP counts, a plot (comparison.png beside the README), and the co
 runs are not retrained, so an interrupted comparison resumes where it stopped.
 """
 
-from common import app, sweep
+from common import app, results, sweep
 from common.nn import counting
 from papers.halonet import model, train
 
@@ -16,17 +16,70 @@ SWEEP_FILE = "configs/sweeps/halonet_comparison.py"
 PLOT = "comparison.png"
 BLOCK = "small_scale"
 LABELS = {"model.spatial_layer": "spatial layer"}
+LAYER = "model.spatial_layer"
+PAPER_ACCURACY = "ImageNet top-1: HaloNet-50 78.6 vs ResNet-50 77.6 (150 epochs, 256 px)"
+PAPER_PARAMS = "HaloNet-50 18.0M parameters vs 25.5M for ResNet-50"
+
+
+def count_sizes(finished: sweep.FinishedSweep) -> dict[str, tuple[int, float]]:
+    """spatial layer -> (parameter count, forward FLOPs of one 28x28 image)."""
+    sizes = {}
+    for layer in finished.definition.axes[LAYER]:
+        config = sweep.apply_overrides(finished.base, {LAYER: layer})
+        network, input_shape = train.build_for_dry_run(config)
+        sizes[layer] = (counting.count_params(network), counting.count_model_flops(network, input_shape))
+    return sizes
 
 
 def model_sizes(finished: sweep.FinishedSweep) -> tuple[dict, dict]:
     """spatial layer -> parameter count and -> forward FLOPs of one 28x28 image (strings for the table)."""
-    params, flops = {}, {}
-    for layer in finished.definition.axes["model.spatial_layer"]:
-        config = sweep.apply_overrides(finished.base, {"model.spatial_layer": layer})
-        network, input_shape = train.build_for_dry_run(config)
-        params[layer] = f"{counting.count_params(network):,}"
-        flops[layer] = f"{counting.count_model_flops(network, input_shape) / 1e6:.1f} M"
+    sizes = count_sizes(finished)
+    params = {layer: f"{count:,}" for layer, (count, _) in sizes.items()}
+    flops = {layer: f"{count / 1e6:.1f} M" for layer, (_, count) in sizes.items()}
     return params, flops
+
+
+def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
+    """Accuracy (halo vs conv3x3 runs, the factor table's numbers, gated on the training-loss curves of both
+    reaching a plateau) and parameter count (an exact count, no training)."""
+    finished = reproduction.finished
+    accuracy_claim = "HaloNet is more accurate than a conv ResNet of the same layout"
+    found = results.factor_gap(finished.results, LAYER, "halo", "conv3x3")
+    outcomes = []
+    if not found:
+        outcomes.append(results.Claim(accuracy_claim, PAPER_ACCURACY, "no halo and conv3x3 runs", "not tested", "-"))
+    else:
+        plateau = results.all_plateau(
+            [
+                results.runs_plateau(
+                    results.workdirs_where(reproduction, lambda p, _, v=v: p[LAYER] == v), "train/loss"
+                )
+                for v in ("halo", "conv3x3")
+            ]
+        )
+        verdict, why = results.gate_on_plateau(*results.lead_verdict(found["word"], "halo"), *plateau)
+        measured = (
+            f"mean test accuracy {100 * found['leader']:.2f}% (halo) vs {100 * found['other']:.2f}% (conv3x3), "
+            f"{100 * found['gap']:+.2f} points, larger seed sd {100 * found['spread']:.2f}"
+        )
+        outcomes.append(results.Claim(accuracy_claim, PAPER_ACCURACY, measured, verdict, why, PLOT, plateau[0]))
+    sizes = count_sizes(finished)
+    if "halo" in sizes and "conv3x3" in sizes:
+        (halo_params, halo_flops), (conv_params, conv_flops) = sizes["halo"], sizes["conv3x3"]
+        fewer = halo_params < conv_params
+        outcomes.append(
+            results.Claim(
+                "Halo attention layers need fewer parameters than the convolutions they replace",
+                PAPER_PARAMS,
+                f"{halo_params:,} (halo) vs {conv_params:,} (conv3x3) parameters "
+                f"({halo_params / conv_params - 1:+.0%}); "
+                f"forward FLOPs per 28x28 image {halo_flops / 1e6:.1f} M vs {conv_flops / 1e6:.1f} M",
+                "reproduced" if fewer else "not reproduced at this scale",
+                "exact count of the networks this sweep trains"
+                + ("" if fewer else ": the halo network is not the smaller one"),
+            )
+        )
+    return outcomes
 
 
 def render(reproduction: sweep.Reproduction) -> str:
@@ -52,4 +105,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render, claims))

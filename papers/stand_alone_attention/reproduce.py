@@ -12,7 +12,7 @@ the README). Finished runs are not
 retrained: rerunning only re-evaluates them, so an interrupted ablation resumes where it stopped.
 """
 
-from common import app, sweep
+from common import app, results, sweep
 from papers.stand_alone_attention import train
 
 SWEEP_FILE = "configs/sweeps/sasa_ablation.py"
@@ -23,6 +23,53 @@ FACTORS = {
     "model.positional": "positional encoding",
     "model.attention_stages": "attention placement",
 }
+
+
+# (factor, leader, other, the claim, the paper's numbers: Table/ablations of the paper, ImageNet top-1)
+COMPARISONS = [
+    (
+        "model.positional",
+        "relative",
+        "none",
+        "Relative positional encoding beats none",
+        "validation top-1: relative 80.2, absolute 78.2, none 77.6",
+    ),
+    (
+        "model.kernel_size",
+        7,
+        3,
+        "A larger spatial extent (k = 7) beats k = 3",
+        "conv-stem ResNet-50: k = 3 76.4, 5 77.2, 7 77.4, 9 77.7, 11 77.6",
+    ),
+    (
+        "model.attention_stages",
+        "late",
+        "early",
+        "Attention in the later stages beats attention in the early ones",
+        "conv groups 1-2 + attention 3-4: 80.7 validation top-1, the best placement",
+    ),
+]
+
+
+def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
+    """Each ablation of COMPARISONS from the factor tables' pooled numbers, gated on the mean training-loss curve
+    of every run reaching a plateau."""
+    finished = reproduction.finished
+    plateau = results.runs_plateau(results.workdirs_where(reproduction, lambda *_: True), "train/loss")
+    outcomes = []
+    for key, leader, other, claim, paper in COMPARISONS:
+        found = results.factor_gap(finished.results, key, leader, other)
+        if not found:
+            outcomes.append(results.Claim(claim, paper, f"no runs of {key} = {leader} and {other}", "not tested", "-"))
+            continue
+        verdict, why = results.gate_on_plateau(*results.lead_verdict(found["word"], f"{leader}"), *plateau)
+        measured = (
+            f"mean test accuracy pooled over the other factors: {100 * found['leader']:.2f}% ({leader}) vs "
+            f"{100 * found['other']:.2f}% ({other}), {100 * found['gap']:+.2f} points, larger sd "
+            f"{100 * found['spread']:.2f}"
+        )
+        outcomes.append(results.Claim(claim, paper, measured, verdict, why, PLOT, plateau[0]))
+    return outcomes
 
 
 def render(reproduction: sweep.Reproduction) -> str:
@@ -56,4 +103,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render, claims))

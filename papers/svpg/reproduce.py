@@ -16,11 +16,15 @@ import statistics
 import numpy as np
 from ml_collections import ConfigDict
 
-from common import app, report, sweep
+from common import app, report, results, sweep
 from common.train.metrics import read_metrics
 from papers.svpg import train
 
 SWEEP_FILE = "configs/sweeps/svpg_cartpole.py"
+# Table 1 (REINFORCE; best agent's return) and the diversity figure (agents above a return of 100, of 16).
+PAPER_BEST = "Cartpole Swing-Up 426.69 (SVPG) vs 391.46 (independent); Double Pendulum -319.66 vs -797.45"
+PAPER_DIVERSITY = "10 of 16 SVPG agents above a return of 100 vs 2 of 16 independent ones (swing-up)"
+DIVERSE_RETURN = 100
 BLOCK = "svpg_{sweep}"
 METHOD, ALPHA, SEED = "svpg.method", "svpg.alpha", "seed"
 
@@ -94,7 +98,7 @@ def render_table(groups: dict, alpha: float) -> str:
                 _mean_sd(run["best"] for run in runs),
                 _mean_sd(run["iterations"] for run in runs),
                 _mean_sd(float(np.mean(run["final"])) for run in runs),
-                _mean_sd(float(np.sum(run["final"] > 100)) for run in runs),
+                _mean_sd(agents_above(run) for run in runs),
             ]
         )
     header = [
@@ -122,25 +126,82 @@ def render_ablation(groups: dict) -> str:
     )
 
 
-def verdict(groups: dict, alpha: float) -> str:
+def agents_above(run: dict) -> float:
+    """How many agents of a run end (last iteration) above DIVERSE_RETURN."""
+    return float(np.sum(run["final"] > DIVERSE_RETURN))
+
+
+def compare(groups: dict, alpha: float, measure) -> dict | None:
+    """SVPG (at `alpha`) vs independent agents on `measure(run)`: both means, the gap, the larger seed sd and
+    results.gap_against_spread's word; None without runs of both."""
     svpg, independent = groups.get(("svpg", alpha), []), groups.get(("independent", None), [])
     if not svpg or not independent:
-        return "Not enough runs for a verdict."
-    a, b = [run["best"] for run in svpg], [run["best"] for run in independent]
-    ma, mb = [float(np.mean(run["final"])) for run in svpg], [float(np.mean(run["final"])) for run in independent]
+        return None
+    a, b = [measure(run) for run in svpg], [measure(run) for run in independent]
     spread = max(statistics.stdev(a) if len(a) > 1 else 0.0, statistics.stdev(b) if len(b) > 1 else 0.0)
     gap = statistics.mean(a) - statistics.mean(b)
-    if gap > spread:
-        word = "beats"
-    elif gap < -spread:
-        word = "is worse than"
-    else:
-        word = "does not clearly beat"
+    return {
+        "svpg": statistics.mean(a),
+        "independent": statistics.mean(b),
+        "gap": gap,
+        "spread": spread,
+        "word": results.gap_against_spread(gap, spread),
+    }
+
+
+def verdict(groups: dict, alpha: float) -> str:
+    best = compare(groups, alpha, lambda run: run["best"])
+    if best is None:
+        return "Not enough runs for a verdict."
+    mean_agent = compare(groups, alpha, lambda run: float(np.mean(run["final"])))
+    word = {"ahead": "beats", "behind": "is worse than", "level": "does not clearly beat"}[best["word"]]
     return (
-        f"**Verdict at this scale: SVPG {word} independent agents** on its best agent ({statistics.mean(a):.1f} vs "
-        f"{statistics.mean(b):.1f}, difference {gap:+.1f} against a seed spread of {spread:.1f}); the mean agent "
-        f"ends at {statistics.mean(ma):.1f} vs {statistics.mean(mb):.1f}."
+        f"**Verdict at this scale: SVPG {word} independent agents** on its best agent ({best['svpg']:.1f} vs "
+        f"{best['independent']:.1f}, difference {best['gap']:+.1f} against a seed spread of {best['spread']:.1f}); "
+        f"the mean agent ends at {mean_agent['svpg']:.1f} vs {mean_agent['independent']:.1f}."
     )
+
+
+def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
+    """The best-agent and the diversity claims, judged on the same comparisons as the verdict; the plateau is
+    that of the best agent's return curve (mean over seeds) of SVPG and of the independent agents."""
+    groups = summarise(reproduction)
+    alpha = reproduction.finished.base.svpg.alpha
+    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    curves = []
+    for method, key in (("svpg", ("svpg", alpha)), ("independent", ("independent", None))):
+        runs = groups.get(key, [])
+        if runs:
+            best = np.mean([run["curves"]["best"] for run in runs], axis=0)
+            label = f"{method} best-agent return (mean of {len(runs)} seeds)"
+            curves.append(results.curve_plateau(np.arange(1, len(best) + 1), best, label))
+    plateau = results.all_plateau(curves)
+    outcomes = []
+    for claim, paper, measure, unit in (
+        (
+            "SVPG's best agent beats the best of independently trained agents",
+            PAPER_BEST,
+            lambda run: run["best"],
+            "best agent's return",
+        ),
+        (
+            "SVPG keeps more agents good (diversity)",
+            PAPER_DIVERSITY,
+            agents_above,
+            f"agents above {DIVERSE_RETURN} at the last iteration",
+        ),
+    ):
+        comparison = compare(groups, alpha, measure)
+        if comparison is None:
+            outcomes.append(results.Claim(claim, paper, "no runs of both methods", "not tested", "sweep lacks runs"))
+            continue
+        measured = (
+            f"{unit}: {comparison['svpg']:.1f} (SVPG, alpha {alpha:g}) vs {comparison['independent']:.1f} "
+            f"(independent), difference {comparison['gap']:+.1f}, seed spread {comparison['spread']:.1f}"
+        )
+        verdict_word, why = results.gate_on_plateau(*results.lead_verdict(comparison["word"], "SVPG"), *plateau)
+        outcomes.append(results.Claim(claim, paper, measured, verdict_word, why, f"{stem}_curves.png", plateau[0]))
+    return outcomes
 
 
 def render_plots(groups: dict, alpha: float, paths: tuple[str, str]) -> None:
@@ -208,4 +269,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train_once, render, claims))

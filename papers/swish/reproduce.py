@@ -10,12 +10,17 @@ interrupted reproduction resumes where it stopped.
 
 import statistics
 
-from common import app, report, sweep
+from common import app, report, results, sweep
 from papers.swish import train
 
 SWEEP_FILE = "configs/sweeps/swish_activations.py"
 PLOT = "activations.png"
 BLOCK = "benchmark"
+# Table 3 (CIFAR-10, ResNet-164, median of 5 runs) and the paper's tally over its 9 CIFAR settings.
+PAPER_NUMBERS = {
+    "swish": "C10 ResNet-164: Swish 94.5 vs ReLU 93.8; ahead of ReLU in 9 of 9 CIFAR settings",
+    "swish1": "C10 ResNet-164: Swish-1 94.7 vs ReLU 93.8",
+}
 
 
 def summarise(results: list[tuple[dict, dict]]) -> dict[str, list[float]]:
@@ -26,18 +31,64 @@ def summarise(results: list[tuple[dict, dict]]) -> dict[str, list[float]]:
     return accuracies
 
 
+def gain_over_relu(accuracies: dict[str, list[float]], name: str) -> float | None:
+    """Median test accuracy of `name` minus ReLU's (fractions); None without ReLU runs."""
+    if "relu" not in accuracies:
+        return None
+    return statistics.median(accuracies[name]) - statistics.median(accuracies["relu"])
+
+
 def render_table(accuracies: dict[str, list[float]]) -> str:
-    relu = statistics.median(accuracies["relu"]) if "relu" in accuracies else None
     rows = []
     for name, values in sorted(accuracies.items(), key=lambda kv: -statistics.median(kv[1])):
-        median = statistics.median(values)
-        delta = f"{100 * (median - relu):+.2f}" if relu is not None else "n/a"
+        gain = gain_over_relu(accuracies, name)
+        delta = f"{100 * gain:+.2f}" if gain is not None else "n/a"
         rows.append(
-            [name, f"{100 * median:.2f}", f"{100 * min(values):.2f} - {100 * max(values):.2f}", delta, len(values)]
+            [
+                name,
+                f"{100 * statistics.median(values):.2f}",
+                f"{100 * min(values):.2f} - {100 * max(values):.2f}",
+                delta,
+                len(values),
+            ]
         )
     return report.markdown_table(
         ["activation", "median test acc. (%)", "min - max (%)", "vs ReLU (points)", "runs"], rows
     )
+
+
+def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
+    """Swish and Swish-1 against ReLU: the table's median gain against the larger seed sd of the two, gated on
+    the training-loss curves (mean over seeds) of both reaching a plateau."""
+    finished = reproduction.finished
+    accuracies = summarise(finished.results)
+    outcomes = []
+    for name, paper in PAPER_NUMBERS.items():
+        claim = f"{name} beats ReLU"
+        gain = gain_over_relu(accuracies, name) if name in accuracies else None
+        if gain is None:
+            outcomes.append(results.Claim(claim, paper, f"no {name} and ReLU runs", "not tested", "sweep lacks them"))
+            continue
+        spread = max(statistics.stdev(accuracies[n]) if len(accuracies[n]) > 1 else 0.0 for n in (name, "relu"))
+        plateau = results.all_plateau(
+            [
+                results.runs_plateau(
+                    results.workdirs_where(reproduction, lambda point, _, a=activation: point["model.activation"] == a),
+                    "train/loss",
+                )
+                for activation in (name, "relu")
+            ]
+        )
+        verdict, why = results.gate_on_plateau(
+            *results.lead_verdict(results.gap_against_spread(gain, spread), name), *plateau
+        )
+        measured = (
+            f"median test accuracy {100 * statistics.median(accuracies[name]):.2f}% vs ReLU "
+            f"{100 * statistics.median(accuracies['relu']):.2f}% ({100 * gain:+.2f} points, larger seed sd "
+            f"{100 * spread:.2f})"
+        )
+        outcomes.append(results.Claim(claim, paper, measured, verdict, why, PLOT, plateau[0]))
+    return outcomes
 
 
 def render_plot(accuracies: dict[str, list[float]], path: str, title: str) -> None:
@@ -74,4 +125,4 @@ def render(reproduction: sweep.Reproduction) -> str:
 
 if __name__ == "__main__":
     sweep.define_reproduce_flags(__file__, SWEEP_FILE)
-    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render))
+    app.run(sweep.reproduce_main(__file__, BLOCK, train.train_and_evaluate, render, claims))

@@ -1,0 +1,346 @@
+"""One record per claim of a paper: what the paper says, what this repo measured, and whether it reproduces.
+
+Every `papers/<paper>/reproduce.py` turns its finished sweep into `Claim`s (its `claims(reproduction)`), and
+`common.sweep.reproduce_main` writes them to `papers/<paper>/results/<sweep stem>.json` beside the README block it
+renders from the same runs. `python -m common.results [--output docs/results.md]` gathers every such file into one
+report: a summary table, then per paper each claim with both sets of numbers, the verdict and why.
+
+"Converged" is measured, not asserted: a verdict that compares final numbers of training runs passes through
+`gate_on_plateau`, which refuses "reproduced" (and "partly") for runs whose learning curves `reached_plateau` says
+were still moving.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from common import report
+from common.registry import lookup
+from common.train.metrics import read_metrics
+
+VERDICTS = {
+    "reproduced": "the measured numbers show what the paper claims",
+    "partly": "some of the claim holds here, some does not",
+    "not reproduced at this scale": "the measured numbers do not show it (at the scale this repo runs)",
+    "not tested": "no measurement here decides it (yet)",
+}
+PLATEAU_TAIL = 0.25  # the last quarter of the steps
+PLATEAU_SHARE = 0.1  # may move by at most a tenth of the whole curve's range
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim's outcome. `figure`: a file name beside the paper's README; `plateau`: whether the runs the
+    verdict compares had levelled off (None where the claim does not rest on finished training: exact checks,
+    short-budget comparisons)."""
+
+    claim: str
+    paper_numbers: str
+    measured: str
+    verdict: str
+    why: str
+    figure: str | None = None
+    plateau: bool | None = None
+
+    def __post_init__(self):
+        lookup(VERDICTS, self.verdict, "verdict")
+        if self.verdict == "reproduced" and self.plateau is False:
+            raise ValueError(f"claim {self.claim!r}: 'reproduced' needs runs that reached a plateau")
+
+
+def reached_plateau(
+    steps: Sequence[float], values: Sequence[float], tail: float = PLATEAU_TAIL, share: float = PLATEAU_SHARE
+) -> bool:
+    """Whether a learning curve [N] has levelled off.
+
+    Rule: fit a straight line to the points in the last `tail` of the step range; the change that line makes over
+    the tail must be at most `share` of the whole curve's range (max - min of all values). A least-squares line,
+    not the end points, so that eval noise in one point does not decide. Fewer than 3 points in the tail, or a
+    non-finite value, cannot show a plateau (False); a curve that never moved (range 0) is flat (True).
+    """
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if steps.shape != values.shape or steps.ndim != 1:
+        raise ValueError(f"steps {steps.shape} and values {values.shape} must be two curves of one length")
+    if len(steps) < 3 or not np.all(np.isfinite(values)):
+        return False
+    start = steps[-1] - tail * (steps[-1] - steps[0])
+    in_tail = steps >= start
+    if in_tail.sum() < 3:
+        return False
+    slope = np.polyfit(steps[in_tail], values[in_tail], 1)[0]
+    tail_change = abs(slope) * (steps[-1] - steps[in_tail][0])
+    whole = float(values.max() - values.min())
+    return bool(tail_change <= share * whole)
+
+
+def mean_curve(workdirs: Sequence[str], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over runs of `metric` in their metrics.jsonl, at the steps every run logged it: steps [N], values
+    [N]. Runs without a metrics file or without the metric give an empty curve."""
+    curves = []
+    for workdir in workdirs:
+        path = os.path.join(workdir, "metrics.jsonl")
+        rows = read_metrics(path) if os.path.exists(path) else []
+        curves.append({row["step"]: row[metric] for row in rows if row.get(metric) is not None})
+    common_steps = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
+    values = [statistics.mean(curve[step] for curve in curves) for step in common_steps]
+    return np.asarray(common_steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def workdirs_where(reproduction, keep: Callable[[dict, dict], bool]) -> list[str]:
+    """The workdirs of a common.sweep.Reproduction's runs whose (point, final metrics) pass `keep`."""
+    from common.sweep import point_name  # common.sweep imports this module
+
+    return [
+        os.path.join(reproduction.workdir, point_name(point))
+        for point, metrics in reproduction.finished.results
+        if keep(point, metrics)
+    ]
+
+
+def runs_plateau(workdirs: Sequence[str], metric: str) -> tuple[bool, str]:
+    """(whether the mean curve of `metric` over `workdirs` reached a plateau, a phrase with its numbers)."""
+    steps, values = mean_curve(workdirs, metric)
+    return curve_plateau(steps, values, f"mean {metric} of {len(workdirs)} run(s)")
+
+
+def curve_plateau(steps: Sequence[float], values: Sequence[float], label: str) -> tuple[bool, str]:
+    """(reached_plateau(steps [N], values [N]), a phrase saying how far the curve moved at its end)."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if len(steps) < 3:
+        return False, f"{label}: {len(steps)} logged point(s), too few to tell"
+    in_tail = steps >= steps[-1] - PLATEAU_TAIL * (steps[-1] - steps[0])
+    tail_change = values[in_tail][-1] - values[in_tail][0]
+    return reached_plateau(steps, values), (
+        f"{label} moved {tail_change:+.4g} over the last {PLATEAU_TAIL:.0%} of {steps[-1]:g} steps, range "
+        f"{values.max() - values.min():.4g}"
+    )
+
+
+def all_plateau(checks: Sequence[tuple[bool, str]]) -> tuple[bool, str]:
+    """Several (plateau, phrase) pairs -> (all reached a plateau, the phrases joined)."""
+    return all(plateau for plateau, _ in checks), "; ".join(detail for _, detail in checks)
+
+
+def gate_on_plateau(verdict: str, why: str, plateau: bool, detail: str) -> tuple[str, str]:
+    """The verdict a comparison of final numbers may claim: without a plateau a favourable verdict becomes "not
+    tested" (the runs stopped before the claim could be judged); an unfavourable one stands, with the reason."""
+    lookup(VERDICTS, verdict, "verdict")
+    if plateau:
+        return verdict, why
+    reason = f"the runs had not reached a plateau ({detail})"
+    if verdict in ("reproduced", "partly"):
+        return "not tested", f"{reason}; at the last step: {why}"
+    return verdict, f"{why}; {reason}"
+
+
+def gap_against_spread(gap: float, spread: float) -> str:
+    """'ahead', 'behind' or 'level': whether a difference of means is larger than the seed spread."""
+    if gap > spread:
+        return "ahead"
+    if gap < -spread:
+        return "behind"
+    return "level"
+
+
+def factor_gap(pairs: Sequence[tuple[dict, dict]], key: str, leader, other, metric: str = "eval/accuracy") -> dict:
+    """Runs with `key` = `leader` against runs with `key` = `other` (pooled over the other factors and seeds):
+    {"leader", "other" (means), "gap", "spread" (the larger sd), "word" (gap_against_spread)}; empty without runs
+    of both."""
+    from common.sweep import factor_values  # common.sweep imports this module
+
+    values = factor_values(pairs, key, metric)
+    if leader not in values or other not in values:
+        return {}
+    a, b = values[leader], values[other]
+    spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (a, b))
+    gap = statistics.mean(a) - statistics.mean(b)
+    return {
+        "leader": statistics.mean(a),
+        "other": statistics.mean(b),
+        "gap": gap,
+        "spread": spread,
+        "word": gap_against_spread(gap, spread),
+    }
+
+
+def lead_verdict(word: str, leader: str) -> tuple[str, str]:
+    """(verdict, why) on a claim that `leader` comes out ahead, from gap_against_spread's word."""
+    outcomes = {
+        "ahead": ("reproduced", f"{leader} is ahead by more than the seed spread"),
+        "level": ("not reproduced at this scale", f"{leader} is level with it: the gap is within the seed spread"),
+        "behind": ("not reproduced at this scale", f"{leader} is behind by more than the seed spread (opposite sign)"),
+    }
+    return lookup(outcomes, word, "comparison")
+
+
+def record(claims: Sequence[Claim], sweep_file: str, command: str, minutes: float) -> dict:
+    """The JSON object of one finished sweep's claims, with where and when they were measured."""
+    return {
+        "sweep": sweep_file,
+        "command": command,
+        "machine": report.machine_description(),
+        "minutes": round(minutes, 1),
+        "date": time.strftime("%Y-%m-%d"),
+        "claims": [dataclasses.asdict(claim) for claim in claims],
+    }
+
+
+def write_record(path: str, data: dict) -> None:
+    """Writes `data` as sorted, indented JSON (process 0 only: one record per job, as report.replace_block)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+# Papers whose claims are exact checks and speed-ups, measured by tests and benchmarks that print rather than keep a
+# record: the report lists each check, the test that asserts it and the command that measures it.
+EXACT_CHECKS = {
+    "fast_wavenet": [
+        Claim(
+            claim="Cached (fast) generation gives the naive generator's samples",
+            paper_numbers="identical outputs; the cache only removes recomputation",
+            measured="asserted by tests/common/nn/test_wavenet.py::"
+            "test_fast_and_naive_generation_agree_with_the_teacher_forced_model and tests/papers/fast_wavenet/"
+            "test_main.py::test_smoke_run_trains_then_both_generators_agree_and_write_wavs",
+            verdict="not tested",
+            why="no kept record of a run; measured by `make test` and `python -m benchmarks.run_all --only "
+            "fast_wavenet --output docs/benchmarks.md` (its max abs logit diff column)",
+        ),
+        Claim(
+            claim="Speed-up over naive generation grows with the receptive field",
+            paper_numbers="O(L) instead of O(2^L) per sample",
+            measured="the bench block of papers/fast_wavenet/README.md",
+            verdict="not tested",
+            why="no kept record of a run; measured by `python -m benchmarks.run_all --only fast_wavenet --output "
+            "docs/benchmarks.md`",
+        ),
+    ],
+    "fast_generation": [
+        Claim(
+            claim="Cached PixelCNN++ generation draws the naive sampler's pixels",
+            paper_numbers="same outputs as the naive network (their test: to 1e-4)",
+            measured="asserted by tests/common/nn/test_cached_pixelcnn.py::"
+            "test_cached_generation_equals_naive_rgb_4x4 and ::test_cached_generation_equals_naive_over_sizes",
+            verdict="not tested",
+            why="no kept record of a run; measured by `make test` and `python -m papers.fast_generation.bench "
+            "--json` (its same-pixels column)",
+        ),
+        Claim(
+            claim="Cached generation is faster than naive, more so at larger batch",
+            paper_numbers="K40, CIFAR-10 PixelCNN++: 2x at batch 1 up to 183x at batch 256",
+            measured="the measured speed-up table of papers/fast_generation/README.md",
+            verdict="not tested",
+            why="no kept record of a run; measured by `python -m papers.fast_generation.bench --json`",
+        ),
+    ],
+}
+
+
+def paper_folders(papers_dir: str) -> list[str]:
+    """Names of the paper folders (those with an __init__.py), sorted."""
+    return sorted(
+        name for name in os.listdir(papers_dir) if os.path.exists(os.path.join(papers_dir, name, "__init__.py"))
+    )
+
+
+def load_records(papers_dir: str, paper: str) -> list[tuple[str, dict]]:
+    """(file name, record) of every results/*.json of a paper, sorted by file name."""
+    paths = sorted(glob.glob(os.path.join(papers_dir, paper, "results", "*.json")))
+    records = []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for claim in data["claims"]:
+            Claim(**claim)  # a hand-edited file with a bad verdict fails here, naming it
+        records.append((os.path.basename(path), data))
+    return records
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def build_report(papers_dir: str, output: str) -> str:
+    """The Markdown of the results report; figure links are relative to `output`'s folder."""
+    link_root = os.path.relpath(papers_dir, os.path.dirname(os.path.abspath(output)))
+    sections, summary = [], []
+    for paper in paper_folders(papers_dir):
+        records = load_records(papers_dir, paper)
+        lines = [f"## {paper}"]
+        if not records and paper in EXACT_CHECKS:
+            lines.append("Exact checks and speed-ups; no kept record of a measurement yet:")
+            for claim in EXACT_CHECKS[paper]:
+                summary.append([paper, "-", _cell(claim.claim), claim.verdict])
+                lines.append(_render_claim(claim, paper, link_root))
+        elif not records:
+            summary.append([paper, "-", "-", "not tested"])
+            lines.append(f"Not tested: run `make reproduce-{paper.replace('_', '-')}`.")
+        for name, data in records:
+            lines.append(f"### `{name}` (sweep `{data['sweep']}`)")
+            for claim in (Claim(**claim) for claim in data["claims"]):
+                summary.append([paper, f"`{name}`", _cell(claim.claim), claim.verdict])
+                lines.append(_render_claim(claim, paper, link_root))
+            lines.append(
+                f"Measured by {data['command']} on {data['machine']}; {data['minutes']:g} min; {data['date']}."
+            )
+        sections.append("\n\n".join(lines))
+    head = (
+        "# Results: what each paper claims, what this repo measured\n\n"
+        "Generated by `python -m common.results` from `papers/*/results/*.json` (each written by the paper's "
+        "`reproduce.py` from its finished runs). Verdicts: "
+        + "; ".join(f"**{verdict}**: {meaning}" for verdict, meaning in VERDICTS.items())
+        + f". A verdict on final numbers needs runs whose learning curve reached a plateau (the last "
+        f"{PLATEAU_TAIL:.0%} of the steps moved by at most {PLATEAU_SHARE:.0%} of the curve's range, "
+        "`common.results.reached_plateau`)."
+    )
+    table = report.markdown_table(["paper", "record", "claim", "verdict"], summary)
+    return "\n\n".join([head, table, *sections]) + "\n"
+
+
+def _render_claim(claim: Claim, paper: str, link_root: str) -> str:
+    plateau = {None: "", True: " Runs reached a plateau.", False: " Runs had not reached a plateau."}[claim.plateau]
+    lines = [
+        f"**{claim.claim}**: {claim.verdict}.",
+        f"- paper: {claim.paper_numbers}",
+        f"- here: {claim.measured}",
+        f"- why: {claim.why}.{plateau}",
+    ]
+    if claim.figure:
+        lines.append(f"- figure: [{claim.figure}]({link_root}/{paper}/{claim.figure})")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    output, papers_dir = "docs/results.md", "papers"
+    args = list(argv)
+    while args:
+        flag = args.pop(0)
+        if flag == "--output" and args:
+            output = args.pop(0)
+        elif flag == "--papers" and args:
+            papers_dir = args.pop(0)
+        else:
+            raise SystemExit(
+                f"unknown argument {flag!r}; usage: python -m common.results [--output FILE] [--papers DIR]"
+            )
+    text = build_report(papers_dir, output)
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output, "w") as f:
+        f.write(text)
+    print(f"wrote {output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
