@@ -75,6 +75,8 @@ def reached_plateau(
     in_tail = steps >= start
     if in_tail.sum() < 3:
         return False
+    if values.max() == values.min():
+        return True
     slope = np.polyfit(steps[in_tail], values[in_tail], 1)[0]
     tail_change = abs(slope) * (steps[-1] - steps[in_tail][0])
     whole = float(values.max() - values.min())
@@ -292,7 +294,8 @@ def build_report(papers_dir: str, output: str) -> str:
                 summary.append([paper, f"`{name}`", _cell(claim.claim), claim.verdict])
                 lines.append(_render_claim(claim, paper, link_root))
             lines.append(
-                f"Measured by {data['command']} on {data['machine']}; {data['minutes']:g} min; {data['date']}."
+                f"Measured by {data['command']} on {data['machine']}, {data['date']}; that invocation took "
+                f"{data['minutes']:g} min (runs already finished in its workdir are only re-read or re-evaluated)."
             )
         sections.append("\n\n".join(lines))
     head = (
