@@ -144,24 +144,8 @@ def start(argv: Sequence[str], *, write_config: bool = True, check: Callable[[Co
     prepare(argv)
     run = Run(config, spec, FLAGS.workdir or default_workdir(spec))
     if write_config:
-        import jax
-
-        try:
-            os.makedirs(run.workdir, exist_ok=True)
-        except OSError as error:
-            raise WorkdirError(
-                f"cannot create workdir {run.workdir}: {error.strerror}; pass another --workdir"
-            ) from None
-        if jax.process_index() == 0:
-            try:
-                lock_workdir(run.workdir)
-                allowed = (*RESUMABLE_CHANGES, *(FLAGS.allow_config_change if "allow_config_change" in FLAGS else ()))
-                check_resumable(run.workdir, run.config, allowed)
-                with open(os.path.join(run.workdir, "config.json"), "w") as f:
-                    f.write(run.config.to_json_best_effort(indent=2))
-            except PermissionError as error:
-                message = f"cannot write in workdir {run.workdir}: {error.strerror}; pass another --workdir"
-                raise WorkdirError(message) from None
+        allowed = (*RESUMABLE_CHANGES, *(FLAGS.allow_config_change if "allow_config_change" in FLAGS else ()))
+        take_workdir(run.workdir, run.config, allowed)
     return run
 
 
@@ -275,15 +259,36 @@ def check_config(config: ConfigDict) -> None:
         )
 
 
-_WORKDIR_LOCKS: dict[str, object] = {}  # held open for the life of the process
+def take_workdir(workdir: str, config: ConfigDict, allowed: Sequence[str] = RESUMABLE_CHANGES) -> None:
+    """Makes `workdir` this run's before it trains there: creates it, and on process 0 (hosts share the directory)
+    locks it (until `unlock_workdir` or the process's end), refuses to resume a run whose config differs outside
+    `allowed` (see `check_resumable`), and only then writes config.json."""
+    import jax
+
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as error:
+        raise WorkdirError(f"cannot create workdir {workdir}: {error.strerror}; pass another --workdir") from None
+    if jax.process_index() == 0:
+        try:
+            lock_workdir(workdir)
+            check_resumable(workdir, config, allowed)
+            with open(os.path.join(workdir, "config.json"), "w") as f:
+                f.write(config.to_json_best_effort(indent=2))
+        except PermissionError as error:
+            raise WorkdirError(f"cannot write in workdir {workdir}: {error.strerror}; pass another --workdir") from None
+
+
+_WORKDIR_LOCKS: dict[str, object] = {}  # held open until unlock_workdir or the process's end
 
 
 def lock_workdir(workdir: str) -> None:
-    """Takes `<workdir>/.lock` for the life of this process, or fails naming the process that holds it."""
+    """Takes `<workdir>/.lock` for this process (until `unlock_workdir` or its end), or fails naming the process
+    that holds it."""
     path = os.path.join(os.path.abspath(workdir), ".lock")
     if path in _WORKDIR_LOCKS:
         return
-    lock_file = open(path, "a+")  # noqa: SIM115 (held until the process exits)
+    lock_file = open(path, "a+")  # noqa: SIM115 (held until unlock_workdir or the process's end)
     try:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -298,6 +303,19 @@ def lock_workdir(workdir: str) -> None:
     lock_file.write(f"process {os.getpid()}")
     lock_file.flush()
     _WORKDIR_LOCKS[path] = lock_file
+
+
+def unlock_workdir(workdir: str) -> None:
+    """Lets go of `<workdir>/.lock` if this process holds it: a process that runs one trial after another (a
+    reused Ray worker) must not keep a finished run's workdir."""
+    lock_file = _WORKDIR_LOCKS.pop(os.path.join(os.path.abspath(workdir), ".lock"), None)
+    if lock_file is None:
+        return
+    lock_file.seek(0)
+    lock_file.truncate()  # no stale "process N" for whoever reads it next
+    lock_file.flush()
+    fcntl.flock(lock_file, fcntl.LOCK_UN)
+    lock_file.close()
 
 
 def check_resumable(workdir: str, config: ConfigDict, allowed: Sequence[str] = RESUMABLE_CHANGES) -> None:

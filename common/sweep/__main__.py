@@ -1,8 +1,8 @@
 """`python -m common.sweep run SWEEP [--address auto|HOST:PORT] [--max-concurrent N] [--retries N] [--workdir DIR]`
 
-Runs every trial of the sweep file SWEEP (a configs/sweeps/*.py) on Ray, each one the paper's main.py in
-<workdir>/<point>, and prints a table of every trial's final metrics; exits with status 1 if a trial failed after
-its retries (the others still run to their end). Without --address a local Ray starts with --max-concurrent CPUs
+Runs every trial of the sweep file SWEEP (a configs/sweeps/*.py) on Ray, each one trained as the paper's main.py
+would in <workdir>/<point>, and prints a table of every trial's final metrics; exits with status 1 if a trial failed
+after its retries (the others still run to their end). Without --address a local Ray starts with --max-concurrent CPUs
 (default: all). Default workdir: workdirs/<paper of the sweep's SWEEP>/<sweep file's stem>, the one its paper's
 reproduce.py reads, so `python -m papers.<paper>.reproduce` afterwards only re-reads the finished runs into the
 README's table (docs/sweeps.md).
@@ -48,7 +48,8 @@ def main(argv) -> None:
     )
     print(summary(outcome), flush=True)
     print(f"{len(outcome.results)} finished ({outcome.skipped} before this run), {len(outcome.failed)} failed; "
-          f"{outcome.ran} trial processes started; workdir {root}", flush=True)  # fmt: skip
+          f"{outcome.ran} trial attempts in {outcome.workers} worker processes; workdir {root}",
+          flush=True)  # fmt: skip
     if outcome.failed:
         sys.exit(1)
 

@@ -1,10 +1,14 @@
 """Runs a sweep's trials (common/sweep/trials.py) on a Ray cluster: local, or one started with `ray start`.
 
-Each trial is a Ray task that reserves the sweep's `cpus`/`gpus` and runs the paper's main.py as a subprocess in
-the trial's workdir. The driver (this process) keeps at most `max_concurrent` in flight, reruns a failed trial up
-to `retries` times, reports it with its last error once it has used them while the others go on, skips trials
-whose record says finished, and prints progress (done / running / failed / pending, ETA) as trials end. Workdirs
-must be on a filesystem every node shares at the same path, as must the repository (docs/sweeps.md).
+Each trial is a Ray task that reserves the sweep's `cpus`/`gpus` and trains the trial in its worker process
+(`trials.run_trial_in_process`: what the paper's main.py does, in the trial's workdir). Ray keeps a worker process
+for the next task, so a worker pays Python, TensorFlow and JAX start-up once and then runs trial after trial (each
+record names the process, `pid`). A GPU trial gets a fresh worker instead: JAX binds to the GPUs it first sees and
+keeps their memory, and the next task may be given other GPUs. The driver (this process) keeps at most
+`max_concurrent` in flight, reruns a failed trial (an error, or a worker that died) up to `retries` times, reports it
+with its last error once it has used them while the others go on, skips trials whose record says finished, and
+prints progress (done / running / failed / pending, ETA) as trials end. Workdirs must be on a filesystem every node
+shares at the same path, as must the repository (docs/sweeps.md).
 """
 
 import dataclasses
@@ -29,7 +33,8 @@ class Outcome:
     results: list[tuple[dict, dict]]  # (point, final metrics) of the finished trials, in sweep order
     failed: list[tuple[trials_lib.Trial, str]]  # (trial, last error)
     skipped: int  # trials already finished before this run
-    ran: int  # trial processes started by this run (retries included)
+    ran: int  # trial attempts started by this run (retries included)
+    workers: int  # worker processes that ran them
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -44,15 +49,21 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         # is not starved by whatever else loads the machine. (A cluster from `ray start` takes it from the same
         # variable: docs/sweeps.md.)
         os.environ.setdefault("RAY_worker_niceness", "0")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the workers' TensorFlow: errors only in trial.log
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     else:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
 
 
-def _remote_run_trial():
+def _remote_trial_runners() -> dict[bool, object]:
+    """The Ray task that runs one trial, by whether the trial takes GPUs: CPU workers are reused for the next trial;
+    a GPU one runs a single trial (max_calls=1), since its JAX would keep the first trial's GPUs and memory."""
     import ray
 
-    return ray.remote(max_retries=0)(trials_lib.run_trial)
+    return {
+        False: ray.remote(max_retries=0)(trials_lib.run_trial_in_process),
+        True: ray.remote(max_retries=0, max_calls=1)(trials_lib.run_trial_in_process),
+    }
 
 
 def _eta(started: float, done_here: int, remaining: int) -> str:
@@ -85,12 +96,12 @@ def run_trials(
         f"{len(pending)} to run")  # fmt: skip
     attempts = dict.fromkeys(pending, 0)
     running: dict = {}  # object ref -> trial index
-    started, done_here, ran, last_progress = time.time(), 0, 0, 0.0
+    started, done_here, ran, last_progress, pids = time.time(), 0, 0, 0.0, set()
     if pending:
         import ray
 
         connect(address, num_cpus=max_concurrent)
-        remote = _remote_run_trial()
+        runners = _remote_trial_runners()
         cluster = ray.cluster_resources()
         for index in list(pending):
             trial = trials[index]
@@ -105,7 +116,7 @@ def run_trials(
             trial = trials[index]
             attempts[index] += 1
             ran += 1
-            ref = remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus).remote(trial)
+            ref = runners[trial.gpus > 0].options(num_cpus=trial.cpus, num_gpus=trial.gpus).remote(trial)
             running[ref] = index
         ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
         for ref in ready:
@@ -114,11 +125,12 @@ def run_trials(
             try:
                 result = ray.get(ref)
             except Exception as error:  # the worker or its node died: counts as a failed attempt
-                result = {"ok": False, "error": f"{type(error).__name__}: {error}", "seconds": 0.0}
+                result = {"ok": False, "error": f"{type(error).__name__}: {error}", "seconds": 0.0, "pid": None}
+            pids.add(result["pid"])
             if result["ok"]:
                 done_here += 1
                 record = {"status": "finished", "metrics": result["metrics"], "attempts": attempts[index],
-                          "seconds": round(result["seconds"], 1)}  # fmt: skip
+                          "seconds": round(result["seconds"], 1), "pid": result["pid"]}  # fmt: skip
                 trials_lib.write_record(trial, record)
                 log(f"finished {trial.name} ({trial.config}) in {result['seconds']:.0f}s: {result['metrics']}")
             elif attempts[index] <= retries:
@@ -128,7 +140,8 @@ def run_trials(
             else:
                 done_here += 1
                 failed[index] = result["error"]
-                record = {"status": "failed", "error": result["error"], "attempts": attempts[index]}
+                record = {"status": "failed", "error": result["error"], "attempts": attempts[index],
+                          "pid": result["pid"]}  # fmt: skip
                 trials_lib.write_record(trial, record)
                 log(f"FAILED {trial.name} ({trial.config}) after {attempts[index]} attempts: {result['error']}")
         if ready or time.time() - last_progress >= PROGRESS_EVERY_S:
@@ -137,7 +150,8 @@ def run_trials(
             log(f"progress: {finished}/{len(trials)} done, {len(running)} running, {len(failed)} failed, "
                 f"{len(pending)} pending; ETA {_eta(started, done_here, len(running) + len(pending))}")  # fmt: skip
     results = [(t.point, m) for t in trials if (m := trials_lib.finished_metrics(t)) is not None]
-    return Outcome(results, [(trials[i], error) for i, error in sorted(failed.items())], skipped, ran)
+    failures = [(trials[i], error) for i, error in sorted(failed.items())]
+    return Outcome(results, failures, skipped, ran, len(pids - {None}))
 
 
 def run_sweep_file_on_ray(
@@ -148,8 +162,9 @@ def run_sweep_file_on_ray(
     retries: int = 2,
     log: Callable[[str], None] = print,
 ) -> FinishedSweep:
-    """`common.sweep.run_sweep_file` on Ray: the same FinishedSweep for the paper's report, every trial a main.py
-    process. Raises SweepFailedError naming the failed trials and their errors once every other trial has ended."""
+    """`common.sweep.run_sweep_file` on Ray: the same FinishedSweep for the paper's report, every trial trained as
+    its main.py would. Raises SweepFailedError naming the failed trials and their errors once every other trial has
+    ended."""
     started = time.time()
     module = load_sweep_module(path)
     outcome = run_trials(trials_lib.sweep_trials(path, root), address, max_concurrent, retries, log)

@@ -1,21 +1,24 @@
-"""A sweep's points as trials: each one a paper's main.py in its own process and workdir, with a record of how it
-ended.
+"""A sweep's points as trials: each one trained the way the paper's main.py trains it, in its own workdir, with a
+record of how it ended.
 
-A trial runs `python -m papers.<paper>.main --config=<spec> --config.<key>=<value>... --workdir=<root>/<point>`
-from the repository root, so a bad override fails that trial alone and a rerun resumes from its checkpoint. Its
-output goes to `<workdir>/trial.log`; how it ended goes to `<workdir>/trial.json` (`status` "finished" with the
-final metrics main.py printed, or "failed" with the last error), and a finished trial is skipped on the next run.
-Nothing here needs Ray: `ray_runner` schedules these trials, and `run_trial` runs one anywhere.
+`run_trial_in_process` does in the calling process what `python -m papers.<paper>.main --config=<spec>
+--config.<key>=<value>... --workdir=<root>/<point>` does from the repository root: the same config and checks, the
+same workdir lock and config.json, the same final metrics. So a process can run one trial after another (a Ray
+worker pays Python, TensorFlow and JAX start-up once for all of them), a bad override or a failing run fails that
+trial alone, and a rerun resumes from its checkpoint. A trial's output goes to `<workdir>/trial.log`; how it ended
+goes to `<workdir>/trial.json` (`status` "finished" with the final metrics, or "failed" with the last error), and a
+finished trial is skipped on the next run. Nothing here needs Ray: `ray_runner` schedules these trials.
 """
 
-import ctypes
+import contextlib
 import dataclasses
+import importlib
 import json
 import os
-import signal
-import subprocess
+import shlex
 import sys
 import time
+import traceback
 
 from common import app
 from common.sweep import Sweep, apply_overrides, load_config, load_sweeps, point_name
@@ -23,7 +26,7 @@ from common.sweep import Sweep, apply_overrides, load_config, load_sweeps, point
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECORD = "trial.json"
 LOG = "trial.log"
-ERROR_LINES = 20  # how much of a failed trial's output its record keeps
+ERROR_LINES = 20  # how much of a failed trial's traceback its record keeps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,8 @@ class Trial:
         return app.paper_name(self.config.partition(":")[0])
 
     def command(self) -> list[str]:
-        """The main.py command line of this trial (run from the repository root)."""
+        """The main.py command line that runs this trial alone (from the repository root); trial.log starts each
+        attempt with it."""
         overrides = [f"--config.{key}={value}" for key, value in self.point.items()]
         return [sys.executable, "-m", f"papers.{self.paper}.main", f"--config={self.config}", *overrides,
                 f"--workdir={self.workdir}"]  # fmt: skip
@@ -65,8 +69,8 @@ def sweep_trials(path: str, root: str) -> list[Trial]:
 
 
 def check_overrides(trial: Trial) -> str | None:
-    """None if every override key of the trial exists in its config, else the error (no process is started for
-    a key that cannot exist, and no retry would help it)."""
+    """None if every override key of the trial exists in its config, else the error (the driver checks this before
+    it schedules anything: no retry would help a key that cannot exist)."""
     try:
         apply_overrides(load_config(trial.config), trial.point)
     except (KeyError, FileNotFoundError) as error:
@@ -96,37 +100,82 @@ def finished_metrics(trial: Trial) -> dict | None:
     return record["metrics"] if record and record["status"] == "finished" else None
 
 
-def _terminate_with_parent() -> None:
-    """In the child before exec: SIGTERM when the process that started it dies (a killed sweep or Ray worker), so
-    the trial saves a checkpoint and stops instead of training on unowned."""
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def run_trial_in_process(trial: Trial) -> dict:
+    """Trains the trial in this process as its main.py would, its output appended to `<workdir>/trial.log`.
 
-
-def run_trial(trial: Trial) -> dict:
-    """Runs the trial's main.py to its end, its output appended to `<workdir>/trial.log`.
-
-    Returns {"ok": True, "metrics": {...}, "seconds": s} from the JSON line main.py prints last, or
-    {"ok": False, "error": "exit status N: <last lines of output>", "seconds": s}.
+    Returns {"ok": True, "metrics": {...}, ...} with the final metrics rounded as main.py prints them, or
+    {"ok": False, "error": "<type>: <message>\n<last traceback lines>", ...}, both with "seconds" and "pid" (the
+    process that ran it). Any exception becomes such an error, so the process lives on to run the next trial; the
+    workdir's lock is let go of either way.
     """
-    os.makedirs(trial.workdir, exist_ok=True)
-    log_path = os.path.join(trial.workdir, LOG)
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     started = time.time()
-    with open(log_path, "a") as log:
-        log.write(f"\n$ {' '.join(trial.command())}\n")  # on a line of its own after a progress bar
-        log.flush()
-        returncode = subprocess.call(
-            trial.command(), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_terminate_with_parent
-        )
-    seconds = time.time() - started
-    with open(log_path) as f:
-        lines = f.read().splitlines()
-    if returncode == 0:
+    try:
+        os.makedirs(trial.workdir, exist_ok=True)
+        with _output_appended_to(os.path.join(trial.workdir, LOG)), _working_directory(REPO):
+            print(f"\n$ {shlex.join(trial.command())}", flush=True)  # on a line of its own after a progress bar
+            try:
+                result = {"ok": True, "metrics": _train(trial)}
+            except Exception as error:
+                traceback.print_exc()  # into trial.log, whole
+                result = {"ok": False, "error": _describe(error)}
+    except OSError as error:  # the workdir or its log cannot be written
+        result = {"ok": False, "error": _describe(error)}
+    return {**result, "seconds": time.time() - started, "pid": os.getpid()}
+
+
+def _train(trial: Trial) -> dict:
+    """What `app.main_for(papers.<paper>.train)` does with the trial's flags: config, checks, environment, workdir,
+    training; the final metrics rounded to main.py's 6 decimals."""
+    config = apply_overrides(load_config(trial.config), trial.point)
+    paper = importlib.import_module(f"papers.{trial.paper}.train")
+    app.check_config(config)
+    if hasattr(paper, "check_config"):
+        paper.check_config(config)
+    app.prepare([sys.argv[0]])
+    app.take_workdir(trial.workdir, config)
+    try:
+        print(f"workdir: {trial.workdir}", flush=True)
+        final = paper.train_and_evaluate(config, trial.workdir)
+    finally:
+        app.unlock_workdir(trial.workdir)
+    return json.loads(json.dumps({name: round(value, 6) for name, value in final.items()}))  # as main.py prints
+
+
+def _describe(error: BaseException) -> str:
+    lines = "".join(traceback.format_exception(error)).rstrip().splitlines()
+    return f"{type(error).__name__}: {error}\n" + "\n".join(lines[-ERROR_LINES:])
+
+
+@contextlib.contextmanager
+def _output_appended_to(path: str):
+    """Sends this process's output to the end of `path` while the block runs: Python's sys.stdout and sys.stderr
+    (prints, the progress bar) and file descriptors 1 and 2 (what TensorFlow's and XLA's C++ code writes)."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
         try:
-            final = json.loads(lines[-1])
-            return {"ok": True, "metrics": {k: v for k, v in final.items() if k != "workdir"}, "seconds": seconds}
-        except (IndexError, json.JSONDecodeError):
-            return {"ok": False, "error": f"no final metrics line in {log_path}", "seconds": seconds}
-    tail = "\n".join(lines[-ERROR_LINES:])
-    return {"ok": False, "error": f"exit status {returncode}:\n{tail}", "seconds": seconds}
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            for stream in (sys.__stdout__, sys.__stderr__):  # what went through the original objects
+                if stream is not None:
+                    stream.flush()
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+
+
+@contextlib.contextmanager
+def _working_directory(path: str):
+    """Runs the block from `path`: trial configs and their data paths are relative to the repository root, where
+    main.py runs."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)

@@ -72,3 +72,32 @@ def test_a_workdir_in_use_is_refused(tmp_path):
             app.lock_workdir(str(tmp_path))
     app.lock_workdir(str(tmp_path))  # free again
     app.lock_workdir(str(tmp_path))  # this process holds it: taking it again is fine
+
+
+def _held_by_another(workdir) -> bool:
+    with open(workdir / ".lock", "a+") as other:  # a second open file, as another process would have
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(other, fcntl.LOCK_UN)
+        return False
+
+
+def test_a_taken_workdir_is_locked_until_unlocked_and_refuses_another_config(tmp_path):
+    workdir = tmp_path / "run"
+    app.take_workdir(str(workdir), config())
+    assert json.loads((workdir / "config.json").read_text()) == json.loads(config().to_json())
+    assert _held_by_another(workdir) and (workdir / ".lock").read_text().startswith("process ")
+    app.unlock_workdir(str(workdir))
+    assert not _held_by_another(workdir) and (workdir / ".lock").read_text() == ""
+    app.unlock_workdir(str(workdir))  # not held: nothing to do
+    (workdir / "metrics.jsonl").write_text("{}\n")  # the run has started
+    wider = config()
+    wider.model.width = 16
+    with pytest.raises(WorkdirError, match=r"model.width: 8 -> 16"):
+        app.take_workdir(str(workdir), wider)
+    app.unlock_workdir(str(workdir))  # a refused run lets go of the workdir like any other failure
+    app.take_workdir(str(workdir), config(num_steps=20))  # more steps resume the same run
+    assert json.loads((workdir / "config.json").read_text())["train"]["num_steps"] == 20
+    app.unlock_workdir(str(workdir))

@@ -1,10 +1,13 @@
-"""Sweeps on a local Ray: trials as main.py processes, retries, skipping finished trials, resuming a killed sweep.
+"""Sweep trials trained in-process as main.py would, and on a local Ray: reused workers, retries, skipping finished
+trials, resuming a killed sweep.
 
 One Ray session for the module (2 CPUs, no dashboard), shut down at the end with no Ray process left behind.
 """
 
+import fcntl
 import os
 import pathlib
+import re
 import signal
 import statistics
 import subprocess
@@ -55,9 +58,9 @@ def test_every_sweep_file_expands_to_trials_whose_overrides_exist(tmp_path):
     assert len(trials.sweep_trials("configs/sweeps/lrlc_rank.py", str(tmp_path))) == 24  # baselines, then ranks
 
 
-def test_a_trials_command_line_gives_main_the_config_the_in_process_path_trains():
-    """main.py parses the trial's --config flags into the same config run_sweep builds with apply_overrides: the
-    same seeds and settings, so both paths train the same run."""
+def test_a_trials_command_line_gives_main_the_config_the_trial_trains():
+    """main.py parses the command line a trial's log starts with into the config the trial trains (apply_overrides):
+    the same seeds and settings, so the logged command reruns the same trial alone."""
     grid = sweep.Sweep(
         "papers/low_rank_local/config.py:smoke", {("model.layer", "model.rank"): [("lc", 4)], "seed": [3]}
     )
@@ -73,6 +76,43 @@ def test_a_trials_command_line_gives_main_the_config_the_in_process_path_trains(
     assert (parser.config.model.layer, parser.config.model.rank, parser.config.seed) == ("lc", 4, 3)
 
 
+def _lock_is_free(workdir: str) -> bool:
+    """Whether another process could take the workdir's lock now (as a second main.py would)."""
+    with open(os.path.join(workdir, ".lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+def test_failing_trials_are_reported_and_leave_the_process_and_workdir_free(tmp_path):
+    """A bad override, a config the paper's check rejects and a run that fails in training each come back as an
+    error naming the bad value, in this process (which lives on to run the next trial), with the workdir unlocked."""
+    unknown_key = trials.Trial("papers/swish/config.py:smoke", {"model.activaton": "relu"}, str(tmp_path / "key"))
+    rejected = trials.Trial("papers/fast_wavenet/config.py:smoke", {"generate.impl": "nope"}, str(tmp_path / "check"))
+    in_training = trials.Trial("papers/swish/config.py:smoke", {"model.activation": "nope"}, str(tmp_path / "train"))
+    cwd, stdout, stderr = os.getcwd(), sys.stdout, sys.stderr
+    results = [trials.run_trial_in_process(trial) for trial in (unknown_key, rejected, in_training)]
+    assert (os.getcwd(), sys.stdout, sys.stderr) == (cwd, stdout, stderr)  # the caller's directory and streams
+    assert [result["ok"] for result in results] == [False, False, False]
+    assert {result["pid"] for result in results} == {os.getpid()}
+    assert results[0]["error"].startswith("KeyError: \"unknown config key 'model.activaton': 'activaton' is not one")
+    assert results[1]["error"].startswith(
+        "UnknownNameError: unknown generate.impl 'nope'; valid choices: auto, pallas, xla\nTraceback"
+    )
+    first, *middle, last = results[2]["error"].splitlines()
+    assert first.startswith("UnknownNameError: unknown activation 'nope'; valid choices:")
+    assert "in lookup" in "\n".join(middle) and last.endswith(first)  # the traceback's tail
+    # Checks run before the workdir is taken, as in main.py; a run that got as far as training wrote its config.json.
+    assert not os.path.exists(os.path.join(rejected.workdir, "config.json"))
+    assert os.path.exists(os.path.join(in_training.workdir, "config.json")) and _lock_is_free(in_training.workdir)
+    log = open(os.path.join(in_training.workdir, trials.LOG)).read()
+    assert log.startswith(f"\n$ {sys.executable} -m papers.swish.main --config=papers/swish/config.py:smoke ")
+    assert f"workdir: {in_training.workdir}\n" in log and "Traceback" in log
+
+
 @pytest.fixture(scope="module")
 def ray_address():
     """A local Ray for this module: 2 CPUs, no dashboard; afterwards no Ray process of it is left running."""
@@ -84,14 +124,6 @@ def ray_address():
     time.sleep(1)
     left = [p.name() for p in psutil.Process().children(recursive=True) if p.is_running()]
     assert not [name for name in left if "ray" in name or "gcs" in name], left
-
-
-def _trial_processes(root) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(root) in part for part in process.info["cmdline"] or []):
-            found.append(process)
-    return found
 
 
 @pytest.fixture
@@ -122,9 +154,9 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     checkpointed = [t for t in runs[:2] if os.path.isdir(os.path.join(t.workdir, "checkpoints", "10"))]
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    deadline = time.time() + 60  # its trials get SIGTERM when their Ray worker goes, save and exit
-    while _trial_processes(root):
-        assert time.time() < deadline, [p.info["cmdline"] for p in _trial_processes(root)]
+    deadline = time.time() + 60  # Ray ends the killed driver's workers, and with them their workdir locks
+    while not all(_lock_is_free(t.workdir) for t in runs[:2] if os.path.exists(os.path.join(t.workdir, ".lock"))):
+        assert time.time() < deadline, "the killed sweep's trials still hold their workdirs"
         time.sleep(0.5)
     assert trials.read_record(first) is None  # the kill came before any trial ended
 
@@ -136,9 +168,17 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     assert bad.point == {"model.activation": "nope", "seed": 0}
     assert "unknown activation 'nope'; valid choices:" in error
     assert trials.read_record(bad)["attempts"] == 2  # the try and its one retry
-    for trial in checkpointed:  # started again after the kill, from its checkpoint at step 10
+    for trial in checkpointed:  # started again after the kill, from its checkpoint at step 10 or later
         log = open(os.path.join(trial.workdir, trials.LOG)).read()
-        assert log.count("\n$ ") == 2 and "at step 10" in log.split("\n$ ")[2], log[-2000:]
+        resumed = re.search(r"resumed from \S+ at step (\d+)", log.split("\n$ ")[-1])
+        assert log.count("\n$ ") == 2 and resumed and int(resumed.group(1)) >= 10, log[-2000:]
+    # The worker processes (2 slots) each ran trial after trial (4 trials, the failed one's 2 attempts), are still
+    # alive, and let go of every workdir they trained in.
+    records = [trials.read_record(t) for t in runs]
+    pids = [record["pid"] for record in records]
+    assert outcome.ran == 6 and outcome.workers < outcome.ran and len(set(pids)) < len(pids), records
+    assert all(psutil.pid_exists(pid) for pid in pids), records
+    assert all(_lock_is_free(t.workdir) for t in runs)
     assert any(line.startswith("progress: 4/5 done, 0 running, 1 failed, 0 pending") for line in lines), lines
 
     # A rerun starts no finished trial again; the failed one is tried afresh.
