@@ -15,7 +15,6 @@ import glob
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -324,26 +323,27 @@ def _render_claim(claim: Claim, paper: str, link_root: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str]) -> int:
-    output, papers_dir = "docs/results.md", "papers"
-    args = list(argv)
-    while args:
-        flag = args.pop(0)
-        if flag == "--output" and args:
-            output = args.pop(0)
-        elif flag == "--papers" and args:
-            papers_dir = args.pop(0)
-        else:
-            raise SystemExit(
-                f"unknown argument {flag!r}; usage: python -m common.results [--output FILE] [--papers DIR]"
-            )
-    text = build_report(papers_dir, output)
+def main(argv: Sequence[str]) -> None:
+    """Writes --output from the records under --papers."""
+    from absl import flags
+
+    from common.errors import ConfigError
+
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected positional arguments: {argv[1:]}; flags take the form --name=value")
+    output = flags.FLAGS.output
+    text = build_report(flags.FLAGS.papers, output)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     with open(output, "w") as f:
         f.write(text)
     print(f"wrote {output}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from absl import flags
+
+    from common import app
+
+    flags.DEFINE_string("output", "docs/results.md", "The report to write.")
+    flags.DEFINE_string("papers", "papers", "The folder whose <paper>/results/*.json records to read.")
+    app.run(main)
