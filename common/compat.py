@@ -11,20 +11,20 @@ from flax import nnx
 
 from common.errors import UserError
 
+# Flax 0.12 made every nnx.Module a JAX pytree: an attribute whose plain list, dict or tuple holds submodules,
+# Variables or arrays is refused unless it says so. Modules here are written that way (`self.blocks = List([...])`,
+# `self.tables = data({...})`); Flax 0.10 has neither name and walks plain containers as part of the graph, so
+# there they are the plain container. The state's key paths (`blocks/0/kernel`, `tables/row`) are the same on both.
+if hasattr(nnx, "List"):
+    List = nnx.List
+    data = nnx.data
+else:
+    List = list
 
-# Flax 0.12 made every nnx.Module a JAX pytree by default, which refuses a plain list or dict of submodules
-# (`self.blocks = [...]`) unless wrapped in nnx.List/nnx.data. The repo's modules are graph nodes, as on Flax 0.10:
-# modules defined after this import keep that (Flax's own layers stay pytrees). Moving to nnx.List/nnx.data (absent
-# from Flax 0.10) would let this go.
-def _modules_are_graph_nodes_by_default() -> None:
-    pytree_base = getattr(nnx, "Pytree", None)
-    init_subclass = getattr(getattr(pytree_base, "__init_subclass__", None), "__func__", None)
-    defaults = getattr(init_subclass, "__kwdefaults__", None) or {}
-    if "pytree" in defaults:
-        defaults["pytree"] = False
+    def data(value):
+        """Flax 0.10: the value itself (a container attribute is already part of the graph)."""
+        return value
 
-
-_modules_are_graph_nodes_by_default()
 
 # Flax 0.11 changed Optimizer: `wrt` became required and `update(grads)` became `update(model, grads)`.
 _UPDATE_TAKES_MODEL = "model" in inspect.signature(nnx.Optimizer.update).parameters

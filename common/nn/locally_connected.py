@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from common.compat import List, data
 from common.registry import lookup
 
 
@@ -143,10 +144,12 @@ class InputDependentCombiningWeights(nnx.Module):
         self.reduce = nnx.Conv(in_features, rank, (1, 1), rngs=rngs)
         smallest = min(_pair(input_size))
         self.dilations = tuple(r for r in self.DILATIONS if r <= (smallest - 1) // 2)
-        self.multiscale = [
-            nnx.Conv(rank, rank, (3, 3), kernel_dilation=r, padding="VALID", feature_group_count=rank, rngs=rngs)
-            for r in self.dilations
-        ]
+        self.multiscale = List(
+            [
+                nnx.Conv(rank, rank, (3, 3), kernel_dilation=r, padding="VALID", feature_group_count=rank, rngs=rngs)
+                for r in self.dilations
+            ]
+        )
         channels = (2 + len(self.dilations)) * rank
         self.squeeze = nnx.Conv(channels, max(channels // 2, 1), (1, 1), rngs=rngs)
         self.excite = nnx.Conv(max(channels // 2, 1), channels, (1, 1), rngs=rngs)
@@ -200,9 +203,9 @@ class LowRankLocallyConnected2D(nnx.Module):
         # 1 / sqrt(K) everywhere (unit L2 norm after "l2", uniform after softmax).
         start = 1.0 / (max(len(tables), 1) * math.sqrt(rank))
         output_size = self.geometry.output_size
-        self.weight_tables = {t: nnx.Param(jnp.full(_table_shape(t, output_size, rank), start)) for t in tables}
+        self.weight_tables = data({t: nnx.Param(jnp.full(_table_shape(t, output_size, rank), start)) for t in tables})
         bias_tables = tables or ("full",)
-        self.spatial_bias = {t: nnx.Param(jnp.zeros(_table_shape(t, output_size, 1))) for t in bias_tables}
+        self.spatial_bias = data({t: nnx.Param(jnp.zeros(_table_shape(t, output_size, 1))) for t in bias_tables})
         self.channel_bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
         self.weight_network = (
             InputDependentCombiningWeights(in_features, rank, input_size, output_size, rngs=rngs)

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.compat import List
+
 PAD_ID = 0  # the text pipeline's padding id (common/data/text.py)
 
 
@@ -111,7 +113,7 @@ class LSTMLanguageModel(nnx.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs)
-        self.layers = make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs)
+        self.layers = List(make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs))
         self.softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)  # keys come per call: a stored key is state Orbax cannot save
 

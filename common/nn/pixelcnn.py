@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.compat import List
 from common.nn import logistic_mixture
 from common.registry import lookup
 
@@ -204,22 +205,24 @@ class PixelCNNPlusPlus(nnx.Module):
         self.ul_init_left = ShiftedConv("down_right", inputs, f, (2, 1), rngs=rngs)
 
         def blocks(kind, aux, count):
-            return [GatedResnet(kind, f, aux, dropout, rngs=rngs) for _ in range(count)]
+            return List([GatedResnet(kind, f, aux, dropout, rngs=rngs) for _ in range(count)])
 
         scales = range(self.NUM_SCALES)
-        self.down_u = [blocks("down", 0, nr_resnet) for _ in scales]
-        self.down_ul = [blocks("down_right", f, nr_resnet) for _ in scales]
-        self.downsample_u = [ShiftedConv("down", f, f, (2, 3), stride=2, rngs=rngs) for _ in scales[1:]]
-        self.downsample_ul = [ShiftedConv("down_right", f, f, (2, 2), stride=2, rngs=rngs) for _ in scales[1:]]
+        self.down_u = List([blocks("down", 0, nr_resnet) for _ in scales])
+        self.down_ul = List([blocks("down_right", f, nr_resnet) for _ in scales])
+        self.downsample_u = List([ShiftedConv("down", f, f, (2, 3), stride=2, rngs=rngs) for _ in scales[1:]])
+        self.downsample_ul = List([ShiftedConv("down_right", f, f, (2, 2), stride=2, rngs=rngs) for _ in scales[1:]])
         # Up pass, coarsest scale first, fed the down pass's outputs in reverse: nr_resnet blocks at the coarsest
         # scale (whose last down output is where the up pass starts), nr_resnet + 1 at the others.
         up_counts = [nr_resnet] + [nr_resnet + 1] * (self.NUM_SCALES - 1)
-        self.up_u = [blocks("down", f, count) for count in up_counts]
-        self.up_ul = [blocks("down_right", 2 * f, count) for count in up_counts]
-        self.upsample_u = [ShiftedConv("down", f, f, (2, 3), stride=2, transpose=True, rngs=rngs) for _ in scales[1:]]
-        self.upsample_ul = [
-            ShiftedConv("down_right", f, f, (2, 2), stride=2, transpose=True, rngs=rngs) for _ in scales[1:]
-        ]
+        self.up_u = List([blocks("down", f, count) for count in up_counts])
+        self.up_ul = List([blocks("down_right", 2 * f, count) for count in up_counts])
+        self.upsample_u = List(
+            [ShiftedConv("down", f, f, (2, 3), stride=2, transpose=True, rngs=rngs) for _ in scales[1:]]
+        )
+        self.upsample_ul = List(
+            [ShiftedConv("down_right", f, f, (2, 2), stride=2, transpose=True, rngs=rngs) for _ in scales[1:]]
+        )
         self.head = WeightNormConv(f, logistic_mixture.num_params(channels, nr_logistic_mix), (1, 1), rngs=rngs)
 
     def __call__(self, images: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:

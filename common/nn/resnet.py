@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.compat import List
 from common.nn import local_attention
 from common.nn.activations import ACTIVATIONS, ActivationFactory, make_activation
 from common.registry import lookup
@@ -262,7 +263,7 @@ class ResNet(nnx.Module):
                 stride = 2 if stage > 0 and index == 0 else 1
                 blocks.append(block_cls(features, stage_width, stride, stage_options, rngs=rngs))
                 features = blocks[-1].out_features
-        self.blocks = blocks
+        self.blocks = List(blocks)
         self.final_features = final_features
         if final_features:
             self.final_conv = _conv1x1(features, final_features, options, rngs=rngs)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.compat import List
 from common.nn import beam_search as search
 from common.nn.lstm import PAD_ID, LSTMCarry, make_layers
 
@@ -51,7 +52,7 @@ class Memory(NamedTuple):
 class Encoder(nnx.Module):
     def __init__(self, vocab_size, embed_dim, hidden_dim, num_layers, dropout, *, rngs: nnx.Rngs):
         self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs)
-        self.layers = make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs)
+        self.layers = List(make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs))
         self.lm_softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)  # the source LM head only
         self.dropout = nnx.Dropout(dropout)  # keys come per call: a stored key is state Orbax cannot save
 
@@ -68,7 +69,7 @@ class Encoder(nnx.Module):
 class Decoder(nnx.Module):
     def __init__(self, vocab_size, embed_dim, hidden_dim, num_layers, dropout, *, rngs: nnx.Rngs):
         self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs)
-        self.layers = make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs)
+        self.layers = List(make_layers(embed_dim, hidden_dim, num_layers, rngs=rngs))
         self.attention_query = nnx.Linear(hidden_dim, hidden_dim, use_bias=False, rngs=rngs)  # Luong's W_a
         self.attention_combine = nnx.Linear(2 * hidden_dim, hidden_dim, use_bias=False, rngs=rngs)  # Luong's W_c
         self.softmax = nnx.Linear(hidden_dim, vocab_size, rngs=rngs)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from common.compat import List
 from common.nn import cached_conv
 from common.registry import lookup
 from kernels.cached_dilated_conv import (
@@ -67,18 +68,23 @@ class WaveNet(nnx.Module):
         groups = 2 if activation == "gated" else 1
         c = residual_channels
         self.embed = nnx.Embed(num_classes, c, rngs=rngs)
-        self.convs = [
-            nnx.Conv(
-                c, groups * c, (kernel_size,), kernel_dilation=(d,), padding=[((kernel_size - 1) * d, 0)], rngs=rngs
-            )
-            for d in self.ring.dilations
-        ]
+        self.convs = List(
+            [
+                nnx.Conv(
+                    c, groups * c, (kernel_size,), kernel_dilation=(d,), padding=[((kernel_size - 1) * d, 0)], rngs=rngs
+                )
+                for d in self.ring.dilations
+            ]
+        )
         if num_speakers:
             self.speaker_embed = nnx.Embed(num_speakers, speaker_features, rngs=rngs)
-            self.conditions = [nnx.Linear(speaker_features, groups * c, use_bias=False, rngs=rngs) for _ in self.convs]
+            self.conditions = List(
+                [nnx.Linear(speaker_features, groups * c, use_bias=False, rngs=rngs) for _ in self.convs]
+            )
         if activation == "gated":
-            self.residuals = [nnx.Linear(c, c, rngs=rngs) for _ in self.convs[:-1]]  # the last one would feed nothing
-            self.skips = [nnx.Linear(c, skip_channels, rngs=rngs) for _ in self.convs]
+            # the last layer's residual would feed nothing
+            self.residuals = List([nnx.Linear(c, c, rngs=rngs) for _ in self.convs[:-1]])
+            self.skips = List([nnx.Linear(c, skip_channels, rngs=rngs) for _ in self.convs])
             self.head_hidden = nnx.Linear(skip_channels, skip_channels, rngs=rngs)
             self.head_out = nnx.Linear(skip_channels, num_classes, rngs=rngs)
         else:

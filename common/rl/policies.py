@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import rlax
 from flax import nnx
 
+from common.compat import List
+
 
 class MLP(nnx.Module):
     """[..., inputs] -> [..., outputs]: tanh hidden layers, a linear output (scaled small so initial policies are
@@ -26,7 +28,7 @@ class MLP(nnx.Module):
 
     def __init__(self, inputs: int, hidden: tuple[int, ...], outputs: int, *, rngs: nnx.Rngs, log_std: float | None):
         sizes = (inputs, *hidden)
-        self.hidden = [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        self.hidden = List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
         self.out = nnx.Linear(
             sizes[-1], outputs, kernel_init=nnx.initializers.variance_scaling(0.01, "fan_in", "normal"), rngs=rngs
         )

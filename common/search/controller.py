@@ -31,7 +31,7 @@ class Controller(nnx.Module):
         self.offsets = {"binary": 1, "input": 1 + sizes["binary"], "unary": 1 + sizes["binary"] + sizes["input"]}
         self.embed = nnx.Embed(1 + sum(sizes.values()), hidden, rngs=rngs)  # token 0: start
         self.cell = nnx.LSTMCell(hidden, hidden, rngs=rngs)
-        self.heads = {kind: nnx.Linear(hidden, size, rngs=rngs) for kind, size in sizes.items()}
+        self.heads = compat.data({kind: nnx.Linear(hidden, size, rngs=rngs) for kind, size in sizes.items()})
         self.hidden = hidden
 
     def _step_logits(self, carry, previous_token: jax.Array, step: int):

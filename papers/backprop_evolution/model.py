@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.compat import List
 from common.nn import resnet
 from common.registry import lookup
 from common.search import backward
@@ -32,10 +33,12 @@ class RuleMLP(nnx.Module):
 
     def __init__(self, in_features, hidden, num_classes, *, rule, activation, apply_to, rngs):
         sizes = [in_features, *hidden]
-        self.hidden = [
-            backward.RuleDense(m, n, rule=rule, activation=activation, apply_to=apply_to, rngs=rngs)
-            for m, n in zip(sizes[:-1], sizes[1:], strict=True)
-        ]
+        self.hidden = List(
+            [
+                backward.RuleDense(m, n, rule=rule, activation=activation, apply_to=apply_to, rngs=rngs)
+                for m, n in zip(sizes[:-1], sizes[1:], strict=True)
+            ]
+        )
         self.head = backward.RuleDense(sizes[-1], num_classes, rule=rule, apply_to=apply_to, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,12 +53,14 @@ class RuleConvNet(nnx.Module):
 
     def __init__(self, in_features, hidden, num_classes, *, rule, activation, apply_to, rngs):
         sizes = [in_features, *hidden]
-        self.convs = [
-            backward.RuleConv(
-                m, n, 3, stride=2, padding=1, rule=rule, activation=activation, apply_to=apply_to, rngs=rngs
-            )
-            for m, n in zip(sizes[:-1], sizes[1:], strict=True)
-        ]
+        self.convs = List(
+            [
+                backward.RuleConv(
+                    m, n, 3, stride=2, padding=1, rule=rule, activation=activation, apply_to=apply_to, rngs=rngs
+                )
+                for m, n in zip(sizes[:-1], sizes[1:], strict=True)
+            ]
+        )
         self.head = backward.RuleDense(sizes[-1], num_classes, rule=rule, apply_to=apply_to, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:

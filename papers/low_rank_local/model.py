@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.compat import List
 from common.nn import counting
 from common.nn.locally_connected import (
     LocallyConnected2D,
@@ -77,7 +78,7 @@ class SmallNetwork(nnx.Module):
     ):
         make_layer = lookup(LAYERS, layer, "spatial layer")
         size, in_features = tuple(input_shape[:2]), input_shape[2]
-        self.spatial, self.norms = [], []
+        self.spatial, self.norms = List(), List()
         for width in widths:
             self.spatial.append(make_layer(model, in_features, width, size, rngs))
             self.norms.append(nnx.BatchNorm(width, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs))

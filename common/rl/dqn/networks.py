@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import ConfigDict
 
+from common.compat import List
 from common.registry import lookup
 
 
@@ -22,7 +23,7 @@ class DenseHead(nnx.Module):
 
     def __init__(self, features: int, hidden: Sequence[int], num_actions: int, num_atoms: int, *, rngs: nnx.Rngs):
         sizes = [features, *hidden]
-        self.layers = [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        self.layers = List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
         self.out = nnx.Linear(sizes[-1], num_actions * num_atoms, rngs=rngs)
         self.num_actions, self.num_atoms = num_actions, num_atoms
 
@@ -61,11 +62,13 @@ class NatureQNetwork(nnx.Module):
 
     def __init__(self, observation_shape, num_actions: int, num_atoms: int, hidden=(512,), *, rngs: nnx.Rngs):
         frames = observation_shape[0]
-        self.convs = [
-            nnx.Conv(frames, 32, (8, 8), strides=4, padding="VALID", rngs=rngs),
-            nnx.Conv(32, 64, (4, 4), strides=2, padding="VALID", rngs=rngs),
-            nnx.Conv(64, 64, (3, 3), strides=1, padding="VALID", rngs=rngs),
-        ]
+        self.convs = List(
+            [
+                nnx.Conv(frames, 32, (8, 8), strides=4, padding="VALID", rngs=rngs),
+                nnx.Conv(32, 64, (4, 4), strides=2, padding="VALID", rngs=rngs),
+                nnx.Conv(64, 64, (3, 3), strides=1, padding="VALID", rngs=rngs),
+            ]
+        )
         self.head = DenseHead(7 * 7 * 64, hidden, num_actions, num_atoms, rngs=rngs)
 
     def __call__(self, observations: jax.Array) -> jax.Array:
