@@ -1,10 +1,10 @@
 """Sweep runners: the same 4-trial smoke sweep (Swish and LRLC smoke configs, 2 seeds each) run one after another
 in this process (common.sweep.run_sweep, what reproduce.py does by default) and on a local Ray with 2 concurrent
-trials, each one main.py in its own process (common.sweep.ray_runner), in one run.
+trials, each trained in a Ray worker that runs trial after trial (common.sweep.ray_runner), in one run.
 
 Overhead per trial on Ray = (2 x Ray wall time - sequential wall time) / trials: the core-seconds each trial costs
-beyond the in-process path with both cores busy (process start, imports and compilation not shared with the other
-trials, Ray's scheduling), so 0 means Ray's 2 slots exactly halve the sequential time.
+beyond the in-process path with both cores busy (each worker's own imports, data loading and compilations, which the
+sequential path pays once, and Ray's scheduling), so 0 means Ray's 2 slots exactly halve the sequential time.
 
 python -m benchmarks.run_all --only sweep
 """
@@ -56,6 +56,7 @@ def on_ray(root: str) -> dict:
         "seconds": time.perf_counter() - started,
         "ray_start": ray_start,
         "trial_seconds": statistics.median(trial_seconds),
+        "workers": outcome.workers,
         "results": outcome.results,
     }
 
@@ -71,9 +72,9 @@ def render(seq: dict, ray: dict, load: tuple[float, float]) -> str:
     rows = [
         ["sequential, in-process (run_sweep)", f"{seq['seconds']:.0f}", f"{seq['seconds'] / count:.0f}", "", ""],
         [
-            f"local Ray, {CONCURRENT} concurrent main.py trials",
+            f"local Ray, {CONCURRENT} concurrent trials in reused workers",
             f"{ray['seconds']:.0f}",
-            f"{ray['trial_seconds']:.0f} (one process)",
+            f"{ray['trial_seconds']:.0f} (median, in a worker)",
             f"{ray['ray_start']:.1f}",
             f"{overhead:+.0f}",
         ],  # fmt: skip
@@ -82,7 +83,8 @@ def render(seq: dict, ray: dict, load: tuple[float, float]) -> str:
         ["runner", "wall (s)", "per trial (s)", "Ray start (s)", "overhead per trial (core-s)"], rows
     )
     return (
-        f"{table}\n\n{count} trials (Swish and LRLC smoke configs, 2 seeds each). Ray took "
+        f"{table}\n\n{count} trials (Swish and LRLC smoke configs, 2 seeds each), on Ray in {ray['workers']} worker "
+        f"processes. Ray took "
         f"{ray['seconds'] / seq['seconds']:.2f}x the sequential wall time; the final metrics of every trial were "
         f"{'the same' if same else 'NOT the same'} both ways (to main.py's 6 decimals). Measured on "
         f"{report.machine_description()} (1-minute load average {load[0]:.1f} before, {load[1]:.1f} after) by "
