@@ -8,9 +8,9 @@ its own workdir (`<root>/<key=value,...>`), so an interrupted sweep resumes wher
 re-read their final metrics and an interrupted point resumes from its last checkpoint.
 
 Two ways to run one: `run_sweep` trains the points one after another in this process (the default of every
-reproduce.py); `common.sweep.ray_runner` runs each point as the paper's main.py in its own process on a Ray
-cluster, local or remote (`python -m common.sweep run SWEEP`, or a reproduce.py with --address/--max-concurrent;
-docs/sweeps.md). Both write the same workdirs, so either resumes what the other started.
+reproduce.py); `common.sweep.ray_runner` trains each point as the paper's main.py would, in Ray worker processes
+that run trial after trial, on a cluster local or remote (`python -m common.sweep run SWEEP`, or a reproduce.py
+with --address/--max-concurrent; docs/sweeps.md). Both write the same workdirs, so either resumes what the other started.
 
 Every paper's table comes from its `papers/<paper>/reproduce.py`, an absl main of one shape:
 `define_reproduce_flags(__file__, SWEEP_FILE)` (--sweep, --workdir, --readme) and
@@ -218,7 +218,7 @@ def reproduce_main(
     claims: Callable[[Reproduction], list] | None = None,
 ):
     """The absl main of `papers/<paper>/reproduce.py`: runs --sweep under --workdir (finished runs are only
-    re-evaluated), in this process or, with --address/--max-concurrent, as main.py trials on Ray; writes `render`'s
+    re-evaluated), in this process or, with --address/--max-concurrent, as trials on Ray; writes `render`'s
     Markdown into --readme's `block` (which may name `{sweep}`, the sweep file's stem) and prints it. With `claims`
     (Reproduction -> list of common.results.Claim), also writes them, from the same finished runs, to
     `results/<sweep stem>.json` beside the README, for `python -m common.results`."""
