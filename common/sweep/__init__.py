@@ -10,7 +10,8 @@ re-read their final metrics and an interrupted point resumes from its last check
 Two ways to run one: `run_sweep` trains the points one after another in this process (the default of every
 reproduce.py); `common.sweep.ray_runner` trains each point as the paper's main.py would, in Ray worker processes
 that run trial after trial, on a cluster local or remote (`python -m common.sweep run SWEEP`, or a reproduce.py
-with --address/--max-concurrent; docs/sweeps.md). Both write the same workdirs, so either resumes what the other started.
+with --address/--max-concurrent; docs/sweeps.md). Both write the same workdirs, so either resumes what the other
+started.
 
 Every paper's table comes from its `papers/<paper>/reproduce.py`, an absl main of one shape:
 `define_reproduce_flags(__file__, SWEEP_FILE)` (--sweep, --workdir, --readme) and
