@@ -68,10 +68,17 @@ class WaveNet(nnx.Module):
         groups = 2 if activation == "gated" else 1
         c = residual_channels
         self.embed = nnx.Embed(num_classes, c, rngs=rngs)
+        # Causal: (K - 1) * d zeros on the left only. A tuple, not a list: Flax 0.12 keeps it in the graph
+        # definition, which jit hashes.
         self.convs = List(
             [
                 nnx.Conv(
-                    c, groups * c, (kernel_size,), kernel_dilation=(d,), padding=[((kernel_size - 1) * d, 0)], rngs=rngs
+                    c,
+                    groups * c,
+                    (kernel_size,),
+                    kernel_dilation=(d,),
+                    padding=(((kernel_size - 1) * d, 0),),
+                    rngs=rngs,
                 )
                 for d in self.ring.dilations
             ]
