@@ -1,4 +1,4 @@
-"""Calls whose form differs between the pinned stack (JAX 0.4.34, Flax 0.10.4) and newer releases.
+"""Names and calls whose form differs between the pinned stack (JAX 0.4.34, Flax 0.10.4) and newer releases.
 
 The stack is pinned by dm-reverb 0.14 (docs/architecture.md); accelerator machines may carry newer JAX/Flax.
 Whatever changed between them is wrapped here, so an upgrade touches this one file.
