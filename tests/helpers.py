@@ -58,3 +58,16 @@ def start_main(paper: str, *flags: str, **env) -> subprocess.Popen:
 def final_metrics(stdout: str) -> dict:
     """The JSON object on the last line of a process's stdout (a main prints its final metrics there)."""
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def saved_parts(workdir) -> tuple[int, dict[str, object]]:
+    """The latest checkpointed step of a run and its saved parts (but the step itself) as {leaf path: raw array}."""
+    import jax
+
+    from common.train.checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(str(workdir))
+    step = checkpointer.latest_step()
+    parts = {name: checkpointer.load_raw(name, step) for name in checkpointer.part_names(step) if name != "step"}
+    checkpointer.close()
+    return step, {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(parts)[0]}
