@@ -160,12 +160,17 @@ def factor_gap(pairs: Sequence[tuple[dict, dict]], key: str, leader, other, metr
     values = factor_values(pairs, key, metric)
     if leader not in values or other not in values:
         return {}
-    a, b = values[leader], values[other]
+    return compare_groups(values[leader], values[other], ("leader", "other"))
+
+
+def compare_groups(a: Sequence[float], b: Sequence[float], names: tuple[str, str]) -> dict:
+    """Group `a` against group `b` (seeds or pooled runs): {names[0], names[1] (the means), "gap", "spread" (the
+    larger sd), "word" (gap_against_spread)}."""
     spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (a, b))
     gap = statistics.mean(a) - statistics.mean(b)
     return {
-        "leader": statistics.mean(a),
-        "other": statistics.mean(b),
+        names[0]: statistics.mean(a),
+        names[1]: statistics.mean(b),
         "gap": gap,
         "spread": spread,
         "word": gap_against_spread(gap, spread),

@@ -137,16 +137,9 @@ def compare(groups: dict, alpha: float, measure) -> dict | None:
     svpg, independent = groups.get(("svpg", alpha), []), groups.get(("independent", None), [])
     if not svpg or not independent:
         return None
-    a, b = [measure(run) for run in svpg], [measure(run) for run in independent]
-    spread = max(statistics.stdev(a) if len(a) > 1 else 0.0, statistics.stdev(b) if len(b) > 1 else 0.0)
-    gap = statistics.mean(a) - statistics.mean(b)
-    return {
-        "svpg": statistics.mean(a),
-        "independent": statistics.mean(b),
-        "gap": gap,
-        "spread": spread,
-        "word": results.gap_against_spread(gap, spread),
-    }
+    return results.compare_groups(
+        [measure(run) for run in svpg], [measure(run) for run in independent], ("svpg", "independent")
+    )
 
 
 def verdict(groups: dict, alpha: float) -> str:
