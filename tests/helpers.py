@@ -71,3 +71,16 @@ def saved_parts(workdir) -> tuple[int, dict[str, object]]:
     parts = {name: checkpointer.load_raw(name, step) for name in checkpointer.part_names(step) if name != "step"}
     checkpointer.close()
     return step, {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(parts)[0]}
+
+
+def workdir_lock_is_free(workdir) -> bool:
+    """Whether another process could take the workdir's lock now (as a second main.py would)."""
+    import fcntl
+
+    with open(os.path.join(workdir, ".lock"), "a+") as lock:  # a second open file, as another process would have
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True

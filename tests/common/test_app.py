@@ -9,6 +9,7 @@ from ml_collections import ConfigDict
 
 from common import app
 from common.errors import ConfigError, WorkdirError
+from tests.helpers import workdir_lock_is_free
 
 
 def config(**train) -> ConfigDict:
@@ -74,23 +75,13 @@ def test_a_workdir_in_use_is_refused(tmp_path):
     app.lock_workdir(str(tmp_path))  # this process holds it: taking it again is fine
 
 
-def _held_by_another(workdir) -> bool:
-    with open(workdir / ".lock", "a+") as other:  # a second open file, as another process would have
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(other, fcntl.LOCK_UN)
-        return False
-
-
 def test_a_taken_workdir_is_locked_until_unlocked_and_refuses_another_config(tmp_path):
     workdir = tmp_path / "run"
     app.take_workdir(str(workdir), config())
     assert json.loads((workdir / "config.json").read_text()) == json.loads(config().to_json())
-    assert _held_by_another(workdir) and (workdir / ".lock").read_text().startswith("process ")
+    assert not workdir_lock_is_free(workdir) and (workdir / ".lock").read_text().startswith("process ")
     app.unlock_workdir(str(workdir))
-    assert not _held_by_another(workdir) and (workdir / ".lock").read_text() == ""
+    assert workdir_lock_is_free(workdir) and (workdir / ".lock").read_text() == ""
     app.unlock_workdir(str(workdir))  # not held: nothing to do
     (workdir / "metrics.jsonl").write_text("{}\n")  # the run has started
     wider = config()

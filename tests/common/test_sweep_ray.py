@@ -4,7 +4,6 @@ trials, resuming a killed sweep.
 One Ray session for the module (2 CPUs, no dashboard), shut down at the end with no Ray process left behind.
 """
 
-import fcntl
 import os
 import pathlib
 import re
@@ -22,7 +21,7 @@ from ml_collections import config_flags
 
 from common import sweep
 from common.sweep import ray_runner, trials
-from tests.helpers import REPO, run_module, subprocess_env
+from tests.helpers import REPO, run_module, subprocess_env, workdir_lock_is_free
 
 TWO_PAPERS = """
 from common.sweep import Sweep
@@ -76,17 +75,6 @@ def test_a_trials_command_line_gives_main_the_config_the_trial_trains():
     assert (parser.config.model.layer, parser.config.model.rank, parser.config.seed) == ("lc", 4, 3)
 
 
-def _lock_is_free(workdir: str) -> bool:
-    """Whether another process could take the workdir's lock now (as a second main.py would)."""
-    with open(os.path.join(workdir, ".lock"), "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
-
-
 def test_failing_trials_are_reported_and_leave_the_process_and_workdir_free(tmp_path):
     """A bad override, a config the paper's check rejects and a run that fails in training each come back as an
     error naming the bad value, in this process (which lives on to run the next trial), with the workdir unlocked."""
@@ -107,7 +95,9 @@ def test_failing_trials_are_reported_and_leave_the_process_and_workdir_free(tmp_
     assert "in lookup" in "\n".join(middle) and last.endswith(first)  # the traceback's tail
     # Checks run before the workdir is taken, as in main.py; a run that got as far as training wrote its config.json.
     assert not os.path.exists(os.path.join(rejected.workdir, "config.json"))
-    assert os.path.exists(os.path.join(in_training.workdir, "config.json")) and _lock_is_free(in_training.workdir)
+    assert os.path.exists(os.path.join(in_training.workdir, "config.json")) and workdir_lock_is_free(
+        in_training.workdir
+    )
     log = open(os.path.join(in_training.workdir, trials.LOG)).read()
     assert log.startswith(f"\n$ {sys.executable} -m papers.swish.main --config=papers/swish/config.py:smoke ")
     assert f"workdir: {in_training.workdir}\n" in log and "Traceback" in log
@@ -155,7 +145,9 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     deadline = time.time() + 60  # Ray ends the killed driver's workers, and with them their workdir locks
-    while not all(_lock_is_free(t.workdir) for t in runs[:2] if os.path.exists(os.path.join(t.workdir, ".lock"))):
+    while not all(
+        workdir_lock_is_free(t.workdir) for t in runs[:2] if os.path.exists(os.path.join(t.workdir, ".lock"))
+    ):
         assert time.time() < deadline, "the killed sweep's trials still hold their workdirs"
         time.sleep(0.5)
     assert trials.read_record(first) is None  # the kill came before any trial ended
@@ -178,7 +170,7 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     pids = [record["pid"] for record in records]
     assert outcome.ran == 6 and outcome.workers < outcome.ran and len(set(pids)) < len(pids), records
     assert all(psutil.pid_exists(pid) for pid in pids), records
-    assert all(_lock_is_free(t.workdir) for t in runs)
+    assert all(workdir_lock_is_free(t.workdir) for t in runs)
     assert any(line.startswith("progress: 4/5 done, 0 running, 1 failed, 0 pending") for line in lines), lines
 
     # A rerun starts no finished trial again; the failed one is tried afresh.
