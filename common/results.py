@@ -187,6 +187,32 @@ def lead_verdict(word: str, leader: str) -> tuple[str, str]:
     return lookup(outcomes, word, "comparison")
 
 
+def factor_claim(
+    pairs: Sequence[tuple[dict, dict]],
+    key: str,
+    leader,
+    other,
+    claim: str,
+    paper_numbers: str,
+    plateau: tuple[bool, str],
+    figure: str | None,
+    pooled: bool = False,
+) -> Claim:
+    """The claim that runs with `key` = `leader` reach a higher mean test accuracy than runs with `key` = `other`
+    (factor_gap), its verdict gated on `plateau` (runs_plateau / all_plateau). `pooled`: the sweep has other
+    factors, pooled into both means (the spread is then over them too, not over seeds alone)."""
+    found = factor_gap(pairs, key, leader, other)
+    if not found:
+        return Claim(claim, paper_numbers, f"no runs of {key} = {leader} and {other}", "not tested", "-")
+    verdict, why = gate_on_plateau(*lead_verdict(found["word"], f"{leader}"), *plateau)
+    mean = "mean test accuracy pooled over the other factors:" if pooled else "mean test accuracy"
+    measured = (
+        f"{mean} {100 * found['leader']:.2f}% ({leader}) vs {100 * found['other']:.2f}% ({other}), "
+        f"{100 * found['gap']:+.2f} points, larger {'sd' if pooled else 'seed sd'} {100 * found['spread']:.2f}"
+    )
+    return Claim(claim, paper_numbers, measured, verdict, why, figure, plateau[0])
+
+
 def record(claims: Sequence[Claim], sweep_file: str, command: str, minutes: float) -> dict:
     """The JSON object of one finished sweep's claims, with where and when they were measured."""
     return {

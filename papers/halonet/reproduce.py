@@ -43,26 +43,16 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     """Accuracy (halo vs conv3x3 runs, the factor table's numbers, gated on the training-loss curves of both
     reaching a plateau) and parameter count (an exact count, no training)."""
     finished = reproduction.finished
+    plateau = results.all_plateau(
+        [
+            results.runs_plateau(results.workdirs_where(reproduction, lambda p, _, v=v: p[LAYER] == v), "train/loss")
+            for v in ("halo", "conv3x3")
+        ]
+    )
     accuracy_claim = "HaloNet is more accurate than a conv ResNet of the same layout"
-    found = results.factor_gap(finished.results, LAYER, "halo", "conv3x3")
-    outcomes = []
-    if not found:
-        outcomes.append(results.Claim(accuracy_claim, PAPER_ACCURACY, "no halo and conv3x3 runs", "not tested", "-"))
-    else:
-        plateau = results.all_plateau(
-            [
-                results.runs_plateau(
-                    results.workdirs_where(reproduction, lambda p, _, v=v: p[LAYER] == v), "train/loss"
-                )
-                for v in ("halo", "conv3x3")
-            ]
-        )
-        verdict, why = results.gate_on_plateau(*results.lead_verdict(found["word"], "halo"), *plateau)
-        measured = (
-            f"mean test accuracy {100 * found['leader']:.2f}% (halo) vs {100 * found['other']:.2f}% (conv3x3), "
-            f"{100 * found['gap']:+.2f} points, larger seed sd {100 * found['spread']:.2f}"
-        )
-        outcomes.append(results.Claim(accuracy_claim, PAPER_ACCURACY, measured, verdict, why, PLOT, plateau[0]))
+    outcomes = [
+        results.factor_claim(finished.results, LAYER, "halo", "conv3x3", accuracy_claim, PAPER_ACCURACY, plateau, PLOT)
+    ]
     sizes = count_sizes(finished)
     if "halo" in sizes and "conv3x3" in sizes:
         (halo_params, halo_flops), (conv_params, conv_flops) = sizes["halo"], sizes["conv3x3"]

@@ -54,22 +54,13 @@ COMPARISONS = [
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     """Each ablation of COMPARISONS from the factor tables' pooled numbers, gated on the mean training-loss curve
     of every run reaching a plateau."""
-    finished = reproduction.finished
     plateau = results.runs_plateau(results.workdirs_where(reproduction, lambda *_: True), "train/loss")
-    outcomes = []
-    for key, leader, other, claim, paper in COMPARISONS:
-        found = results.factor_gap(finished.results, key, leader, other)
-        if not found:
-            outcomes.append(results.Claim(claim, paper, f"no runs of {key} = {leader} and {other}", "not tested", "-"))
-            continue
-        verdict, why = results.gate_on_plateau(*results.lead_verdict(found["word"], f"{leader}"), *plateau)
-        measured = (
-            f"mean test accuracy pooled over the other factors: {100 * found['leader']:.2f}% ({leader}) vs "
-            f"{100 * found['other']:.2f}% ({other}), {100 * found['gap']:+.2f} points, larger sd "
-            f"{100 * found['spread']:.2f}"
+    return [
+        results.factor_claim(
+            reproduction.finished.results, key, leader, other, claim, paper, plateau, PLOT, pooled=True
         )
-        outcomes.append(results.Claim(claim, paper, measured, verdict, why, PLOT, plateau[0]))
-    return outcomes
+        for key, leader, other, claim, paper in COMPARISONS
+    ]
 
 
 def render(reproduction: sweep.Reproduction) -> str:

@@ -146,3 +146,16 @@ def test_a_record_with_a_bad_verdict_fails_naming_it(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(UnknownNameError, match="'sort of'"):
         results.build_report(str(tmp_path), str(tmp_path / "results.md"))
+
+
+def test_factor_claim_judges_the_gap_against_the_spread_and_gates_on_the_plateau():
+    pairs = [({"k": "a", "seed": s}, {"eval/accuracy": 0.9 + 0.001 * s}) for s in range(3)]
+    pairs += [({"k": "b", "seed": s}, {"eval/accuracy": 0.8 + 0.001 * s}) for s in range(3)]
+    ahead = results.factor_claim(pairs, "k", "a", "b", "a beats b", "paper", (True, "flat"), "x.png")
+    assert ahead.verdict == "reproduced" and "+10.00 points, larger seed sd 0.10" in ahead.measured
+    moving = results.factor_claim(pairs, "k", "a", "b", "a beats b", "paper", (False, "moving"), None, pooled=True)
+    assert moving.verdict == "not tested" and "pooled over the other factors" in moving.measured
+    behind = results.factor_claim(pairs, "k", "b", "a", "b beats a", "paper", (True, "flat"), None)
+    assert behind.verdict == "not reproduced at this scale"
+    missing = results.factor_claim(pairs, "k", "a", "c", "a beats c", "paper", (True, "flat"), None)
+    assert missing.verdict == "not tested" and missing.measured == "no runs of k = a and c"
