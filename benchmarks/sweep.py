@@ -65,7 +65,7 @@ def render(seq: dict, ray: dict, load: tuple[float, float]) -> str:
     """The Markdown section from the two measurements and the 1-minute load average before and after."""
     count = len(seq["results"])
     same = all(
-        ray_metrics == {name: round(value, 6) for name, value in seq_metrics.items()}
+        ray_metrics == app.printed_metrics(seq_metrics)
         for (_, seq_metrics), (_, ray_metrics) in zip(seq["results"], ray["results"], strict=True)
     )
     overhead = (CONCURRENT * ray["seconds"] - seq["seconds"]) / count

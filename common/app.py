@@ -354,6 +354,12 @@ def _differences(old, new, prefix: str = "") -> list[tuple[str, object, object]]
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
+def printed_metrics(final: dict) -> dict:
+    """A run's final metrics as its main.py prints them on its last line: rounded to 6 decimals, so a sweep's
+    trials, its report and a rerun of one trial by hand agree."""
+    return {name: round(value, 6) for name, value in final.items()}
+
+
 def main_for(paper: ModuleType):
     """The absl main function for `paper` (its train module)."""
 
@@ -366,7 +372,7 @@ def main_for(paper: ModuleType):
         print(f"workdir: {workdir}", flush=True)
         logging.info("config:\n%s", config)
         final = paper.train_and_evaluate(config, workdir)  # a signal raises TrainingStopped: app.run exits 128+n
-        print(json.dumps({"workdir": workdir, **{k: round(v, 6) for k, v in final.items()}}))
+        print(json.dumps({"workdir": workdir, **printed_metrics(final)}))
 
     return main
 

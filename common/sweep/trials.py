@@ -138,7 +138,7 @@ def _train(trial: Trial) -> dict:
         final = paper.train_and_evaluate(config, trial.workdir)
     finally:
         app.unlock_workdir(trial.workdir)
-    return json.loads(json.dumps({name: round(value, 6) for name, value in final.items()}))  # as main.py prints
+    return json.loads(json.dumps(app.printed_metrics(final)))  # as main.py prints them
 
 
 def _describe(error: BaseException) -> str:
