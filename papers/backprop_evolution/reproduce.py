@@ -146,30 +146,28 @@ def comparisons(cells: dict[tuple[int, str], dict[str, list[float]]]) -> list[di
 def verdict(cells: dict[tuple[int, str], dict[str, list[float]]]) -> str:
     """Plain sentences: per budget, which rules beat backprop by more than the larger seed spread, and which are
     within it (parity)."""
-    lines = []
-    for budget in comparisons(cells):
-        parts = []
-        for rule in budget["rules"]:
-            if rule["outcome"] == "diverged":
-                parts.append(f"`{rule['name']}` diverged in every seed")
-                continue
-            diverged = f", diverged in {rule['diverged']} of {rule['runs']} seeds" if rule["diverged"] else ""
-            parts.append(
-                f"`{rule['name']}` is {rule['outcome']} backprop ({100 * rule['delta']:+.2f} points, spread "
-                f"{100 * rule['margin']:.2f}{diverged})"
-            )
-        lines.append(f"- {budget['label']} budget ({budget['steps']} steps): " + "; ".join(parts) + ".")
-    return "\n".join(lines)
+    return "\n".join(
+        f"- {budget['label']} budget ({budget['steps']} steps): "
+        + "; ".join(_rule_phrase(rule, sentence=True) for rule in budget["rules"])
+        + "."
+        for budget in comparisons(cells)
+    )
+
+
+def _rule_phrase(rule: dict, sentence: bool) -> str:
+    """One rule of `comparisons` against backprop: in the README's sentences (`sentence`, with "is" and the count
+    of diverged seeds) or in a claims record's terser list."""
+    if rule["outcome"] == "diverged":
+        return f"`{rule['name']}` diverged in every seed"
+    diverged = f", diverged in {rule['diverged']} of {rule['runs']} seeds" if sentence and rule["diverged"] else ""
+    return (
+        f"`{rule['name']}` {'is ' if sentence else ''}{rule['outcome']} backprop ({100 * rule['delta']:+.2f} points, "
+        f"spread {100 * rule['margin']:.2f}{diverged})"
+    )
 
 
 def _describe(rules: list[dict]) -> str:
-    return "; ".join(
-        f"`{rule['name']}` diverged in every seed"
-        if rule["outcome"] == "diverged"
-        else f"`{rule['name']}` {rule['outcome']} backprop ({100 * rule['delta']:+.2f} points, spread "
-        f"{100 * rule['margin']:.2f})"
-        for rule in rules
-    )
+    return "; ".join(_rule_phrase(rule, sentence=False) for rule in rules)
 
 
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
