@@ -85,6 +85,14 @@ def _mean(runs, column) -> float:
     return statistics.mean(run[column] for run in runs)
 
 
+def _compare(full: list, baseline: list, column: str) -> dict:
+    """Full vs no pretraining on one column over seeds: results.compare_groups' means ("full", "no_pretraining"),
+    gap, larger seed sd and word."""
+    return results.compare_groups(
+        [run[column] for run in full], [run[column] for run in baseline], ("full", "no_pretraining")
+    )
+
+
 def _mean_sd(runs, column, digits: int = 2) -> str:
     values = [run[column] for run in runs]
     if len(values) == 1:
@@ -162,27 +170,17 @@ def verdict(groups: dict) -> str:
         full, baseline = groups.get((fraction, "full")), groups.get((fraction, "no_pretraining"))
         if not full or not baseline:
             continue
-        gap = _mean(full, "valid_beam") - _mean(baseline, "valid_beam")
+        beam = _compare(full, baseline, "valid_beam")
+        gap, spread = beam["gap"], beam["spread"]
         test_gap = _mean(full, "test_beam") - _mean(baseline, "test_beam")
-        spreads = [statistics.stdev([run["valid_beam"] for run in runs]) for runs in (full, baseline) if len(runs) > 1]
-        spread = max(spreads) if spreads else 0.0
         seeds = "1 seed, no spread" if min(len(full), len(baseline)) == 1 else f"largest seed sd {spread:.2f}"
         bleu = (
             f"validation BLEU {gap:+.2f} (full {_mean(full, 'valid_beam'):.2f} vs no pretraining "
             f"{_mean(baseline, 'valid_beam'):.2f}, {seeds}), test BLEU {test_gap:+.2f}"
         )
-        ppl_full, ppl_baseline = _mean(full, "perplexity"), _mean(baseline, "perplexity")
-        ppl_spread = max(
-            [statistics.stdev([run["perplexity"] for run in runs]) for runs in (full, baseline) if len(runs) > 1],
-            default=0.0,
-        )
-        ppl_word = (
-            "lower"
-            if ppl_full < ppl_baseline - ppl_spread
-            else "higher"
-            if ppl_full > ppl_baseline + ppl_spread
-            else "not clearly different"
-        )
+        ppl = _compare(full, baseline, "perplexity")
+        ppl_full, ppl_baseline = ppl["full"], ppl["no_pretraining"]
+        ppl_word = {"ahead": "higher", "behind": "lower", "level": "not clearly different"}[ppl["word"]]
         perplexity = (
             f"validation perplexity {ppl_full:.1f} with pretraining vs {ppl_baseline:.1f} without ({ppl_word} with "
             "pretraining, beyond the seed spread)"
@@ -193,7 +191,7 @@ def verdict(groups: dict) -> str:
                 f"by BLEU here.** The {perplexity}; {bleu}."
             )
         else:
-            word = "helps" if gap > spread else "hurts" if gap < -spread else "does not clearly help"
+            word = {"ahead": "helps", "behind": "hurts", "level": "does not clearly help"}[beam["word"]]
             lines.append(f"**With {fraction:.0%} of the pairs, pretraining {word} here**: {bleu}; {perplexity}.")
     lines.append(
         "The paper: +2.7 BLEU on newstest2014 (24.0 vs 21.3); +2.0 validation BLEU with all and +3.8 with 20% of "
@@ -305,12 +303,11 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
         if not full or not baseline:
             outcomes.append(results.Claim(claim, paper, "no runs of both models", "not tested", "sweep lacks them"))
             continue
-        bleu_full, bleu_baseline = _mean(full, "valid_beam"), _mean(baseline, "valid_beam")
-        spreads = [statistics.stdev([run["valid_beam"] for run in runs]) for runs in (full, baseline) if len(runs) > 1]
-        spread = max(spreads, default=0.0)
+        bleu = _compare(full, baseline, "valid_beam")
+        bleu_full, bleu_baseline = bleu["full"], bleu["no_pretraining"]
         measured = (
-            f"validation BLEU (beam) {bleu_full:.2f} vs {bleu_baseline:.2f} ({bleu_full - bleu_baseline:+.2f}, "
-            f"larger seed sd {spread:.2f}, {min(len(full), len(baseline))} seed(s)); validation perplexity "
+            f"validation BLEU (beam) {bleu_full:.2f} vs {bleu_baseline:.2f} ({bleu['gap']:+.2f}, "
+            f"larger seed sd {bleu['spread']:.2f}, {min(len(full), len(baseline))} seed(s)); validation perplexity "
             f"{_mean(full, 'perplexity'):.1f} vs {_mean(baseline, 'perplexity'):.1f}"
         )
         plateau = results.all_plateau(
@@ -324,8 +321,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
         if max(bleu_full, bleu_baseline) < 1.0:
             verdict, why = "not tested", "BLEU is below 1 for both models: too low to judge pretraining by BLEU"
         else:
-            word = results.gap_against_spread(bleu_full - bleu_baseline, spread)
-            verdict, why = results.gate_on_plateau(*results.lead_verdict(word, "pretraining"), *plateau)
+            verdict, why = results.gate_on_plateau(*results.lead_verdict(bleu["word"], "pretraining"), *plateau)
         outcomes.append(results.Claim(claim, paper, measured, verdict, why, figure, plateau[0]))
     return outcomes
 
