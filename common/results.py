@@ -70,8 +70,7 @@ def reached_plateau(
         raise ValueError(f"steps {steps.shape} and values {values.shape} must be two curves of one length")
     if len(steps) < 3 or not np.all(np.isfinite(values)):
         return False
-    start = steps[-1] - tail * (steps[-1] - steps[0])
-    in_tail = steps >= start
+    in_tail = _in_tail(steps, tail)
     if in_tail.sum() < 3:
         return False
     if values.max() == values.min():
@@ -80,6 +79,11 @@ def reached_plateau(
     tail_change = abs(slope) * (steps[-1] - steps[in_tail][0])
     whole = float(values.max() - values.min())
     return bool(tail_change <= share * whole)
+
+
+def _in_tail(steps: np.ndarray, tail: float) -> np.ndarray:
+    """Which of `steps` [N] lie in the last `tail` of the step range: [N] bool."""
+    return steps >= steps[-1] - tail * (steps[-1] - steps[0])
 
 
 def mean_curve(workdirs: Sequence[str], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +121,7 @@ def curve_plateau(steps: Sequence[float], values: Sequence[float], label: str) -
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     if len(steps) < 3:
         return False, f"{label}: {len(steps)} logged point(s), too few to tell"
-    in_tail = steps >= steps[-1] - PLATEAU_TAIL * (steps[-1] - steps[0])
+    in_tail = _in_tail(steps, PLATEAU_TAIL)
     tail_change = values[in_tail][-1] - values[in_tail][0]
     return reached_plateau(steps, values), (
         f"{label} moved {tail_change:+.4g} over the last {PLATEAU_TAIL:.0%} of {steps[-1]:g} steps, range "
