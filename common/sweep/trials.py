@@ -111,7 +111,8 @@ def run_trial_in_process(trial: Trial) -> dict:
     started = time.time()
     try:
         os.makedirs(trial.workdir, exist_ok=True)
-        with _output_appended_to(os.path.join(trial.workdir, LOG)), _working_directory(REPO):
+        # From the repository root, as main.py runs: config specs and data paths are relative to it.
+        with _output_appended_to(os.path.join(trial.workdir, LOG)), contextlib.chdir(REPO):
             print(f"\n$ {shlex.join(trial.command())}", flush=True)  # on a line of its own after a progress bar
             try:
                 result = {"ok": True, "metrics": _train(trial)}
@@ -167,15 +168,3 @@ def _output_appended_to(path: str):
             for fd, original in zip((1, 2), saved, strict=True):
                 os.dup2(original, fd)
                 os.close(original)
-
-
-@contextlib.contextmanager
-def _working_directory(path: str):
-    """Runs the block from `path`: trial configs and their data paths are relative to the repository root, where
-    main.py runs."""
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
