@@ -17,24 +17,29 @@ def halo_attention(
     block_size: int,
     halo_size: int,
     impl: str = "auto",
+    precision: str = "highest",
 ) -> jax.Array:
     """Blocked local attention with halos: q, k, v [N, H, W, heads, d] -> [N, H, W, heads, d].
 
     Each b x b query block attends to the (b+2h) x (b+2h) window around it; for a query at (y, x) and a key at
     (y', x') the logit is q.k + q.rel_h[y'-y+b+h-1] + q.rel_w[x'-x+b+h-1] (rel_h, rel_w [2(b+h)-1, d]; the caller
     scales q). Keys and values outside the image are zeros and are not masked. H and W must be multiples of b.
-    The XLA path also takes v of its own width dv and the kept queries of a strided layer, q [N, H/2, W/2, heads,
-    d] (layout.check_inputs); the kernel does not, so "auto" takes XLA for those.
+    Both paths take the kept queries of a strided layer, q [N, H/2, W/2, heads, d] (even rows and columns); the
+    XLA path also takes v of its own width dv (layout.check_inputs), the kernel does not, so "auto" takes XLA then.
     impl: "xla" (pure jnp), "pallas" (the kernel; interpreted on CPU) or "auto" (Pallas on GPU/TPU, else XLA).
+    precision: "highest" (default: float32 products, the paths agree to ~1e-6) or "default" (the platform's
+    choice: TF32 tensor cores for float32 on recent NVIDIA GPUs, faster and ~1e-3 relative); other dtypes ignore it.
     """
     layout.check_inputs(q, k, v, rel_h, rel_w, block_size, halo_size)
+    layout.check_precision(precision)
     fits = layout.kernel_fits(q, k, v)
     choice = resolve_impl(impl, kernel_fits=fits)
     if choice == "xla":
-        return halo_attention_reference(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)
-    if not fits:
-        raise ValueError(
-            f"the Pallas kernel takes q, k and v of one shape; got q {q.shape}, k {k.shape}, v {v.shape} "
-            "(kept queries or dv != d: use impl='xla')"
+        return halo_attention_reference(
+            q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size, precision=precision
         )
-    return pallas.halo_attention_pallas(q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size)
+    if not fits:
+        raise ValueError(f"the Pallas kernel takes v of k's shape {k.shape}, got v {v.shape} (dv != d: use impl='xla')")
+    return pallas.halo_attention_pallas(
+        q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size, precision=precision
+    )

@@ -10,7 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels.base import check_dtype, check_floating, check_integer, check_nonempty, check_rank, check_shape
+from kernels.base import (
+    check_choice,
+    check_dtype,
+    check_floating,
+    check_integer,
+    check_nonempty,
+    check_rank,
+    check_shape,
+)
 
 
 def num_offsets(block_size: int, halo_size: int) -> int:
@@ -23,7 +31,7 @@ def check_inputs(q, k, v, rel_h, rel_w, block_size: int, halo_size: int) -> None
 
     q [N, H/s, W/s, heads, d] with s = 1, or s = 2 for the kept queries (even rows and columns) of a strided
     layer; k [N, H, W, heads, d], v [N, H, W, heads, dv] (q's dtype); rel_h, rel_w [2(b+h)-1, d]; H and W
-    multiples of b (an even b when s = 2). The Pallas kernel takes only s = 1 and dv = d (`kernel_fits`).
+    multiples of b (an even b when s = 2). The Pallas kernel takes both strides but only dv = d (`kernel_fits`).
     """
     check_integer("block_size", block_size, minimum=1)
     check_integer("halo_size", halo_size, minimum=0)
@@ -53,13 +61,28 @@ def check_inputs(q, k, v, rel_h, rel_w, block_size: int, halo_size: int) -> None
 
 
 def kernel_fits(q, k, v) -> bool:
-    """Whether the Pallas kernel takes these inputs: one shape for q, k and v (no kept queries, dv = d)."""
-    return q.shape == k.shape == v.shape
+    """Whether the Pallas kernel takes these inputs: v of k's shape (dv = d); q at k's resolution or kept queries."""
+    return k.shape == v.shape
 
 
-def matmul_precision(dtype) -> jax.lax.Precision | None:
-    """float32 inputs get float32 products (no TF32 on GPU), so both paths agree to ~1e-6; others use the default."""
-    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == jnp.float32 else None
+PRECISIONS = ("highest", "default")
+
+
+def check_precision(precision: str) -> None:
+    """Raises unless precision names one of `PRECISIONS` (see `matmul_precision`)."""
+    check_choice("precision", precision, PRECISIONS)
+
+
+def matmul_precision(dtype, precision: str = "highest") -> jax.lax.Precision | None:
+    """The precision the dots of both paths get.
+
+    float32 inputs: "highest" (the default) gives float32 products, so the paths agree to ~1e-6; "default" lets
+    the platform choose (TF32 tensor cores on an A100/H100: about 3 decimal digits per product, several times
+    the speed). Other dtypes always use the default: their products are exact in the float32 accumulator.
+    """
+    if jnp.dtype(dtype) != jnp.float32:
+        return None
+    return jax.lax.Precision.HIGHEST if precision == "highest" else None
 
 
 def relative_index(block_size: int, window: int) -> np.ndarray:
@@ -67,17 +90,29 @@ def relative_index(block_size: int, window: int) -> np.ndarray:
     return np.arange(window)[None, :] - np.arange(block_size)[:, None] + block_size - 1
 
 
+def relative_rows(
+    rel: jax.Array, block_size: int, halo_size: int, query_rows: np.ndarray, window_rows: np.ndarray
+) -> jax.Array:
+    """rel [R, d] -> [len(query_rows), len(window_rows), d]: entry (a, c) is rel[window_rows[c] - query_rows[a] + b - 1]
+    for an in-block query row in [0, b) and a window row in [0, b + 2h); zero elsewhere (padding, keys outside
+    the window). query_rows are full-resolution rows (a strided layer's kept row y' is 2y'); window rows count
+    from the top of the block's memory, so the Pallas key pass can ask for rows of a neighbour block's window.
+    One gather on the (small) parameter table, so its gradient is a scatter-add into R rows.
+    """
+    query_rows, window_rows = np.asarray(query_rows)[:, None], np.asarray(window_rows)[None, :]
+    valid = (query_rows >= 0) & (query_rows < block_size) & (window_rows >= 0)
+    valid &= window_rows < block_size + 2 * halo_size
+    index = np.where(valid, window_rows - query_rows + block_size - 1, 0)
+    return jnp.where(valid[..., None], rel[index], 0)
+
+
 def relative_table(rel: jax.Array, block_size: int, halo_size: int, rows: int, window: int) -> jax.Array:
     """rel [R, d] -> [rows, window, d]: entry (y, j) is rel[j - y + b - 1]; zero where y >= b or j >= b + 2h.
 
-    One gather on the (small) parameter table, so its gradient is a scatter-add into R rows. rows >= b and
-    window >= b + 2h let the Pallas path pad both to friendly tile sizes; the XLA path uses rows = b, window = M.
+    rows >= b and window >= b + 2h let the Pallas path pad both to friendly tile sizes; the XLA path uses
+    rows = b, window = M (`relative_rows` for any rows).
     """
-    memory = block_size + 2 * halo_size
-    index = relative_index(block_size, window)
-    valid = (np.arange(window) < memory)[None, :]
-    table = jnp.where(valid[..., None], rel[np.where(valid, index, 0)], 0)
-    return jnp.pad(table, ((0, rows - block_size), (0, 0), (0, 0)))
+    return relative_rows(rel, block_size, halo_size, np.arange(rows), np.arange(window))
 
 
 def to_query_blocks(x: jax.Array, block_size: int) -> jax.Array:

@@ -25,6 +25,7 @@ def halo_attention_reference(
     *,
     block_size: int,
     halo_size: int,
+    precision: str = "highest",
 ) -> jax.Array:
     """q [N, H/s, W/s, heads, d], k [N, H, W, heads, d], v [N, H, W, heads, dv], rel_h, rel_w [2(b+h)-1, d]
     -> [N, H/s, W/s, heads, dv]; s = 1, or s = 2 for the kept queries (even rows and columns) of a strided layer.
@@ -34,11 +35,12 @@ def halo_attention_reference(
     memory, same relative offsets, zeros outside the image not masked. The work runs on output blocks of b/s
     queries over the memories of the b x b input blocks, so no discarded or padded work is done. Logits and
     softmax in float32 whatever the input dtype; the weights are cast to v's dtype for the weighted sum
-    (accumulated in float32), as the Pallas kernel does.
+    (accumulated in float32), as the Pallas kernel does. precision: "highest" | "default" for float32 dots
+    (layout.matmul_precision).
     """
     b, memory = block_size, block_size + 2 * halo_size
     stride = k.shape[1] // q.shape[1]
-    precision = layout.matmul_precision(q.dtype)
+    precision = layout.matmul_precision(q.dtype, precision)
 
     def einsum(spec, x, y):
         return jnp.einsum(spec, x, y, precision=precision, preferred_element_type=jnp.float32)
