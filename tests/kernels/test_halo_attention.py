@@ -1,6 +1,8 @@
 """Halo attention: the Pallas kernel (interpreted on CPU) against the XLA reference, the reference against a
 per-query oracle written here, the two extremes the paper names (global attention, SASA's window), and errors."""
 
+import dataclasses
+import functools
 import os
 import re
 import subprocess
@@ -18,7 +20,10 @@ from kernels.halo_attention import (
     halo_attention_pallas,
     halo_attention_reference,
     resolve_impl,
+    tiling,
 )
+from kernels.halo_attention import pallas as pallas_module
+from kernels.halo_attention.pallas import launch_for
 from tests.helpers import REPO, subprocess_env
 from tests.kernels.halo_attention_inputs import halo_attention_inputs
 from tests.kernels.kernel_test_base import (
@@ -131,6 +136,95 @@ def test_interpreted_pallas_matches_reference_in_values_and_gradients(case: Case
     assert result.actual.dtype == case.dtype and result.actual.shape == result.inputs[0].shape
 
 
+# Strided layers (the kept queries: even rows and columns) over (b, h, batch, H, W, heads, d). The fast set covers
+# the stride, a large block (b = 16, h = 4, window streamed in chunks by the GPU table's tiles), both dtypes and
+# all gradients; the long set covers every b in {4, 8, 12, 16} and h in {1, 2, 3, 4} in several pairings.
+STRIDED = KernelUnderTest(
+    reference=halo_attention_reference,
+    pallas=halo_attention_pallas,
+    make_inputs=lambda key, sizes, dtype: halo_attention_inputs(key, sizes, dtype, query_stride=2),
+    static=lambda sizes: {"block_size": sizes[0], "halo_size": sizes[1]},
+    tolerance=TOLERANCE,
+)
+STREAMED = tiling.HaloConfig(min_tile=16, query_tile=32, window_rows=8, key_rows=8)  # GPU_TILES' Wn = 32 rule
+STRIDED_FAST = [
+    *cases([(4, 1, 2, 8, 16, 2, 4)]),
+    *cases([(8, 3, 1, 16, 16, 1, 8)], [jnp.bfloat16], GPU_TILES),
+    *cases([(16, 4, 1, 32, 16, 1, 4)], [jnp.float32], STREAMED),
+]
+STRIDED_LONG = [
+    *cases([(4, 2, 2, 8, 8, 2, 4), (12, 3, 1, 24, 12, 1, 4), (16, 2, 1, 16, 32, 1, 4)], [jnp.bfloat16]),
+    *cases([(8, 1, 1, 16, 16, 2, 4), (12, 1, 1, 12, 24, 1, 4), (16, 4, 1, 32, 16, 1, 4)], [jnp.float32]),
+    *cases([(8, 4, 1, 16, 16, 1, 8)], [jnp.float32, jnp.bfloat16], tiling.gpu_config(16, jnp.float32)),
+    *cases([(16, 3, 1, 32, 32, 1, 4)], [jnp.bfloat16], STREAMED),
+]
+
+
+@pytest.mark.parametrize("case", STRIDED_FAST + [pytest.param(*p.values, marks=pytest.mark.long) for p in STRIDED_LONG])
+def test_interpreted_pallas_kept_queries_match_reference_in_values_and_gradients(case: Case):
+    result = STRIDED.check_pallas_against_reference(case)
+    q, k = result.inputs[:2]
+    assert q.shape[1:3] == (k.shape[1] // 2, k.shape[2] // 2)
+    assert result.actual.shape == q.shape and result.actual.dtype == case.dtype
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_query_tiles_stream_the_window_at_stride_one(dtype):
+    """b = 12, h = 2 (the shape that ran out of shared memory in float32) under its GPU_TILES rule: four query
+    tiles per block and the window in chunks, interpreted, against the reference in values and gradients."""
+    config = dataclasses.replace(tiling.gpu_config(16, dtype), min_tile=16)
+    case = Case((12, 2, 1, 24, 12, 1, 4), dtype, dataclasses.replace(config, window_rows=8))
+    result = HALO.check_pallas_against_reference(case)
+    assert result.actual.shape == result.inputs[0].shape
+
+
+def test_gpu_tiles_fit_every_block_and_halo_of_the_family(monkeypatch):
+    """The launch a GPU call gets (`launch_for` on a pretended GPU) for every b <= 16, h <= 4, both dtypes, at
+    stride 1 and 2: tiles that divide their axes, dot edges of at least 16, and a working set no larger than the
+    measured b = 8 bfloat16 one (a 64 x 256 float32 logit tile) and 64 KB per k/v chunk or dk/dv accumulator at
+    d = 64, so no shape runs out of shared memory as b = 12 did in float32."""
+    monkeypatch.setattr(backend, "accelerator", lambda: "gpu")
+    checked = 0
+    for dtype in (jnp.float32, jnp.bfloat16):
+        for block in range(1, 17):
+            for halo in range(5):
+                for stride in (1, 2) if block % 2 == 0 else (1,):
+                    k_shape = (1, 2 * block, 2 * block, 1, 64)
+                    q_shape = (1, 2 * block // stride, 2 * block // stride, 1, 64)
+                    launch = launch_for(q_shape, k_shape, block, halo, dtype)
+                    assert not launch.interpret and isinstance(launch.config, tiling.HaloConfig)
+                    dims = pallas_module._dims(q_shape, k_shape, block, halo, dtype, "highest", launch)
+                    what = (block, halo, stride, jnp.dtype(dtype).name, dims)
+                    assert dims.window % dims.window_rows == 0 and dims.queries % dims.query_tile == 0, what
+                    assert dims.key_edge % dims.key_rows == 0, what
+                    edges = (dims.query_tile, dims.window_rows * dims.window, dims.rows * dims.window_rows)
+                    assert min(*edges, dims.key_rows * dims.key_edge, dims.rows * dims.key_rows) >= 16, what
+                    assert dims.query_tile * dims.window_rows * dims.window <= 64 * 256, what
+                    chunk = dims.window_rows * dims.window * dims.depth * jnp.dtype(dtype).itemsize
+                    assert chunk <= 64 * 1024 and dims.key_rows * dims.key_edge * dims.depth * 4 <= 64 * 1024, what
+                    checked += 1
+    assert checked == 2 * 5 * (16 + 8)
+
+
+@pytest.mark.parametrize("impl", ["xla", "pallas"])
+def test_precision_switch_reaches_every_float32_dot(impl):
+    """ "highest" (the default) puts HIGHEST on every dot of the path, kernel bodies included; "default" on none;
+    bfloat16 inputs never take it."""
+    fn = {"xla": halo_attention_reference, "pallas": functools.partial(halo_attention_pallas, interpret=True)}[impl]
+    for dtype, precision, expected in [
+        (jnp.float32, "highest", True),
+        (jnp.float32, "default", False),
+        (jnp.bfloat16, "highest", False),
+    ]:
+        args = inputs(1, 2, 1, 1, 4, 4, 1, 4, dtype=dtype)
+        text = str(jax.make_jaxpr(with_sizes(fn, 2, 1, precision=precision))(*args))
+        dots = text.count("dot_general[")
+        highest = text.count("precision=(Precision.HIGHEST, Precision.HIGHEST)")
+        assert dots >= 4 and highest == (dots if expected else 0), (dtype, precision, dots, highest)
+    with pytest.raises(ValueError, match=r"unknown precision 'tf32'; valid choices: highest, default"):
+        halo_attention(*inputs(1, 2, 1, 1, 4, 4, 1, 4), block_size=2, halo_size=1, impl=impl, precision="tf32")
+
+
 @pytest.mark.parametrize("impl", ["xla", "pallas", "auto"])
 def test_public_function_runs_the_chosen_implementation(impl):
     block, halo = 2, 1
@@ -228,8 +322,9 @@ def test_shape_errors_name_the_sizes():
         KernelConfig(num_warps=3)
     with pytest.raises(ValueError, match="kept queries .* need an even block_size, got 3"):
         halo_attention(q[:, :3, :3], k[:, :6, :6], v[:, :6, :6], rel_h[:7], rel_w[:7], block_size=3, halo_size=1)
-    with pytest.raises(ValueError, match=r"the Pallas kernel takes q, k and v of one shape.*use impl='xla'"):
-        halo_attention(q[:, ::2, ::2], k, v, rel_h, rel_w, block_size=4, halo_size=1, impl="pallas")
+    wide_v = jnp.concatenate([v, v], axis=-1)
+    with pytest.raises(ValueError, match=re.escape("the Pallas kernel takes v of k's shape (1, 8, 8, 1, 4), got v")):
+        halo_attention(q[:, ::2, ::2], k, wide_v, rel_h, rel_w, block_size=4, halo_size=1, impl="pallas")
 
 
 @pytest.mark.parametrize("impl", ["xla", "pallas"])
