@@ -6,29 +6,30 @@
 
 For each HaloNet-like shape it times (median of --repeats calls after compilation and one warm-up) the jitted
 forward and the jitted forward + backward (gradients wrt q, k, v and both tables) of each implementation, and
-reports achieved bandwidth and FLOP rate from an implementation-independent count:
-  bytes  forward: read q, k, v, write out (4 arrays of N*H*W*heads*d); forward + backward adds reading q, k, v,
-         out, dout and writing dq, dk, dv (12 arrays in all). The haloed memories are counted once, as HBM
+reports achieved bandwidth and FLOP rate from an implementation-independent count (Q = kept queries: N*H*W*heads
+at stride 1, a quarter of it at --query_stride 2; K = N*H*W*heads keys):
+  bytes  forward: read q, k, v, write out (2Q + 2K vectors of d); forward + backward adds reading q, k, v,
+         out, dout and writing dq, dk, dv (6Q + 6K in all). The haloed memories are counted once, as HBM
          traffic at its minimum; re-reads of overlapping windows are the kernel's cost, not useful bytes.
   flops  per query and head, M = b + 2h: forward 4*d*M^2 (q.k and weights.v) + 4*d*M (row/column logits);
          backward 8*d*M^2 + 4*d*M (dv, dweights, dq, dk; no recomputation counted).
-roofline % = max(bytes / peak bandwidth, flops / peak FLOP rate) / time: how close a run is to the bound of the
-H100 SXM by default (3.35 TB/s HBM3, ~990 dense bf16 TFLOP/s; --peak_tbps, --peak_tflops for other cards or
-float32). "max err" is the largest |pallas - xla| of the outputs (forward) or of the gradients (forward + backward).
+roofline %: benchmarks/timing_gpu.py (H100 SXM peaks by default). "max err" is the largest |pallas - xla| of the
+outputs (forward) or of the gradients (forward + backward). The Pallas launch config (tiles, num_warps,
+num_stages) comes from kernels/halo_attention/tiling.py by shape unless --num_warps overrides it; the run ends
+with the GOAL lines (`goals`), which a GPU check script greps.
 """
 
 import argparse
-import statistics
+import dataclasses
 import sys
-import time
 import traceback
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from benchmarks import timing_gpu
 from kernels import backend
-from kernels.halo_attention import KernelConfig, halo_attention_pallas, halo_attention_reference
+from kernels.halo_attention import halo_attention_pallas, halo_attention_reference, tiling
 from tests.kernels.halo_attention_inputs import halo_attention_inputs  # jax only, like kernels/
 
 # (batch, H, W, heads, d, block b, halo h): HaloNet stages at 256 px (64x64 after the stem down to 8x8),
@@ -56,9 +57,12 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (runs on CPU)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 20; quick 2)")
-    parser.add_argument("--num_warps", default="4,8", help="comma-separated Triton num_warps to try on GPU")
-    parser.add_argument("--peak_tbps", type=float, default=3.35, help="peak memory bandwidth, TB/s (H100 SXM)")
-    parser.add_argument("--peak_tflops", type=float, default=990.0, help="peak dense TFLOP/s (H100 SXM, bf16)")
+    parser.add_argument(
+        "--num_warps", default="", help="comma-separated Triton num_warps to try on GPU (default: the tile table's)"
+    )
+    parser.add_argument("--query_stride", type=int, choices=(1, 2), default=1, help="2: a strided layer's kept queries")
+    parser.add_argument("--precision", choices=("highest", "default"), default="highest", help="float32 dots")
+    timing_gpu.add_roofline_args(parser)
     parser.add_argument(
         "--shape",
         action="append",
@@ -76,19 +80,26 @@ def parse_args(argv):
     return args
 
 
-def work(shape, itemsize):
+def work(shape, itemsize, query_stride=1):
     """(bytes, flops) of the forward and of forward + backward, by the count in the module docstring."""
     n, height, width, heads, depth, b, h = shape
-    queries, memory = n * height * width * heads, b + 2 * h
-    array = queries * depth * itemsize
+    keys, memory = n * height * width * heads, b + 2 * h
+    queries = keys // query_stride**2
     forward_flops = queries * (4 * depth * memory**2 + 4 * depth * memory)
     backward_flops = queries * (8 * depth * memory**2 + 4 * depth * memory)
-    return {"forward": (4 * array, forward_flops), "forward+backward": (12 * array, forward_flops + backward_flops)}
+    vector = depth * itemsize
+    forward_bytes, backward_bytes = (2 * queries + 2 * keys) * vector, (6 * queries + 6 * keys) * vector
+    return {
+        "forward": (forward_bytes, forward_flops),
+        "forward+backward": (backward_bytes, forward_flops + backward_flops),
+    }
 
 
-def build(fn, b, h):
+def build(fn, b, h, precision):
     """Jitted forward and forward + backward of one implementation."""
-    attention = lambda q, k, v, rh, rw: fn(q, k, v, rh, rw, block_size=b, halo_size=h)  # noqa: E731
+
+    def attention(q, k, v, rh, rw):
+        return fn(q, k, v, rh, rw, block_size=b, halo_size=h, precision=precision)
 
     def forward(q, k, v, rh, rw, cotangent):
         del cotangent
@@ -101,86 +112,113 @@ def build(fn, b, h):
     return {"forward": jax.jit(forward), "forward+backward": jax.jit(forward_backward)}
 
 
-def measure(fn, args, repeats):
-    """(median seconds, result) of `fn(*args)` after compiling and one warm-up call."""
-    compiled = fn.lower(*args).compile()
-    result = jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def max_error(a, b):
-    """Largest |a - b| over matching arrays of two results."""
-    pairs = zip(a, b, strict=True)
-    return max(float(np.max(np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32)))) for x, y in pairs)
-
-
-def implementations(args):
-    """name -> attention function; one Pallas entry per num_warps on GPU, one interpreted entry elsewhere."""
+def implementations(args, shape, dtype):
+    """name -> attention function: XLA, the kernel with the tile table's config, and one entry per --num_warps."""
     impls = {"xla": halo_attention_reference}
     platform = backend.accelerator()
     if platform == "gpu":
-        for warps in (int(w) for w in args.num_warps.split(",")):
-            config = KernelConfig(num_warps=warps, num_stages=1, min_tile=16)
-            impls[f"pallas w{warps}"] = lambda *a, config=config, **kw: halo_attention_pallas(*a, config=config, **kw)
+        b, h = shape[5], shape[6]
+        config = tiling.gpu_config(1 << (b + 2 * h - 1).bit_length(), dtype)
+        impls[f"pallas w{config.num_warps}"] = halo_attention_pallas
+        for warps in (int(w) for w in args.num_warps.split(",") if w):
+            if warps != config.num_warps:
+                other = dataclasses.replace(config, num_warps=warps)
+                impls[f"pallas w{warps}"] = lambda *a, c=other, **kw: halo_attention_pallas(*a, config=c, **kw)
     else:
         impls["pallas" if platform else "pallas (interpret)"] = halo_attention_pallas
     return impls
 
 
-def run(args) -> list[list[str]]:
+@dataclasses.dataclass
+class Result:
+    """One timed (shape, pass, implementation): what the goals read."""
+
+    shape: tuple
+    kind: str
+    impl: str
+    seconds: float | None
+    speedup: float | None
+    roofline_percent: float | None
+
+
+def run(args) -> tuple[list[list[str]], list[Result]]:
     """One table row per (shape, pass, implementation); the XLA rows are the baseline of the others."""
     dtype = DTYPES[args.dtype]
     itemsize = jnp.dtype(dtype).itemsize
-    rows = []
+    roofline = timing_gpu.Roofline(args.peak_tbps, args.peak_tflops)
+    rows, results = [], []
     for shape in args.shapes:
         baselines = {}  # per shape, so earlier results free their device memory
         n, height, width, heads, depth, b, h = shape
         key, cotangent_key = jax.random.split(jax.random.PRNGKey(0))
-        arrays = halo_attention_inputs(key, (b, h, n, height, width, heads, depth), dtype)
+        arrays = halo_attention_inputs(key, (b, h, n, height, width, heads, depth), dtype, args.query_stride)
         cotangent = jax.random.normal(cotangent_key, arrays[0].shape).astype(dtype)
         data = [*arrays, cotangent]
-        counts = work(shape, itemsize)
+        counts = work(shape, itemsize, args.query_stride)
         label = f"{n}x{height}x{width}, {heads}x{depth}"
-        for name, fn in implementations(args).items():
-            for kind, jitted in build(fn, b, h).items():
+        for name, fn in implementations(args, shape, dtype).items():
+            for kind, jitted in build(fn, b, h, args.precision).items():
                 print(f"{label} b={b} h={h} {kind} {name}", end=" ", file=sys.stderr, flush=True)
                 row = [label, str(b), str(h), kind, name]
                 try:
-                    seconds, result = measure(jitted, data, args.repeats)
+                    seconds, result = timing_gpu.measure(jitted, data, args.repeats)
                 except Exception as error:  # a failing kernel is a result to report, not the end of the run
                     traceback.print_exc()
-                    message = (str(error).strip().splitlines() or [type(error).__name__])[0][:100]
-                    rows.append(row + [f"failed: {message.replace('|', '/')}"] + [""] * 5)
+                    rows.append(row + timing_gpu.failed_cells(error, 6))
+                    results.append(Result(shape, kind, name, None, None, None))
                     continue
                 print(f"{seconds * 1e3:.3f} ms", file=sys.stderr, flush=True)
-                result = result if isinstance(result, tuple | list) else (result,)
                 bytes_, flops = counts[kind]
-                bound = max(bytes_ / (args.peak_tbps * 1e12), flops / (args.peak_tflops * 1e12))
                 if name == "xla":
                     baselines[kind] = (seconds, result)
                 base_seconds, base_result = baselines.get(kind, (None, None))
-                speedup = f"{base_seconds / seconds:.2f}x" if base_seconds else ""
-                error = f"{max_error(result, base_result):.1e}" if base_result is not None and name != "xla" else ""
+                speedup = base_seconds / seconds if base_seconds else None
+                compare = base_result is not None and name != "xla"
+                error = f"{timing_gpu.max_error(result, base_result):.1e}" if compare else ""
                 rows.append(
                     row
-                    + [
-                        f"{seconds * 1e3:.3f}",
-                        f"{bytes_ / seconds / 1e9:.4g}",
-                        f"{flops / seconds / 1e12:.3g}",
-                        f"{100 * bound / seconds:.3g}",
-                        speedup,
-                        error,
-                    ]
+                    + timing_gpu.rate_cells(roofline, bytes_, flops, seconds)
+                    + [f"{speedup:.2f}x" if speedup else "", error]
                 )
-    return rows
+                percent = roofline.percent(bytes_, flops, seconds)
+                results.append(Result(shape, kind, name, seconds, speedup, percent))
+    return rows, results
 
 
-def markdown(args, rows, argv) -> str:
+def goals(args, results: list[Result]) -> list[str]:
+    """The kernel's GPU goals, read off this run: forward + backward >= 2x XLA at b = 8 in bfloat16; >= 40% of
+    the binding roofline for the forward at b = 8; never slower than XLA at a tested shape (each dtype is its own
+    run). The best Pallas config of each (shape, pass) counts."""
+    best = {}
+    for r in results:
+        if r.impl != "xla":
+            key = (r.shape, r.kind)
+            if key not in best or (
+                r.seconds is not None and (best[key].seconds is None or r.seconds < best[key].seconds)
+            ):
+                best[key] = r
+    b8 = [r for (shape, _), r in best.items() if shape[5] == 8]
+    lines = []
+    fb = [r for r in b8 if r.kind == "forward+backward"]
+    if args.dtype == "bfloat16":
+        worst = min((r.speedup or 0.0 for r in fb), default=None)
+        passed = None if worst is None else worst >= 2.0
+        lines.append(timing_gpu.goal_line(passed, "halo fwd+bwd >= 2x XLA at b=8, bf16", f"worst {worst}x"))
+    fw = [r for r in b8 if r.kind == "forward"]
+    worst = min((r.roofline_percent or 0.0 for r in fw), default=None)
+    passed = None if worst is None else worst >= 40.0
+    detail = f"worst {worst if worst is None else round(worst, 1)}% ({args.dtype})"
+    lines.append(timing_gpu.goal_line(passed, "halo forward >= 40% of the binding roofline at b=8", detail))
+    slowest = min(best.values(), key=lambda r: r.speedup or 0.0, default=None)
+    passed = None if slowest is None else (slowest.speedup or 0.0) >= 1.0
+    detail = "none" if slowest is None else f"slowest {slowest.speedup}x at {slowest.shape} {slowest.kind}"
+    lines.append(
+        timing_gpu.goal_line(passed, f"halo never slower than XLA ({args.dtype}, stride {args.query_stride})", detail)
+    )
+    return lines
+
+
+def markdown(args, rows, goal_lines, argv) -> str:
     header = [
         "N x H x W, heads x d",
         "b",
@@ -194,26 +232,25 @@ def markdown(args, rows, argv) -> str:
         "vs xla",
         "max err",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    device = jax.devices()[0]
     command = "python3 -m benchmarks.halo_attention_gpu " + " ".join(argv)
     notes = [
         "# Halo attention: Pallas kernel vs XLA reference",
         "",
-        f"- machine: {device.device_kind} ({device.platform}), JAX {jax.__version__}, {len(jax.devices())} device(s)",
+        timing_gpu.machine_line(),
         f"- command: `{command}`",
-        f"- dtype {args.dtype}; median of {args.repeats} calls after compilation and a warm-up",
+        f"- dtype {args.dtype}, query stride {args.query_stride}, precision {args.precision}; median of {args.repeats}"
+        " calls after compilation and a warm-up",
         f"- roofline: {args.peak_tbps} TB/s, {args.peak_tflops} TFLOP/s; counts as in benchmarks/halo_attention_gpu.py",
         "",
     ]
-    return "\n".join(notes + lines) + "\n"
+    return "\n".join(notes + timing_gpu.markdown_table(header, rows) + [""] + goal_lines) + "\n"
 
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    text = markdown(args, run(args), argv)
+    rows, results = run(args)
+    text = markdown(args, rows, goals(args, results), argv)
     with open(args.output, "w") as f:
         f.write(text)
     print(text)

@@ -10,7 +10,7 @@ RingLayout for 1-D rings).
 from kernels.backend import IMPLEMENTATIONS, resolve_impl
 from kernels.base import KernelConfig
 from kernels.cached_dilated_conv.api import cached_dilated_conv_step, preferred_batch
-from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights, project
+from kernels.cached_dilated_conv.layout import ACTIVATIONS, StackWeights, project, step_cost
 from kernels.cached_dilated_conv.pallas import cached_dilated_conv_step_pallas
 from kernels.cached_dilated_conv.reference import cached_dilated_conv_step_reference
 
@@ -25,4 +25,5 @@ __all__ = [
     "preferred_batch",
     "project",
     "resolve_impl",
+    "step_cost",
 ]

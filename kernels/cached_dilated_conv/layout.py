@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kernels.base import (
     check_choice,
@@ -89,6 +90,26 @@ def check_inputs(x, cache, read_slots, write_slots, weights: StackWeights, gate_
 def output_shape(x, weights: StackWeights, activation: str) -> tuple[int, int]:
     """[B, S] (gated: the skip sum) or [B, C] (relu: the last layer's output)."""
     return (x.shape[0], weights.skip.shape[0]) if activation == "gated" else tuple(x.shape)
+
+
+def step_cost(x, cache, read_slots, weights: StackWeights, gate_bias, activation: str) -> tuple[int, int]:
+    """(bytes, flops) one step must move and compute at least, for a roofline: any implementation reads every
+    weight once, x, gate_bias and the L*(k-1) past rows [B, C] of the cache, and writes the L current rows and
+    the output; the FLOPs are the matmuls' 2*B*(outputs)*(inputs): per layer G*R x k*C (taps), gated also C x R
+    (residual, all layers but the last) and, over the stack, S x L*R (skip). Shapes only (arrays or
+    ShapeDtypeStructs); the cache's other rows are neither read nor written (it is updated in place).
+    """
+    batch, channels = x.shape
+    layers, groups, width, _ = weights.current.shape
+    arrays = [w for w in weights if w is not None] + ([] if gate_bias is None else [gate_bias])
+    read_once = sum(int(np.prod(a.shape)) * jnp.dtype(a.dtype).itemsize for a in arrays)
+    past_rows = int(np.prod(read_slots.shape))
+    output = output_shape(x, weights, activation)
+    rows = batch * channels * (1 + past_rows + layers) + output[0] * output[1]  # x, past rows, written rows, out
+    flops = 2 * batch * layers * groups * width * (past_rows // layers + 1) * channels
+    if activation == "gated":
+        flops += 2 * batch * (layers - 1) * channels * width + 2 * batch * output[1] * layers * width
+    return read_once + rows * jnp.dtype(x.dtype).itemsize, flops
 
 
 SMALL_BATCH = 4  # at or below it, `project` multiplies and reduces instead of calling a matmul

@@ -1,6 +1,8 @@
 """The cached dilated-conv step: the Pallas kernel (interpreted on CPU) against the XLA reference, the reference
 against a per-layer oracle written here, the small-batch products against einsum, and the shape errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -225,3 +227,23 @@ def test_compiled_kernel_matches_reference_on_hardware(case):
     kernel_out, kernel_cache = jax.jit(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation))(*args)
     np.testing.assert_allclose(kernel_out, out, atol=2e-2, rtol=2e-2)  # TF32 dots on GPU
     np.testing.assert_allclose(kernel_cache, cache, atol=0)
+
+
+@pytest.mark.parametrize(
+    "case", [CASES[1], ("gated", 2, (1, 2), 8, 8, 4, 16, False), ("relu", 4, (2, 1), 5, 4, 4, 0, True)]
+)
+def test_step_cost_counts_the_reference_matmuls_and_the_minimum_bytes(case):
+    """FLOPs: what common.nn.counting reads off the XLA path's jaxpr at a batch above SMALL_BATCH (every product
+    a dot); bytes: each weight, x, gate_bias, the past rows once, plus the written rows and the output."""
+    counting = pytest.importorskip("common.nn.counting")
+    activation, _, _, batch, channels, *_ = case
+    x, cache, read_slots, write_slots, weights, gate_bias = inputs(3, *case)
+    bytes_, flops = stack_layout.step_cost(x, cache, read_slots, weights, gate_bias, activation)
+    reference = functools.partial(cached_dilated_conv_step_reference, activation=activation)
+    if batch > stack_layout.SMALL_BATCH:
+        assert flops == counting.count_flops(reference, x, cache, read_slots, write_slots, weights, gate_bias)
+    arrays = [w for w in weights if w is not None] + ([gate_bias] if gate_bias is not None else [])
+    rows = read_slots.size + write_slots.size + 1  # past rows read, rows written, x
+    out = jax.eval_shape(reference, x, cache, read_slots, write_slots, weights, gate_bias)[0]
+    expected = 4 * (sum(a.size for a in arrays) + rows * batch * channels + out.size)  # float32
+    assert bytes_ == expected
