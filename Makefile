@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup setup-current data test test-current test-long run lint bench timm-env sweep reproduce results $(addprefix reproduce-,$(REPRODUCE)) clean
+.PHONY: setup setup-current data test test-current test-long run lint bench timm-env sweep reproduce results sizes $(addprefix reproduce-,$(REPRODUCE)) clean
 
 setup: $(STAMP) data
 
@@ -95,7 +95,13 @@ $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 
 # Every paper's measured tables, each rewriting its README block; hours on a CPU (each README says how long).
 # Finished runs are kept in workdirs/, so an interrupted `make reproduce` resumes. One paper: make reproduce-<name>.
-reproduce: $(addprefix reproduce-,$(REPRODUCE))
+reproduce: sizes $(addprefix reproduce-,$(REPRODUCE))
+	$(PY) -m common.results --output docs/results.md
+
+# The model-size tables (parameters, FLOPs) of the papers whose config.py has PAPER_SIZES, against the paper's
+# numbers: README blocks and results records, from abstract models in minutes; then docs/results.md.
+sizes: setup
+	$(PY) -m common.sizes
 	$(PY) -m common.results --output docs/results.md
 
 # docs/results.md again from the claims records the reproduce scripts wrote (papers/*/results/*.json); no training.

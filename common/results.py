@@ -323,13 +323,14 @@ def build_report(papers_dir: str, output: str) -> str:
             summary.append([paper, "-", "-", "not tested"])
             lines.append(f"Not tested: run `make reproduce-{paper.replace('_', '-')}`.")
         for name, data in records:
-            lines.append(f"### `{name}` (sweep `{data['sweep']}`)")
+            lines.append(f"### `{name}` (from `{data['sweep']}`)")
             for claim in (Claim(**claim) for claim in data["claims"]):
                 summary.append([paper, f"`{name}`", _cell(claim.claim), claim.verdict])
                 lines.append(_render_claim(claim, paper, link_root))
+            resumable = " (runs already finished in its workdir are only re-read or re-evaluated)"
             lines.append(
                 f"Measured by {data['command']} on {data['machine']}, {data['date']}; that invocation took "
-                f"{data['minutes']:g} min (runs already finished in its workdir are only re-read or re-evaluated)."
+                f"{data['minutes']:g} min{resumable if data['sweep'].startswith('configs/sweeps/') else ''}."
             )
         sections.append("\n\n".join(lines))
     head = (

@@ -120,6 +120,23 @@ VARIANTS = {
     "smoke": _smoke,
 }
 
+# The paper's model-size table: variant -> (parameters in millions, FLOPs in billions; it gives none), measured
+# against the built models by `python -m common.sizes --papers=halonet` (the README's model_sizes block).
+PAPER_SIZES = {
+    "h0": (5.5, None),
+    "h1": (8.1, None),
+    "h2": (9.4, None),
+    "h3": (12.3, None),
+    "h4": (19.1, None),
+    "h5": (30.7, None),
+    "h6": (43.4, None),
+    "h7": (67.0, None),
+    "halonet50": (18.0, None),
+    "h7_conv1": (None, None),
+    "h7_conv12": (None, None),
+    "h7_conv123": (None, None),
+}
+
 
 def get_config(variant: str = "smoke") -> ConfigDict:
     return lookup(VARIANTS, variant, "halonet config variant")()

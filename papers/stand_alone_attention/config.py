@@ -112,6 +112,20 @@ VARIANTS = {
     "smoke": _smoke,
 }
 
+# Table 1 of the paper: variant -> (parameters in millions, FLOPs in billions at 224 px), measured against the built
+# models by `python -m common.sizes --papers=stand_alone_attention` (the README's model_sizes block).
+PAPER_SIZES = {
+    "r26_baseline": (13.7, 4.7),
+    "r26_conv_stem": (10.3, 4.5),
+    "r26_full": (10.3, 4.7),
+    "r38_baseline": (19.6, 6.5),
+    "r38_conv_stem": (14.1, 5.7),
+    "r38_full": (14.1, 6.0),
+    "r50_baseline": (25.6, 8.2),
+    "r50_conv_stem": (18.0, 7.0),
+    "r50_full": (18.0, 7.2),
+}
+
 
 def get_config(variant: str = "smoke") -> ConfigDict:
     return lookup(VARIANTS, variant, "stand_alone_attention config variant")()
