@@ -3,12 +3,14 @@
 Each trial is a Ray task that reserves the sweep's `cpus`/`gpus` and trains the trial in its worker process
 (`trials.run_trial_in_process`: what the paper's main.py does, in the trial's workdir). Ray keeps a worker process
 for the next task, so a worker pays Python, TensorFlow and JAX start-up once and then runs trial after trial (each
-record names the process, `pid`). A GPU trial gets a fresh worker instead: JAX binds to the GPUs it first sees and
-keeps their memory, and the next task may be given other GPUs. The driver (this process) keeps at most
-`max_concurrent` in flight, reruns a failed trial (an error, or a worker that died) up to `retries` times, reports it
-with its last error once it has used them while the others go on, skips trials whose record says finished, and
-prints progress (done / running / failed / pending, ETA) as trials end. Workdirs must be on a filesystem every node
-shares at the same path, as must the repository (docs/sweeps.md).
+record names the process, `pid`). A CPU worker first claims the trial's `cpus` cores for itself (`cores` in the
+record), so side-by-side trials split the machine rather than each spreading thread pools over all of it. A GPU
+trial gets a fresh worker instead: JAX binds to the GPUs it first sees and keeps their memory, and the next task
+may be given other GPUs. The driver (this process) keeps at most `max_concurrent` in flight, reruns a failed trial
+(an error, or a worker that died) up to `retries` times, reports it with its last error once it has used them
+while the others go on, skips trials whose record says finished, and prints progress (done / running / failed /
+pending, ETA) as trials end. Workdirs must be on a filesystem every node shares at the same path, as must the
+repository (docs/sweeps.md).
 """
 
 import dataclasses
@@ -55,13 +57,22 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
 
 
+def run_trial_on_cores(trial: trials_lib.Trial) -> dict:
+    """A CPU trial in a Ray worker: the worker claims the trial's `cpus` cores for its life on its first trial
+    (`trials.claim_cores`, before JAX starts its thread pool), then trains; the record names the cores ([] when
+    none were free and the trial shared them all)."""
+    cores = trials_lib.claim_cores(max(int(trial.cpus), 1))
+    return {**trials_lib.run_trial_in_process(trial), "cores": cores}
+
+
 def _remote_trial_runners() -> dict[bool, object]:
-    """The Ray task that runs one trial, by whether the trial takes GPUs: CPU workers are reused for the next trial;
-    a GPU one runs a single trial (max_calls=1), since its JAX would keep the first trial's GPUs and memory."""
+    """The Ray task that runs one trial, by whether the trial takes GPUs: CPU workers are pinned to their cores and
+    reused for the next trial; a GPU one runs a single trial (max_calls=1), since its JAX would keep the first
+    trial's GPUs and memory."""
     import ray
 
     return {
-        False: ray.remote(max_retries=0)(trials_lib.run_trial_in_process),
+        False: ray.remote(max_retries=0)(run_trial_on_cores),
         True: ray.remote(max_retries=0, max_calls=1)(trials_lib.run_trial_in_process),
     }
 
@@ -130,7 +141,8 @@ def run_trials(
             if result["ok"]:
                 done_here += 1
                 record = {"status": "finished", "metrics": result["metrics"], "attempts": attempts[index],
-                          "seconds": round(result["seconds"], 1), "pid": result["pid"]}  # fmt: skip
+                          "seconds": round(result["seconds"], 1), "pid": result["pid"],
+                          "cores": result.get("cores")}  # fmt: skip
                 trials_lib.write_record(trial, record)
                 log(f"finished {trial.name} ({trial.config}) in {result['seconds']:.0f}s: {result['metrics']}")
             elif attempts[index] <= retries:
@@ -141,7 +153,7 @@ def run_trials(
                 done_here += 1
                 failed[index] = result["error"]
                 record = {"status": "failed", "error": result["error"], "attempts": attempts[index],
-                          "pid": result["pid"]}  # fmt: skip
+                          "pid": result["pid"], "cores": result.get("cores")}  # fmt: skip
                 trials_lib.write_record(trial, record)
                 log(f"FAILED {trial.name} ({trial.config}) after {attempts[index]} attempts: {result['error']}")
         if ready or time.time() - last_progress >= PROGRESS_EVERY_S:

@@ -12,11 +12,13 @@ finished trial is skipped on the next run. Nothing here needs Ray: `ray_runner` 
 
 import contextlib
 import dataclasses
+import fcntl
 import importlib
 import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 import traceback
 
@@ -24,6 +26,9 @@ from common import app
 from common.sweep import Sweep, apply_overrides, load_config, load_sweeps, point_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# One lock file per CPU core of this machine, shared by every sweep on it; $REPRISE_CORE_LOCKS gives a Ray cluster
+# (its workers inherit the driver's environment) a pool of its own.
+CORE_LOCKS = os.path.join(tempfile.gettempdir(), "reprise-cores")
 RECORD = "trial.json"
 LOG = "trial.log"
 ERROR_LINES = 20  # how much of a failed trial's traceback its record keeps
@@ -122,6 +127,43 @@ def run_trial_in_process(trial: Trial) -> dict:
     except OSError as error:  # the workdir or its log cannot be written
         result = {"ok": False, "error": _describe(error)}
     return {**result, "seconds": time.time() - started, "pid": os.getpid()}
+
+
+_claimed_cores: list = []  # this process's open, locked core files: held until it exits
+
+
+def claim_cores(count: int) -> list[int]:
+    """Pins this process to `count` CPU cores no other claiming process on the machine holds, so trials running
+    side by side split the cores instead of each running XLA's and TensorFlow's thread pools over all of them
+    (on 2 cores, two 1-core trials do 1.5x the LSTM steps of one 2-core trial: docs/sweeps.md).
+
+    Must run before JAX or TensorFlow start their thread pools: those size themselves to the process's cores once.
+    A process claims once; later calls return the same cores. The claim is an flock on a file per core under
+    CORE_LOCKS, so it ends when the process does. Returns [] (and pins nothing) if fewer than `count` cores are
+    free; the trial then shares all of them.
+    """
+    if _claimed_cores:
+        return sorted(core for core, _ in _claimed_cores)
+    locks = os.environ.get("REPRISE_CORE_LOCKS", CORE_LOCKS)
+    os.makedirs(locks, exist_ok=True)
+    held = []
+    for core in sorted(os.sched_getaffinity(0)):
+        if len(held) == count:
+            break
+        handle = open(os.path.join(locks, f"{core}.lock"), "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        held.append((core, handle))
+    if len(held) < count:
+        for _, handle in held:
+            handle.close()  # closing drops the lock
+        return []
+    _claimed_cores.extend(held)
+    os.sched_setaffinity(0, [core for core, _ in held])
+    return [core for core, _ in held]
 
 
 def _train(trial: Trial) -> dict:

@@ -75,6 +75,32 @@ def test_a_trials_command_line_gives_main_the_config_the_trial_trains():
     assert (parser.config.model.layer, parser.config.model.rank, parser.config.seed) == ("lc", 4, 3)
 
 
+CLAIM = """
+import os, sys, time
+from common.sweep import trials
+print(trials.claim_cores(int(sys.argv[1])), sorted(os.sched_getaffinity(0)), trials.claim_cores(1), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_claimed_cores_pin_the_process_and_are_not_given_to_another_until_it_exits(tmp_path):
+    locks, cores = str(tmp_path / "cores"), sorted(os.sched_getaffinity(0))
+
+    def claim(count: int, hold_s: float):
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), str(hold_s)], cwd=REPO,
+                                env={**subprocess_env(), "REPRISE_CORE_LOCKS": locks}, stdout=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    holder = claim(1, 30)
+    assert holder.stdout.readline() == f"[{cores[0]}] [{cores[0]}] [{cores[0]}]\n"  # pinned; a second claim: same
+    # Every core asked for while one is held: none given, the process keeps all of its cores.
+    everything = claim(len(cores), 0).communicate()[0]
+    assert everything == f"[] {cores} {[cores[1]] if len(cores) > 1 else []}\n"
+    holder.kill()
+    holder.wait()
+    assert claim(len(cores), 0).communicate()[0] == f"{cores} {cores} {cores}\n"
+
+
 def test_failing_trials_are_reported_and_leave_the_process_and_workdir_free(tmp_path):
     """A bad override, a config the paper's check rejects and a run that fails in training each come back as an
     error naming the bad value, in this process (which lives on to run the next trial), with the workdir unlocked."""
@@ -108,9 +134,13 @@ def ray_address():
     """A local Ray for this module: 2 CPUs, no dashboard; afterwards no Ray process of it is left running."""
     import ray
 
-    ray_runner.connect(None, num_cpus=2)  # include_dashboard=False, workers at normal priority
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="sweep-ray-cores-") as cores:
+        # The workers' core claims in a pool of their own: another sweep on the machine may hold the shared one.
+        os.environ["REPRISE_CORE_LOCKS"] = cores
+        ray_runner.connect(None, num_cpus=2)  # include_dashboard=False, workers at normal priority
+        yield ray.get_runtime_context().gcs_address
+        ray.shutdown()
+        del os.environ["REPRISE_CORE_LOCKS"]
     time.sleep(1)
     left = [p.name() for p in psutil.Process().children(recursive=True) if p.is_running()]
     assert not [name for name in left if "ray" in name or "gcs" in name], left
@@ -170,6 +200,9 @@ def test_killed_sweep_resumes_reports_the_failed_trial_and_reruns_skip_finished(
     pids = [record["pid"] for record in records]
     assert outcome.ran == 6 and outcome.workers < outcome.ran and len(set(pids)) < len(pids), records
     assert all(psutil.pid_exists(pid) for pid in pids), records
+    # Each worker ran on one core of its own (trial.cpus = 1): side-by-side trials split the two cores.
+    cores = {record["pid"]: tuple(record["cores"]) for record in records}
+    assert sorted(len(c) for c in cores.values()) == [1] * len(cores) and len(set(cores.values())) == len(cores)
     assert all(workdir_lock_is_free(t.workdir) for t in runs)
     assert any(line.startswith("progress: 4/5 done, 0 running, 1 failed, 0 pending") for line in lines), lines
 
