@@ -21,8 +21,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import queue
 import shutil
-from collections.abc import Iterator
+import threading
 
 import numpy as np
 
@@ -119,11 +120,18 @@ class NStepWindow:
 
 
 class NStepWriter:
-    """Writes n-step transitions into a Reverb table through one `TrajectoryWriter`.
+    """Writes n-step transitions into a Reverb table: one self-contained item per transition.
 
-    Every observation and action is sent once; an item references the start's observation and action, the
-    bootstrap observation, and two scalars appended for it. Use: `add_first(obs)` at an episode's start, then
-    `add(action, reward, next_obs, terminated, truncated)` per step (a new `add_first` after the episode ends).
+    Use: `add_first(obs)` at an episode's start, then `add(action, reward, next_obs, terminated, truncated)` per step
+    (a new `add_first` after the episode ends). The n-step window runs in the caller's thread (a few microseconds);
+    the Reverb work runs on an insert thread (`InsertThread`), so the caller never waits for a round trip. Each item
+    is one step of a `StructuredWriter` whose pattern makes the item in C++: one append per item, at ~100 us, where
+    a `TrajectoryWriter` item (two appends of references, a create_item, a flush) cost ~500 us
+    (`python -m benchmarks.replay --profile`). The price: an item stores its observation and its bootstrap
+    observation (twice the observation bytes of items that reference shared steps; Reverb compresses both).
+
+    `priority` is the priority new items enter at; it travels as the item's last column (INSERT_PRIORITY), from
+    which the table takes it.
     """
 
     def __init__(
@@ -135,52 +143,126 @@ class NStepWriter:
         discount: float,
         priority: float = 1.0,
         max_in_flight_items: int = 16,
+        queued_items: int = 64,
     ):
         self.table, self.priority = table, priority
         self._window = NStepWindow(n_step, discount)
-        self._max_in_flight = max_in_flight_items
-        # The oldest reference an item needs is the start's observation, 2 appends per step ago, up to n steps back;
-        # an episode's end appends up to n more return steps.
-        self._writer = client.trajectory_writer(num_keep_alive_refs=2 * n_step + 2)
-        self._observation_ref = None
+        self._inserts = InsertThread(client, table, max_in_flight_items=max_in_flight_items, queued_items=queued_items)
+        self._observation = None
 
     def add_first(self, observation: np.ndarray) -> None:
         self._window.reset()
-        self._writer.append({"observation": np.asarray(observation)})
-        self._observation_ref = self._writer.history["observation"][-1]
+        self._observation = np.asarray(observation)
 
     def add(self, action: int, reward: float, next_observation: np.ndarray, terminated: bool, truncated: bool):
-        if self._observation_ref is None:
+        if self._observation is None:
             raise RuntimeError("NStepWriter.add called before add_first")
-        self._writer.append({"action": np.asarray(action, np.int32), "observation": np.asarray(next_observation)})
-        history = self._writer.history
-        start = (self._observation_ref, history["action"][-1])
-        self._observation_ref = history["observation"][-1]
-        for (observation_ref, action_ref), n_step_return, bootstrap in self._window.add(
+        start = (self._observation, action)
+        self._observation = np.asarray(next_observation)
+        for (observation, start_action), n_step_return, bootstrap in self._window.add(
             start, reward, terminated, truncated
         ):
-            self._writer.append(
-                {"n_step_return": np.float32(n_step_return), "bootstrap_discount": np.float32(bootstrap)}
-            )
-            history = self._writer.history  # a snapshot: re-read after each append
-            item = {
-                "observation": observation_ref,
-                "action": action_ref,
-                "n_step_return": history["n_step_return"][-1],
-                "bootstrap_discount": history["bootstrap_discount"][-1],
-                "next_observation": self._observation_ref,
-            }
-            self._writer.create_item(self.table, self.priority, item)
-            self._writer.flush(block_until_num_items=self._max_in_flight)
+            self._inserts.put((start_action, bootstrap, n_step_return, self._observation, observation, self.priority))
         if terminated or truncated:
-            self._writer.end_episode(clear_buffers=True)
-            self._observation_ref = None
+            self._observation = None
+
+    def call_on_insert_thread(self, function, *args) -> None:
+        """Runs `function(*args)` on the insert thread after the items queued before it (priority updates)."""
+        self._inserts.put((function, args))
 
     def flush(self) -> None:
+        """Returns once every item added so far is in the table."""
+        self._inserts.flush()
+
+    def close(self) -> None:
+        self._inserts.close()
+
+
+INSERT_PRIORITY = "priority"  # the column an item's insert priority travels in; sorts after ITEM_FIELDS
+
+
+def transition_writer_config(table: str):
+    """A StructuredWriter config: each appended step (ITEM_FIELDS + INSERT_PRIORITY) becomes one item of `table`,
+    at the priority in its INSERT_PRIORITY column."""
+    fields = (*ITEM_FIELDS, INSERT_PRIORITY)
+    step = reverb.structured_writer.create_reference_step(dict.fromkeys(fields))
+    return reverb.structured_writer.create_config(
+        {field: step[field][-1] for field in fields},
+        table,
+        priority=reverb.structured_writer.td_error(1.0, dict.fromkeys(fields), lambda s: s[INSERT_PRIORITY]),
+    )
+
+
+class InsertThread:
+    """A thread that owns one StructuredWriter and writes the transitions `put` on its queue, in order.
+
+    The queue holds at most `queued_items`, so a producer blocks (back-pressure) when the table's rate limiter
+    holds the writer back; the writer keeps at most `max_in_flight_items` unconfirmed. An error on the thread is
+    raised again in the producer at its next `put` or `flush`.
+    A queued entry is a transition tuple in the order of ITEM_FIELDS + INSERT_PRIORITY, or (function, args).
+    """
+
+    def __init__(self, client: reverb.Client, table: str, *, max_in_flight_items: int, queued_items: int):
+        self._writer = client.structured_writer([transition_writer_config(table)])
+        self._max_in_flight = max_in_flight_items
+        self._queue: queue.Queue = queue.Queue(maxsize=queued_items)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"reverb-insert-{table}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            entry = self._queue.get()
+            try:
+                if entry is None:
+                    return
+                if self._error is None:
+                    self._write(entry)
+            except BaseException as error:  # noqa: BLE001 (handed to the producer)
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _write(self, entry) -> None:
+        if len(entry) == 2:
+            function, args = entry
+            function(*args)
+            return
+        action, bootstrap, n_step_return, next_observation, observation, priority = entry
+        self._writer.append(
+            {
+                "action": np.int32(action),
+                "bootstrap_discount": np.float32(bootstrap),
+                "n_step_return": np.float32(n_step_return),
+                "next_observation": next_observation,
+                "observation": observation,
+                INSERT_PRIORITY: np.float32(priority),
+            }
+        )
+        self._writer.flush(block_until_num_items=self._max_in_flight)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"writing to Reverb failed: {self._error}") from self._error
+
+    def put(self, entry) -> None:
+        self._raise_error()
+        if not self._thread.is_alive():
+            raise RuntimeError("put on a closed InsertThread")
+        self._queue.put(entry)
+
+    def flush(self) -> None:
+        """Waits until the queue is written and the writer has no unconfirmed item."""
+        self._queue.join()
+        self._raise_error()
         self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+            self._writer.flush()
+        self._raise_error()
 
 
 @dataclasses.dataclass
@@ -194,18 +276,16 @@ class Batch:
     table_size: int
 
 
-def sample_stream(client: reverb.Client, table: str) -> Iterator[reverb.ReplaySample]:
-    """Items from one long-lived sampler (one sampler per batch would cost a connection set-up each time). It keeps
-    at most one item in flight ahead of the consumer."""
-    return client.sample(table, num_samples=2**62, emit_timesteps=False)
+def item_fields(sample: reverb.ReplaySample) -> dict[str, np.ndarray]:
+    """One sampled item's ITEM_FIELDS (its INSERT_PRIORITY column dropped)."""
+    return dict(zip(ITEM_FIELDS, sample.data[: len(ITEM_FIELDS)], strict=True))
 
 
 def stack_batch(samples: list) -> Batch:
-    """A Batch from sampled items."""
-    columns = zip(*(sample.data for sample in samples), strict=True)
-    data = {field: np.stack(column) for field, column in zip(ITEM_FIELDS, columns, strict=True)}
+    """A Batch from sampled items (`reverb.ReplaySample`s)."""
+    columns = list(zip(*(sample.data for sample in samples), strict=True))
     return Batch(
-        data=data,
+        data={field: np.stack(column) for field, column in zip(ITEM_FIELDS, columns, strict=False)},
         keys=np.array([sample.info.key for sample in samples], np.uint64),
         probabilities=np.array([sample.info.probability for sample in samples], np.float64),
         table_size=int(samples[-1].info.table_size),
@@ -217,19 +297,107 @@ def sample_batch(client: reverb.Client, table: str, batch_size: int) -> Batch:
     return stack_batch(list(client.sample(table, num_samples=batch_size, emit_timesteps=False)))
 
 
-def batches(client: reverb.Client, table: str, batch_size: int) -> Iterator[Batch]:
-    """The learner's endless stream of numpy batches, from one sampler."""
-    stream = sample_stream(client, table)
-    while True:
-        yield stack_batch([next(stream) for _ in range(batch_size)])
+def open_sampler(client: reverb.Client, table: str, max_in_flight_items: int):
+    """An endless Reverb sampler that keeps `max_in_flight_items` items requested ahead of its reader.
+
+    `Client.sample` fixes that number at 1, which costs a hand-off per item (~140 us an item against ~20 us with
+    64 in flight, `python -m benchmarks.replay --profile`); Reverb's pybind sampler takes it as its third argument.
+    `next_item(sampler)` reads one item.
+    """
+    return client._client.NewSampler(table, 2**62, max_in_flight_items)  # noqa: SLF001 (see the docstring)
+
+
+def next_item(sampler) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(info, data) of the sampler's next item: info = key, probability, table_size, priority, times_sampled."""
+    flat = sampler.GetNextTrajectory()
+    return flat[:_NUM_INFO], flat[_NUM_INFO:]
+
+
+_NUM_INFO = 5  # reverb.pybind.Sampler.NUM_INFO_TENSORS in dm-reverb 0.14
+
+
+class PrefetchingDataset:
+    """A learner's side of one table: a thread samples whole batches ahead (PREFETCH_BATCHES queued, with
+    IN_FLIGHT_BATCHES batches' worth of items requested from the table) while the learner computes; priority updates
+    go out as given.
+
+    So a batch was drawn from the table as it was up to `items_sampled_ahead` items earlier (at replay ratio 0.25 and
+    batch 32: 5 batches, 20 environment steps), and its priorities too. The replay ratio is unchanged: in one
+    process the runner's schedule counts the batches read; distributed, the limiter counts the items drawn, which
+    run ahead of the batches read by at most that bound.
+    """
+
+    PREFETCH_BATCHES = 2
+    IN_FLIGHT_BATCHES = 2
+
+    def __init__(self, client: reverb.Client, table: str, batch_size: int):
+        self.client, self.table, self.batch_size = client, table, batch_size
+        self._sampler = open_sampler(client, table, self.IN_FLIGHT_BATCHES * batch_size)
+        self._batches: queue.Queue = queue.Queue(maxsize=self.PREFETCH_BATCHES)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reverb-sample-{table}", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def items_sampled_ahead(cls, batch_size: int) -> int:
+        """The most items the table may have handed out beyond the batches read: the queued batches, the one being
+        stacked, and the sampler's in-flight items."""
+        return (cls.PREFETCH_BATCHES + 1 + cls.IN_FLIGHT_BATCHES) * batch_size
+
+    def _sample_batch(self) -> Batch:
+        infos, datas = zip(*(next_item(self._sampler) for _ in range(self.batch_size)), strict=True)
+        columns = list(zip(*datas, strict=True))
+        keys, probabilities, sizes = (np.array([info[i] for info in infos]) for i in range(3))
+        return Batch(
+            data={field: np.stack(column) for field, column in zip(ITEM_FIELDS, columns, strict=False)},
+            keys=keys.astype(np.uint64),
+            probabilities=probabilities.astype(np.float64),
+            table_size=int(sizes[-1]),
+        )
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                entry = self._sample_batch()
+            except BaseException as error:  # noqa: BLE001 (handed to the reader)
+                entry = error
+            while not self._stopped.is_set():
+                try:
+                    self._batches.put(entry, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(entry, BaseException):
+                return
+
+    def sample(self) -> Batch:
+        """The next batch; blocks while the rate limiter says no."""
+        entry = self._batches.get()
+        if isinstance(entry, BaseException):
+            raise RuntimeError(f"sampling from Reverb table {self.table!r} failed: {entry}") from entry
+        return entry
+
+    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        update_priorities(self.client, self.table, keys, priorities)
+
+    def close(self) -> None:
+        """Stops the thread (one blocked on an empty table ends when its server stops)."""
+        self._stopped.set()
+        self._thread.join(timeout=1.0)
+
+
+def priority_updates(keys: np.ndarray, priorities: np.ndarray) -> dict[int, float]:
+    """{key: priority} from `keys` [batch] and `priorities` [batch], checked to match."""
+    keys, priorities = np.asarray(keys), np.asarray(priorities, np.float64)
+    if keys.shape != priorities.shape:
+        raise ValueError(f"keys {keys.shape} and priorities {priorities.shape} must have the same shape")
+    return dict(zip(keys.tolist(), priorities.tolist(), strict=True))
 
 
 def update_priorities(client: reverb.Client, table: str, keys: np.ndarray, priorities: np.ndarray) -> None:
     """Sets the priority of each item in `keys` [batch] to `priorities` [batch] (items evicted since are skipped)."""
-    keys, priorities = np.asarray(keys), np.asarray(priorities, np.float64)
-    if keys.shape != priorities.shape:
-        raise ValueError(f"keys {keys.shape} and priorities {priorities.shape} must have the same shape")
-    client.mutate_priorities(table, updates=dict(zip(keys.tolist(), priorities.tolist(), strict=True)))
+    updates = priority_updates(keys, priorities)  # checked before the client is touched
+    client.mutate_priorities(table, updates=updates)
 
 
 def table_size(client: reverb.Client, table: str) -> int:
@@ -242,26 +410,14 @@ def limiter_counts(client: reverb.Client, tables: list[str]) -> tuple[int, int]:
     return sum(info.insert_stats.completed for info in infos), sum(info.sample_stats.completed for info in infos)
 
 
-class TableDataset:
-    """A learner's side of one table: batches from one long-lived sampler, and priority updates."""
-
-    def __init__(self, client: reverb.Client, table: str, batch_size: int):
-        self.client, self.table = client, table
-        self._batches = batches(client, table, batch_size)
-
-    def sample(self) -> Batch:
-        """The next batch; blocks while the rate limiter says no."""
-        return next(self._batches)
-
-    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
-        update_priorities(self.client, self.table, keys, priorities)
-
-
 class ReverbReplay:
     """What a single-process runner needs from replay: the n-step writer, batches and priority updates on one
     table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`.
 
-    New items enter at the largest priority seen so far (Dopamine's rule), so each is replayed soon.
+    Inserts go through the writer's insert thread and batches come from a prefetching thread
+    (`PrefetchingDataset`), so the acting-and-learning thread touches Reverb only through two queues. Priority
+    updates are queued on the insert thread too. New items enter at the largest priority seen so far (Dopamine's
+    rule), so each is replayed soon.
     """
 
     def __init__(
@@ -286,23 +442,30 @@ class ReverbReplay:
 
     def sample(self) -> Batch:
         # Until the table reaches its minimum size a sample waits for inserts, which in one thread only a flush of
-        # the items still in the writer can bring; after that the relaxed limiter never blocks.
+        # the items still queued can bring; after that the relaxed limiter never blocks.
         if self._dataset is None:
             self.writer.flush()
             if table_size(self.client, self.table) < self._min_size:
                 raise RuntimeError(f"sampling before the table holds min_size_to_sample={self._min_size} items")
-            self._dataset = TableDataset(self.client, self.table, self.batch_size)
+            self._dataset = PrefetchingDataset(self.client, self.table, self.batch_size)
         return self._dataset.sample()
 
     def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
-        update_priorities(self.client, self.table, keys, priorities)
-        self.writer.priority = max(self.writer.priority, float(np.max(priorities)))
+        updates = priority_updates(keys, priorities)
+        self.writer.call_on_insert_thread(lambda: self.client.mutate_priorities(self.table, updates=updates))
+        self.writer.priority = max(self.writer.priority, max(updates.values()))
 
     def flush(self) -> None:
         self.writer.flush()
 
     def size(self) -> int:
         return table_size(self.client, self.table)
+
+    def close(self) -> None:
+        """Stops the insert and sampling threads (before the server stops)."""
+        if self._dataset is not None:
+            self._dataset.close()
+        self.writer.close()
 
 
 class ReplayCheckpoints:

@@ -104,6 +104,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
                     raise ValueError(f"its replay holds {buffer.size()} items, the checkpoint recorded {expected}")
             except Exception:
                 if server is not None:
+                    buffer.close()
                     server.stop()
                 raise
         return server, client, buffer, learner, counters
@@ -185,6 +186,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
             if checkpoint_every:
                 save(learner.updates)
         if client is not None:
+            buffer.flush()  # the items still queued count as inserted
             inserts, samples = replay.limiter_counts(client, table_names)
             replay_counts = {"replay_inserts": float(inserts), "replay_samples": float(samples)}
     finally:
@@ -192,6 +194,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
         checkpointer.close()
         writer.close()
         if server is not None:
+            buffer.close()  # its threads first: they write to and sample from the server
             server.stop()
     final_steps, learning_starts = builder.total_env_steps(), builder.learning_starts()
     first_final_step = final_steps - experiment.run.final_fraction * (final_steps - learning_starts)

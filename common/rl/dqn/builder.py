@@ -79,8 +79,8 @@ class DQNBuilder:
         """Distributed actors insert at priority 1 (Acme's rule)."""
         return replay.NStepWriter(client, REPLAY, n_step=self._agent.n_step, discount=self._agent.discount)
 
-    def make_dataset(self, client: reverb.Client) -> replay.TableDataset:
-        return replay.TableDataset(client, REPLAY, self._replay.batch_size)
+    def make_dataset(self, client: reverb.Client) -> replay.PrefetchingDataset:
+        return replay.PrefetchingDataset(client, REPLAY, self._replay.batch_size)
 
     def make_learner(self, networks: nnx.Module, dataset) -> Learner:
         return Learner(

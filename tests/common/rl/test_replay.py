@@ -46,15 +46,12 @@ def all_items(client, table="replay", draws=600) -> dict[int, dict]:
     """Every item of a small uniform table, by key (600 draws miss one of 10 items with probability ~1e-26)."""
     items = {}
     for sample in client.sample(table, num_samples=draws, emit_timesteps=False):
-        items[sample.info.key] = dict(zip(replay.ITEM_FIELDS, sample.data, strict=True), priority=sample.info.priority)
+        items[sample.info.key] = replay.item_fields(sample) | {"priority": sample.info.priority}
     return items
 
 
 def drain_queue(client, count) -> list[dict]:
-    return [
-        dict(zip(replay.ITEM_FIELDS, sample.data, strict=True))
-        for sample in client.sample("queue", num_samples=count, emit_timesteps=False)
-    ]
+    return [replay.item_fields(sample) for sample in client.sample("queue", num_samples=count, emit_timesteps=False)]
 
 
 def test_samples_per_insert_counts_items_not_batches():
