@@ -247,3 +247,19 @@ def test_step_cost_counts_the_reference_matmuls_and_the_minimum_bytes(case):
     out = jax.eval_shape(reference, x, cache, read_slots, write_slots, weights, gate_bias)[0]
     expected = 4 * (sum(a.size for a in arrays) + rows * batch * channels + out.size)  # float32
     assert bytes_ == expected
+
+
+@pytest.mark.long
+@pytest.mark.slow
+def test_gpu_benchmark_runs_quick_on_cpu(tmp_path):
+    """The GPU benchmark's --quick run on CPU: both impls at batch 1 and 4, agreeing, and its goal line."""
+    from tests.helpers import run_module
+
+    output = tmp_path / "conv.md"
+    run_module("benchmarks.cached_dilated_conv_gpu", "--quick", "--output", str(output), timeout=300)
+    text = output.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 4 |")]
+    assert len(rows) == 4 and sum("pallas (interpret)" in row for row in rows) == 2, text
+    assert "failed" not in text and "GOAL UNTESTED: cached step >= 2x XLA at batch 16-256" in text
+    errors = [float(row.split("|")[-2]) for row in rows if "pallas" in row]
+    assert max(errors) < 1e-4

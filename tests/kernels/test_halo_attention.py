@@ -149,7 +149,7 @@ STRIDED = KernelUnderTest(
 STREAMED = tiling.HaloConfig(min_tile=16, query_tile=32, window_rows=8, key_rows=8)  # GPU_TILES' Wn = 32 rule
 STRIDED_FAST = [
     *cases([(4, 1, 2, 8, 16, 2, 4)]),
-    *cases([(8, 3, 1, 16, 16, 1, 8)], [jnp.bfloat16], GPU_TILES),
+    *cases([(8, 3, 1, 16, 8, 1, 8)], [jnp.bfloat16], GPU_TILES),
     *cases([(16, 4, 1, 32, 16, 1, 4)], [jnp.float32], STREAMED),
 ]
 STRIDED_LONG = [
@@ -168,7 +168,7 @@ def test_interpreted_pallas_kept_queries_match_reference_in_values_and_gradients
     assert result.actual.shape == q.shape and result.actual.dtype == case.dtype
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float32, marks=pytest.mark.long)])
 def test_query_tiles_stream_the_window_at_stride_one(dtype):
     """b = 12, h = 2 (the shape that ran out of shared memory in float32) under its GPU_TILES rule: four query
     tiles per block and the window in chunks, interpreted, against the reference in values and gradients."""
@@ -348,10 +348,20 @@ def accelerator_only(test):
 
 @accelerator_only
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("case", [(8, 3, 2, 32, 32, 4, 16), (8, 3, 1, 16, 24, 2, 64), (10, 3, 1, 20, 20, 2, 32)])
-def test_compiled_pallas_matches_reference_on_the_accelerator(case, dtype):
+@pytest.mark.parametrize(
+    ("case", "query_stride"),
+    [
+        ((8, 3, 2, 32, 32, 4, 16), 1),
+        ((8, 3, 1, 16, 24, 2, 64), 1),
+        ((10, 3, 1, 20, 20, 2, 32), 1),
+        ((8, 3, 2, 32, 32, 2, 32), 2),  # a strided layer's kept queries
+        ((12, 2, 1, 48, 24, 2, 32), 1),  # the shape that ran out of shared memory in float32: query tiles
+        ((16, 4, 1, 32, 32, 2, 32), 2),  # Wn = 32: the streamed window
+    ],
+)
+def test_compiled_pallas_matches_reference_on_the_accelerator(case, query_stride, dtype):
     block, halo, *_ = case
-    args = inputs(sum(case), *case, dtype=dtype)
+    args = halo_attention_inputs(jax.random.PRNGKey(sum(case)), case, dtype, query_stride)
     cotangent = random_cotangent(with_sizes(halo_attention_reference, block, halo), args, sum(case))
     out, grads = value_and_grads(with_sizes(halo_attention_pallas, block, halo), args, cotangent)
     # The truth is the float32 reference on the same (possibly bfloat16-rounded) inputs: a bfloat16 XLA run
