@@ -26,16 +26,14 @@ Choices, each for a reason:
     so the kept queries tile into blocks of b/2 over the same memories. Odd sizes round up like a SAME conv.
 
 Which code computes it (`impl`, and `HaloAttention.uses_kernel`); always the kernel package's `halo_attention`:
-  * "pallas": the Pallas kernel. It has no strided-query mode and takes one head width, so a strided layer runs
-    at full resolution and keeps the top-left queries (4x the attention work of those layers, q projected at
-    every pixel), and the narrower of q/k and v is zero-padded to the wider.
-  * "xla": the package's XLA path, which takes the kept queries only (a quarter of the logits, q projected on
-    the kept pixels only) and q/k of their own width. No discarded or padded work, so this is the path
-    `--dry_run` counts. The tests check both paths give the same outputs.
+  * "pallas": the Pallas kernel. It takes the kept queries of a strided layer (a quarter of the logits, q
+    projected on the kept pixels only), and one head width: the narrower of q/k and v is zero-padded to the wider.
+  * "xla": the package's XLA path, which also takes the kept queries and q/k of their own width. No padded work,
+    so this is the path `--dry_run` counts. The tests check both paths give the same outputs.
   * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise (kernels.backend.resolve_impl, told that the
-    kernel does not suit strided layers). Strided layers take the XLA path even on a GPU: the kernel's measured
-    forward + backward speed-up over XLA (1.1-1.9x, docs/halo_attention_gpu.md) is less than the 4x of work the
-    full-resolution run would waste.
+    kernel does not suit strided layers). Strided layers keep the XLA path under "auto" until the kernel's kept-query
+    mode is measured on a GPU (benchmarks/halo_attention_gpu.py --query_stride 2); the old full-resolution run
+    measured 1.1-1.9x over XLA forward + backward (docs/halo_attention_gpu.md), less than the 4x it wasted.
 """
 
 from typing import Any
@@ -119,8 +117,7 @@ class HaloAttention(nnx.Module):
     def uses_kernel(self) -> bool:
         """Whether the Pallas kernel runs (else the XLA path); the rule is in the module docstring.
 
-        The kernel pads q/k and v to one width and computes strided layers at full resolution; the XLA path
-        computes only the kept queries with q/k at their own width.
+        The kernel pads q/k and v to one width; both paths compute only the kept queries of a strided layer.
         """
         return resolve_impl(self.impl, kernel_fits=self.stride == 1) == "pallas"
 
@@ -134,7 +131,6 @@ class HaloAttention(nnx.Module):
         kernel = self.uses_kernel()
         # The kernel takes one head width: the narrower of q/k and v is zero-padded up to the wider.
         qk_depth, v_depth = (max(d_qk, d_v),) * 2 if kernel else (d_qk, d_v)
-        query_stride = 1 if kernel else s
 
         def heads_of(t, features, rows, cols, depth):
             """[N, h, w, heads * features] -> [N, rows, cols, heads, depth], zero-padded in space and channels."""
@@ -142,8 +138,8 @@ class HaloAttention(nnx.Module):
             pad = ((0, 0), (0, rows - t.shape[1]), (0, cols - t.shape[2]), (0, 0), (0, depth - features))
             return jnp.pad(t, pad)
 
-        x_query = x[:, ::query_stride, ::query_stride]  # stride 2: the kept queries, even rows and columns
-        q_rows, q_cols = padded_h // query_stride, padded_w // query_stride
+        x_query = x[:, ::s, ::s]  # stride 2: the kept queries, even rows and columns
+        q_rows, q_cols = padded_h // s, padded_w // s
         q = heads_of(self.query(x_query) * d_qk**-0.5, d_qk, q_rows, q_cols, qk_depth)
         k = heads_of(self.key(x), d_qk, padded_h, padded_w, qk_depth)
         v = heads_of(self.value(x), d_v, padded_h, padded_w, v_depth)
@@ -151,7 +147,6 @@ class HaloAttention(nnx.Module):
         out = halo_attention(
             q, k, v, rel_h, rel_w, block_size=b, halo_size=self.halo_size, impl="pallas" if kernel else "xla"
         )
-        out = out[:, ::s, ::s] if kernel else out  # the kernel at stride 2: keep the top-left query of each 2x2
         return out[:, :out_h, :out_w, :, :d_v].reshape(n, out_h, out_w, heads * d_v)
 
 
