@@ -117,8 +117,8 @@ def implementations(args, shape, dtype):
     impls = {"xla": halo_attention_reference}
     platform = backend.accelerator()
     if platform == "gpu":
-        b, h = shape[5], shape[6]
-        config = tiling.gpu_config(1 << (b + 2 * h - 1).bit_length(), dtype)
+        b, h = shape[5:]
+        config = tiling.gpu_config(b, h, dtype)
         impls[f"pallas w{config.num_warps}"] = halo_attention_pallas
         for warps in (int(w) for w in args.num_warps.split(",") if w):
             if warps != config.num_warps:

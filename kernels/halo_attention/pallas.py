@@ -116,7 +116,7 @@ def _dims(q_shape, k_shape, block_size, halo_size, dtype, precision, launch: Lau
     _, height, width, _, depth = k_shape
     stride = height // q_shape[1]
     query_edge = block_size // stride
-    window = _pow2(block_size + 2 * halo_size)
+    window = tiling.padded_window(block_size, halo_size)
     while window * window < m:
         window *= 2
     key_edge = _pow2(block_size)
@@ -568,8 +568,7 @@ def launch_for(q_shape, k_shape, block_size, halo_size, dtype, interpret=None, c
     compiled for a GPU and no config is given."""
     launch = resolve_launch(interpret, config, HaloConfig)
     if config is None and not launch.interpret and launch.platform == "gpu":
-        window = _pow2(block_size + 2 * halo_size)
-        launch = Launch(launch.platform, launch.interpret, tiling.gpu_config(window, dtype))
+        launch = Launch(launch.platform, launch.interpret, tiling.gpu_config(block_size, halo_size, dtype))
     return launch
 
 

@@ -77,8 +77,15 @@ GPU_TILES = (
 )
 
 
-def gpu_config(window: int, dtype) -> HaloConfig:
-    """The first `GPU_TILES` rule for a padded window edge Wn and the inputs' dtype (float16 counts as bfloat16)."""
+def padded_window(block_size: int, halo_size: int) -> int:
+    """Wn: the memory edge b + 2h rounded up to a power of two (Triton tiles), the table's key."""
+    return 1 << (block_size + 2 * halo_size - 1).bit_length()
+
+
+def gpu_config(block_size: int, halo_size: int, dtype) -> HaloConfig:
+    """The first `GPU_TILES` rule for this window (`padded_window`) and the inputs' dtype (float16 counts as
+    bfloat16)."""
+    window = padded_window(block_size, halo_size)
     name = "float32" if jnp.dtype(dtype) == jnp.float32 else "bfloat16"
     for rule in GPU_TILES:
         if window <= rule.max_window and rule.dtype in (name, "any"):
