@@ -1,12 +1,19 @@
 """Experience replay on a Reverb server: the table, the n-step writer, the learner's batches, priorities, checkpoints.
 
-One replay item is one n-step transition, whatever writes it:
+One replay item is one n-step transition, whatever writes it; a learner reads it as ITEM_FIELDS:
   observation       [*obs_shape]  the observation the action was taken in
   action            []   int32
   n_step_return     []   float32  sum_{k<m} discount^k r_{t+k+1}, m = n, or fewer steps at an episode's end
   bootstrap_discount []  float32  discount^m, or 0 when the episode terminated inside the window
   next_observation  [*obs_shape]  the observation m steps later (the one bootstrapped from)
 so a learner needs no knowledge of n: the target is `n_step_return + bootstrap_discount * max_a Q(next_observation)`.
+The table stores it in STORED_COLUMNS, the fewest columns that keep dtypes: observations [2, *obs_shape] (the two
+observations stacked, in the environment's dtype) and scalars [3] float32 (action, n_step_return,
+bootstrap_discount; actions are small integers, exact in float32), and, when items carry their own insert priority,
+WRITE_PRIORITY []. Every column costs Reverb a chunk per item on insert and a tensor per item on sample, so five
+columns cost 114 us an insert and 21 us a sample, two columns 73 and 13 (`python -m benchmarks.replay --profile`).
+An item holds both its observations (twice the observation bytes of items that reference shared steps; Reverb
+compresses the chunks).
 
 The table holds `capacity` items and evicts the oldest first (FIFO), and samples uniformly or in proportion to
 priority**exponent. Its SampleToInsertRatio limiter keeps the replay ratio (gradient updates per environment step):
@@ -32,7 +39,9 @@ from common.registry import lookup
 
 reverb = import_reverb()
 
-ITEM_FIELDS = ("action", "bootstrap_discount", "n_step_return", "next_observation", "observation")  # Reverb's order
+ITEM_FIELDS = ("action", "bootstrap_discount", "n_step_return", "next_observation", "observation")
+STORED_COLUMNS = ("observations", "scalars")  # what the table holds per item (module docstring)
+WRITE_PRIORITY = "write_priority"  # the optional third column: the priority the item was inserted at
 _UNBOUNDED_ERROR = 1e15  # "never blocks" for the single-process limiter (a float the C++ limiter accepts)
 
 SAMPLERS = {
@@ -120,18 +129,17 @@ class NStepWindow:
 
 
 class NStepWriter:
-    """Writes n-step transitions into a Reverb table: one self-contained item per transition.
+    """Writes n-step transitions into a Reverb table: one self-contained item per transition (see the module
+    docstring for its columns).
 
     Use: `add_first(obs)` at an episode's start, then `add(action, reward, next_obs, terminated, truncated)` per step
     (a new `add_first` after the episode ends). The n-step window runs in the caller's thread (a few microseconds);
-    the Reverb work runs on an insert thread (`InsertThread`), so the caller never waits for a round trip. Each item
-    is one step of a `StructuredWriter` whose pattern makes the item in C++: one append per item, at ~100 us, where
-    a `TrajectoryWriter` item (two appends of references, a create_item, a flush) cost ~500 us
-    (`python -m benchmarks.replay --profile`). The price: an item stores its observation and its bootstrap
-    observation (twice the observation bytes of items that reference shared steps; Reverb compresses both).
+    the Reverb work runs on an insert thread (`InsertThread`), which receives `items_per_put` transitions at a time,
+    so the caller never waits for Reverb. Items reach the table up to `items_per_put` steps late; `flush` sends them.
 
-    `priority` is the priority new items enter at; it travels as the item's last column (INSERT_PRIORITY), from
-    which the table takes it.
+    priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
+    `priority` may change between items (a single-process prioritised table); otherwise every item enters at the
+    `priority` given here.
     """
 
     def __init__(
@@ -142,12 +150,21 @@ class NStepWriter:
         n_step: int,
         discount: float,
         priority: float = 1.0,
+        carry_priority: bool = False,
+        items_per_put: int = 8,
         max_in_flight_items: int = 16,
         queued_items: int = 64,
     ):
         self.table, self.priority = table, priority
         self._window = NStepWindow(n_step, discount)
-        self._inserts = InsertThread(client, table, max_in_flight_items=max_in_flight_items, queued_items=queued_items)
+        self._inserts = InsertThread(
+            client,
+            transition_writer_config(table, None if carry_priority else priority),
+            max_in_flight_items=max_in_flight_items,
+            queued_puts=max(queued_items // items_per_put, 1),
+        )
+        self._carry_priority = carry_priority
+        self._items_per_put, self._unsent = items_per_put, []
         self._observation = None
 
     def add_first(self, observation: np.ndarray) -> None:
@@ -162,52 +179,65 @@ class NStepWriter:
         for (observation, start_action), n_step_return, bootstrap in self._window.add(
             start, reward, terminated, truncated
         ):
-            self._inserts.put((start_action, bootstrap, n_step_return, self._observation, observation, self.priority))
+            columns = [
+                np.stack([observation, self._observation]),
+                np.array([start_action, n_step_return, bootstrap], np.float32),
+            ]
+            if self._carry_priority:
+                columns.append(np.float32(self.priority))
+            self._unsent.append(columns)
+        if len(self._unsent) >= self._items_per_put:
+            self._send()
         if terminated or truncated:
             self._observation = None
 
-    def call_on_insert_thread(self, function, *args) -> None:
-        """Runs `function(*args)` on the insert thread after the items queued before it (priority updates)."""
-        self._inserts.put((function, args))
+    def _send(self) -> None:
+        if self._unsent:
+            self._inserts.put(self._unsent)
+            self._unsent = []
+
+    def call_on_insert_thread(self, function) -> None:
+        """Runs `function()` on the insert thread after the items added before it are written (priority updates)."""
+        self._send()
+        self._inserts.put(function)
 
     def flush(self) -> None:
         """Returns once every item added so far is in the table."""
+        self._send()
         self._inserts.flush()
 
     def close(self) -> None:
+        self._send()
         self._inserts.close()
 
 
-INSERT_PRIORITY = "priority"  # the column an item's insert priority travels in; sorts after ITEM_FIELDS
-
-
-def transition_writer_config(table: str):
-    """A StructuredWriter config: each appended step (ITEM_FIELDS + INSERT_PRIORITY) becomes one item of `table`,
-    at the priority in its INSERT_PRIORITY column."""
-    fields = (*ITEM_FIELDS, INSERT_PRIORITY)
-    step = reverb.structured_writer.create_reference_step(dict.fromkeys(fields))
-    return reverb.structured_writer.create_config(
-        {field: step[field][-1] for field in fields},
-        table,
-        priority=reverb.structured_writer.td_error(1.0, dict.fromkeys(fields), lambda s: s[INSERT_PRIORITY]),
-    )
+def transition_writer_config(table: str, priority: float | None):
+    """A StructuredWriter config: each appended step (STORED_COLUMNS, plus WRITE_PRIORITY when `priority` is None)
+    becomes one item of `table`, at `priority` or at the value of its WRITE_PRIORITY column."""
+    columns = STORED_COLUMNS if priority is not None else (*STORED_COLUMNS, WRITE_PRIORITY)
+    step = reverb.structured_writer.create_reference_step(list(columns))
+    if priority is None:
+        priority_fn = reverb.structured_writer.td_error(1.0, list(columns), lambda s: s[len(STORED_COLUMNS)])
+    else:
+        priority_fn = reverb.structured_writer.constant_priority_fn(priority)
+    return reverb.structured_writer.create_config([column[-1] for column in step], table, priority=priority_fn)
 
 
 class InsertThread:
-    """A thread that owns one StructuredWriter and writes the transitions `put` on its queue, in order.
+    """A thread that owns one StructuredWriter (made from `config`) and writes what is `put` on its queue, in order:
+    a list of items (each the list of its columns), or a function to call.
 
-    The queue holds at most `queued_items`, so a producer blocks (back-pressure) when the table's rate limiter
-    holds the writer back; the writer keeps at most `max_in_flight_items` unconfirmed. An error on the thread is
-    raised again in the producer at its next `put` or `flush`.
-    A queued entry is a transition tuple in the order of ITEM_FIELDS + INSERT_PRIORITY, or (function, args).
+    The queue holds at most `queued_puts` entries, so a producer blocks (back-pressure) when the table's rate
+    limiter holds the writer back; after each list the writer waits until at most `max_in_flight_items` are
+    unconfirmed. An error on the thread is raised again in the producer at its next `put` or `flush`.
     """
 
-    def __init__(self, client: reverb.Client, table: str, *, max_in_flight_items: int, queued_items: int):
-        self._writer = client.structured_writer([transition_writer_config(table)])
+    def __init__(self, client: reverb.Client, config, *, max_in_flight_items: int, queued_puts: int):
+        self._writer = client.structured_writer([config])
         self._max_in_flight = max_in_flight_items
-        self._queue: queue.Queue = queue.Queue(maxsize=queued_items)
+        self._queue: queue.Queue = queue.Queue(maxsize=queued_puts)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"reverb-insert-{table}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"reverb-insert-{config.table}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -224,21 +254,11 @@ class InsertThread:
                 self._queue.task_done()
 
     def _write(self, entry) -> None:
-        if len(entry) == 2:
-            function, args = entry
-            function(*args)
+        if callable(entry):
+            entry()
             return
-        action, bootstrap, n_step_return, next_observation, observation, priority = entry
-        self._writer.append(
-            {
-                "action": np.int32(action),
-                "bootstrap_discount": np.float32(bootstrap),
-                "n_step_return": np.float32(n_step_return),
-                "next_observation": next_observation,
-                "observation": observation,
-                INSERT_PRIORITY: np.float32(priority),
-            }
-        )
+        for columns in entry:
+            self._writer.append(columns)
         self._writer.flush(block_until_num_items=self._max_in_flight)
 
     def _raise_error(self) -> None:
@@ -276,16 +296,33 @@ class Batch:
     table_size: int
 
 
+def unpack_batch(observations: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+    """ITEM_FIELDS [batch, ...] from stored columns: observations [batch, 2, *obs_shape] (the observation, then the
+    one bootstrapped from), scalars [batch, 3] float32 (action, n_step_return, bootstrap_discount)."""
+    return {
+        "action": scalars[:, 0].astype(np.int32),
+        "bootstrap_discount": scalars[:, 2],
+        "n_step_return": scalars[:, 1],
+        "next_observation": observations[:, 1],
+        "observation": observations[:, 0],
+    }
+
+
+def unpack_item(observations: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+    """One item's ITEM_FIELDS from its stored columns (observations [2, *obs_shape], scalars [3])."""
+    return {field: value[0] for field, value in unpack_batch(observations[None], scalars[None]).items()}
+
+
 def item_fields(sample: reverb.ReplaySample) -> dict[str, np.ndarray]:
-    """One sampled item's ITEM_FIELDS (its INSERT_PRIORITY column dropped)."""
-    return dict(zip(ITEM_FIELDS, sample.data[: len(ITEM_FIELDS)], strict=True))
+    """One sampled item's ITEM_FIELDS."""
+    return unpack_item(*sample.data[: len(STORED_COLUMNS)])
 
 
 def stack_batch(samples: list) -> Batch:
     """A Batch from sampled items (`reverb.ReplaySample`s)."""
-    columns = list(zip(*(sample.data for sample in samples), strict=True))
+    columns = list(zip(*(sample.data[: len(STORED_COLUMNS)] for sample in samples), strict=True))
     return Batch(
-        data={field: np.stack(column) for field, column in zip(ITEM_FIELDS, columns, strict=False)},
+        data=unpack_batch(*(np.stack(column) for column in columns)),
         keys=np.array([sample.info.key for sample in samples], np.uint64),
         probabilities=np.array([sample.info.probability for sample in samples], np.float64),
         table_size=int(samples[-1].info.table_size),
@@ -345,14 +382,13 @@ class PrefetchingDataset:
         return (cls.PREFETCH_BATCHES + 1 + cls.IN_FLIGHT_BATCHES) * batch_size
 
     def _sample_batch(self) -> Batch:
-        infos, datas = zip(*(next_item(self._sampler) for _ in range(self.batch_size)), strict=True)
-        columns = list(zip(*datas, strict=True))
-        keys, probabilities, sizes = (np.array([info[i] for info in infos]) for i in range(3))
+        infos, columns = zip(*(next_item(self._sampler) for _ in range(self.batch_size)), strict=True)
+        observations, scalars = (np.stack([item[i] for item in columns]) for i in range(len(STORED_COLUMNS)))
         return Batch(
-            data={field: np.stack(column) for field, column in zip(ITEM_FIELDS, columns, strict=False)},
-            keys=keys.astype(np.uint64),
-            probabilities=probabilities.astype(np.float64),
-            table_size=int(sizes[-1]),
+            data=unpack_batch(observations, scalars),
+            keys=np.array([info[0] for info in infos], np.uint64),
+            probabilities=np.array([info[1] for info in infos], np.float64),
+            table_size=int(infos[-1][2]),
         )
 
     def _run(self) -> None:
@@ -429,9 +465,10 @@ class ReverbReplay:
         n_step: int,
         discount: float,
         min_size_to_sample: int,
+        prioritized: bool = False,
     ):
         self.client, self.table, self.batch_size = client, table, batch_size
-        self.writer = NStepWriter(client, table, n_step=n_step, discount=discount)
+        self.writer = NStepWriter(client, table, n_step=n_step, discount=discount, carry_priority=prioritized)
         self._min_size, self._dataset = min_size_to_sample, None
 
     def add_first(self, observation: np.ndarray) -> None:

@@ -73,7 +73,13 @@ class DQNBuilder:
         }
         if client is None:
             return RingBufferReplay(self._replay.capacity, spec.observation_shape, seed=self.experiment.seed, **options)
-        return replay.ReverbReplay(client, REPLAY, min_size_to_sample=self._replay.min_size_to_sample, **options)
+        return replay.ReverbReplay(
+            client,
+            REPLAY,
+            min_size_to_sample=self._replay.min_size_to_sample,
+            prioritized=self._replay.sampler == "prioritized",
+            **options,
+        )
 
     def make_adder(self, client: reverb.Client) -> replay.NStepWriter:
         """Distributed actors insert at priority 1 (Acme's rule)."""
