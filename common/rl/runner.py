@@ -36,6 +36,8 @@ from common.train.metrics import MetricWriter
 
 reverb = import_reverb()
 
+EPISODES_PART = "episodes"  # the checkpoint part holding EpisodeStats
+
 
 def make_env(config: EnvConfig, seed: int) -> Environment:
     options = {"max_episode_steps": config.max_episode_steps, "sticky_action_prob": config.sticky_action_prob}
@@ -65,6 +67,18 @@ class EpisodeStats:
         recent = [r for r, end in zip(self.returns, self.end_steps, strict=True) if end > env_steps]
         return float(np.mean(recent)) if recent else None
 
+    def to_json(self) -> dict:
+        """What a checkpoint keeps, so a resumed run scores the episodes from before the restart too."""
+        return {"returns": list(self.returns), "end_steps": list(self.end_steps), "current": float(self.current)}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> EpisodeStats:
+        stats = cls()
+        stats.returns = [float(r) for r in saved["returns"]]
+        stats.end_steps = [int(step) for step in saved["end_steps"]]
+        stats.current = float(saved["current"])
+        return stats
+
     def final_score(self, env_steps: int) -> float:
         """The mean return of the episodes that ended after `env_steps`; if none did (one long episode spans the
         whole window), the return so far of the unfinished episode, a lower bound of its return."""
@@ -72,9 +86,10 @@ class EpisodeStats:
         return recent if recent is not None else self.current
 
 
-def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict[str, float]:
+def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_finish=None) -> dict[str, float]:
     """Trains the agent `config.agent.name` for config.run.total_updates updates in `workdir` (resuming from its
-    checkpoints)."""
+    checkpoints). on_finish(learner, episode_stats), if given, sees the final state after the last update (tests
+    compare runs through it)."""
     builder = agents.make_builder(config)
     experiment = builder.experiment
     env = make_env(experiment.env, experiment.seed)
@@ -94,11 +109,15 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
             client = server.localhost_client()
         buffer = builder.make_replay(spec, client)
         learner = builder.make_learner(networks, buffer)
-        counters = {"env_steps": 0, "episodes": 0}
+        counters, stats = {"env_steps": 0, "episodes": 0}, EpisodeStats()
         if step is not None:
             try:
                 learner.restore(checkpointer.restore({"learner": learner.save()}, step)["learner"])
                 counters = checkpointer.load_raw("counters", step)
+                if EPISODES_PART in checkpointer.part_names(step):  # absent from checkpoints of older runs
+                    saved = checkpointer.restore({EPISODES_PART: EpisodeStats().to_json()}, step)[EPISODES_PART]
+                    stats = EpisodeStats.from_json(saved)
+                    stats.current = 0.0  # the episode cut by the restart starts afresh
                 expected = int(counters.get("replay_items", -1))
                 if expected >= 0 and buffer.size() != expected:
                     raise ValueError(f"its replay holds {buffer.size()} items, the checkpoint recorded {expected}")
@@ -107,13 +126,13 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
                     buffer.close()
                     server.stop()
                 raise
-        return server, client, buffer, learner, counters
+        return server, client, buffer, learner, counters, stats
 
     start_step = None
     if checkpointer.all_steps():
-        start_step, (server, client, buffer, learner, counters) = checkpointer.open_newest_readable(open_at)
+        start_step, (server, client, buffer, learner, counters, stats) = checkpointer.open_newest_readable(open_at)
     else:
-        server, client, buffer, learner, counters = open_at(None)
+        server, client, buffer, learner, counters, stats = open_at(None)
     actor = builder.make_actor(networks, spec, VariableClient(learner), buffer, seed=experiment.seed + 1)
     env_steps, episodes = int(counters["env_steps"]), int(counters["episodes"])
     if start_step is not None:
@@ -134,11 +153,11 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
             "episodes": jnp.asarray(episodes, jnp.int32),
             "replay_items": jnp.asarray(buffer.size() if client is not None else -1, jnp.int32),  # checked on load
         }
-        checkpointer.maybe_save(updates, {"learner": learner.save(), "counters": counters}, force=True)
+        parts = {"learner": learner.save(), "counters": counters, EPISODES_PART: stats.to_json()}
+        checkpointer.maybe_save(updates, parts, force=True)
 
     writer = MetricWriter(workdir, resume_step=env_steps)
     replay_counts = {}
-    stats = EpisodeStats()
     log_every = experiment.run.log_every
     stop = StopRequest()
     observation = env.reset()
@@ -185,6 +204,8 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print) -> dict
         else:
             if checkpoint_every:
                 save(learner.updates)
+        if on_finish is not None:
+            on_finish(learner, stats)
         if client is not None:
             buffer.flush()  # the items still queued count as inserted
             inserts, samples = replay.limiter_counts(client, table_names)
