@@ -160,7 +160,9 @@ STRIDED_LONG = [
 ]
 
 
-@pytest.mark.parametrize("case", STRIDED_FAST + [pytest.param(*p.values, marks=pytest.mark.long) for p in STRIDED_LONG])
+@pytest.mark.parametrize(
+    "case", STRIDED_FAST + [pytest.param(*p.values, marks=pytest.mark.long, id=p.id) for p in STRIDED_LONG]
+)
 def test_interpreted_pallas_kept_queries_match_reference_in_values_and_gradients(case: Case):
     result = STRIDED.check_pallas_against_reference(case)
     q, k = result.inputs[:2]
