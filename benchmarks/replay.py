@@ -1,27 +1,39 @@
 """Replay throughput: DQN on CartPole at replay ratio 0.25 (one update of batch 32 every 4 environment steps).
 
-Environment steps/s and learner updates/s, measured in one run for
-  single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table
-  single-process + ring buffer  the same runner on a plain numpy ring buffer (common/rl/ring_buffer.py)
+Environment steps/s, learner updates/s and the replay ratio achieved, measured in one run for
+  single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table (inserts on an
+                                insert thread, batches sampled ahead on a prefetching thread: common/rl/replay.py)
+  single-process + ring buffer  the same runner on a plain numpy ring buffer (common/rl/ring_buffer.py): the reference
   distributed + Reverb          a Reverb server process, 2 actor processes over gRPC, the learner
                                 (common/rl/distributed.py)
 Rates are medians over the logged windows after the first (which holds compilation, the replay warm-up and, when
-distributed, process start-up).
+distributed, process start-up). The ring buffer runs between the two Reverb runs, so the ratios compare runs made
+minutes apart on a shared machine.
 
-python -m benchmarks.run_all --only replay
+python -m benchmarks.run_all --only replay      the section of docs/benchmarks.md
+python -m benchmarks.replay --profile           what each Reverb operation costs (CPU time per item, all threads)
 """
 
+import argparse
 import os
 import statistics
 import tempfile
 import time
 
+import numpy as np
+from ml_collections import ConfigDict
+
 from common import report
-from common.rl import distributed, runner
+from common.compat import import_reverb
+from common.rl import distributed, replay, runner
+from common.rl.ring_buffer import RingBufferReplay
 from common.train.metrics import read_metrics
 from papers.replay_fundamentals import config as paper_config
 
+reverb = import_reverb()
+
 SETTINGS = (("single-process", "reverb"), ("single-process", "ring"), ("distributed (2 actors)", "reverb"))
+REFERENCE = ("single-process", "ring")
 
 
 def benchmark_config(mode: str, backend: str, total_updates: int):
@@ -38,43 +50,205 @@ def benchmark_config(mode: str, backend: str, total_updates: int):
 
 
 def measure(mode: str, backend: str, total_updates: int) -> dict:
-    """Median environment steps/s and updates/s over the logged windows after the first, and the wall time."""
+    """Median environment steps/s and updates/s over the logged windows after the first, the replay ratio achieved
+    after the warm-up (updates / (environment steps - learning_starts)), and the wall time."""
     config = benchmark_config(mode, backend, total_updates)
     train = distributed.train_distributed if config.run.mode == "distributed" else runner.train_single_process
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        train(config, workdir, log=lambda _: None)
-        rows = [row for row in read_metrics(workdir) if "updates_per_second" in row][1:]
+        final = train(config, workdir, log=lambda _: None)
+        rows = [row for row in read_metrics(workdir) if "updates_per_second" in row]
+    # One process logs at environment steps (the row's step); distributed, at updates, with the items inserted
+    # (one per environment step) in the row.
+    env_steps = rows[-1]["env_steps"] if "env_steps" in rows[-1] else rows[-1]["step"]
+    learning_starts = config.replay.min_size_to_sample + config.agent.n_step
     return {
-        "env_steps_per_second": statistics.median(row["env_steps_per_second"] for row in rows),
-        "updates_per_second": statistics.median(row["updates_per_second"] for row in rows),
-        "windows": len(rows),
+        "env_steps_per_second": statistics.median(row["env_steps_per_second"] for row in rows[1:]),
+        "updates_per_second": statistics.median(row["updates_per_second"] for row in rows[1:]),
+        "replay_ratio": final["updates"] / max(env_steps - learning_starts, 1),
+        "windows": len(rows) - 1,
         "seconds": time.perf_counter() - started,
     }
 
 
 def markdown(total_updates: int = 2_000) -> str:
     load_before = os.getloadavg()[0]
-    results = [(mode, backend, measure(mode, backend, total_updates)) for mode, backend in SETTINGS]
+    results = {(mode, backend): measure(mode, backend, total_updates) for mode, backend in SETTINGS}
+    reference = results[REFERENCE]["env_steps_per_second"]
     rows = [
         [
             mode,
             backend,
             f"{r['env_steps_per_second']:.0f}",
+            f"{r['env_steps_per_second'] / reference:.0%}",
             f"{r['updates_per_second']:.1f}",
+            f"{r['replay_ratio']:.3f}",
             r["windows"],
             f"{r['seconds']:.0f}",
         ]
-        for mode, backend, r in results
+        for (mode, backend), r in results.items()
     ]
-    header = ["layout", "replay", "env steps/s", "updates/s", "windows", "run (s)"]
+    header = [
+        "layout",
+        "replay",
+        "env steps/s",
+        "of the ring buffer's",
+        "updates/s",
+        "replay ratio",
+        "windows",
+        "run (s)",
+    ]
     return "\n\n".join(
         [
             "## Replay: DQN on CartPole, replay ratio 0.25",
             report.markdown_table(header, rows),
-            f"{total_updates:,} updates (batch 32) per run, MLP 64-64; median over the logged windows after the first."
+            f"{total_updates:,} updates (batch 32) per run, MLP 64-64; median over the logged windows after the first;"
+            " the replay ratio is updates / (environment steps - warm-up) over the whole run."
             f" Measured on {report.machine_description()} by `python -m benchmarks.run_all --only replay`; the"
             f" 1-minute load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the cores are"
             " shared, so the rates move with other jobs).",
         ]
     )
+
+
+# --- python -m benchmarks.replay --profile: the cost of each replay operation ------------------------------------
+
+
+def _cpu_microseconds(operation, count: int) -> float:
+    """CPU time of all threads (Reverb's own included) per call of `operation()`, over `count` calls."""
+    start = time.process_time()
+    for _ in range(count):
+        operation()
+    return (time.process_time() - start) / count * 1e6
+
+
+def _uniform_table(capacity: int) -> reverb.Table:
+    config = {"capacity": capacity, "sampler": "uniform", "replay_ratio": 0.25, "batch_size": 32}
+    return replay.make_table(ConfigDict(config | {"min_size_to_sample": 1}), single_process=True)
+
+
+def _five_columns(observation: np.ndarray, next_observation: np.ndarray) -> dict[str, np.ndarray]:
+    """One transition as five columns, one per ITEM_FIELDS entry (the layout before STORED_COLUMNS)."""
+    return {
+        "action": np.int32(1),
+        "bootstrap_discount": np.float32(0.99),
+        "n_step_return": np.float32(1.0),
+        "next_observation": next_observation,
+        "observation": observation,
+    }
+
+
+def _structured_writer(client: reverb.Client, num_columns: int):
+    step = reverb.structured_writer.create_reference_step([None] * num_columns)
+    return client.structured_writer([reverb.structured_writer.create_config([column[-1] for column in step], "replay")])
+
+
+def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str]]:
+    """[operation, CPU us per item] for each way of inserting and sampling one transition."""
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(items + 1, *observation_shape)).astype(np.float32)
+    transitions = [_five_columns(observations[i], observations[i + 1]) for i in range(items)]
+    rows = []
+
+    def insert_cost(name: str, write_one, finish) -> None:
+        position = iter(range(items))
+        cost = _cpu_microseconds(lambda: write_one(next(position)), items)
+        start = time.process_time()
+        finish()
+        rows.append([f"insert: {name}", f"{cost + (time.process_time() - start) / items * 1e6:.0f}"])
+
+    def sample_cost(name: str, client: reverb.Client) -> None:
+        public = iter(client.sample("replay", num_samples=items, emit_timesteps=False))
+        rows.append(
+            [
+                f"sample: {name}, Client.sample (1 item in flight)",
+                f"{_cpu_microseconds(lambda: next(public), items):.0f}",
+            ]
+        )
+        sampler = replay.open_sampler(client, "replay", 64)
+        cost = _cpu_microseconds(lambda: replay.next_item(sampler), items)
+        rows.append([f"sample: {name}, replay.open_sampler (64 in flight)", f"{cost:.0f}"])
+
+    for name, make_writer, write, finish in (
+        (
+            "TrajectoryWriter, append + create_item + flush(16), 5 columns",
+            lambda client: client.trajectory_writer(num_keep_alive_refs=1),
+            lambda writer, i: (
+                writer.append(transitions[i]),
+                writer.create_item("replay", 1.0, {k: v[-1] for k, v in writer.history.items()}),
+                writer.flush(block_until_num_items=16),
+            ),
+            lambda writer: writer.flush(),
+        ),
+        (
+            "StructuredWriter, 5 columns",
+            lambda client: _structured_writer(client, 5),
+            lambda writer, i: writer.append(list(transitions[i].values())),
+            lambda writer: writer.flush(),
+        ),
+        (
+            "StructuredWriter, 2 columns (replay.STORED_COLUMNS)",
+            lambda client: _structured_writer(client, 2),
+            lambda writer, i: writer.append(
+                [np.stack([observations[i], observations[i + 1]]), np.array([1, 1.0, 0.99], np.float32)]
+            ),
+            lambda writer: writer.flush(),
+        ),
+    ):
+        server = reverb.Server([_uniform_table(items)])
+        client = server.localhost_client()
+        writer = make_writer(client)
+        insert_cost(
+            name,
+            lambda i, writer=writer, write=write: write(writer, i),
+            lambda writer=writer, finish=finish: finish(writer),
+        )
+        if "TrajectoryWriter" not in name:
+            sample_cost(name.split(",", 1)[1].strip(), client)
+        server.stop()
+
+    server = reverb.Server([_uniform_table(items)])
+    client = server.localhost_client()
+    writer = replay.NStepWriter(client, "replay", n_step=1, discount=0.99)
+    writer.add_first(observations[0])
+    insert_cost(
+        "replay.NStepWriter.add (n-step window, insert thread)",
+        lambda i: writer.add(1, 1.0, observations[i + 1], False, False),
+        writer.flush,
+    )
+    dataset = replay.PrefetchingDataset(client, "replay", 32)
+    cost = _cpu_microseconds(dataset.sample, items // 32) / 32
+    rows.append(["sample: replay.PrefetchingDataset.sample (batches of 32, prefetching thread)", f"{cost:.0f}"])
+    dataset.close()
+    writer.close()
+    server.stop()
+
+    ring = RingBufferReplay(items, observation_shape, batch_size=32, n_step=1, discount=0.99)
+    ring.add_first(observations[0])
+    insert_cost("RingBufferReplay.add", lambda i: ring.add(1, 1.0, observations[i + 1], False, False), ring.flush)
+    rows.append(
+        ["sample: RingBufferReplay.sample (batches of 32)", f"{_cpu_microseconds(ring.sample, items // 32) / 32:.1f}"]
+    )
+    return rows
+
+
+def profile_markdown(items: int = 3_000) -> str:
+    load_before = os.getloadavg()[0]
+    rows = operation_costs(items)
+    return "\n\n".join(
+        [
+            "## Replay: what each operation costs (CPU us per item, all threads)",
+            report.markdown_table(["operation", "CPU us / item"], rows),
+            f"{items:,} CartPole transitions (observations [4] float32) into and out of an in-process table. Measured"
+            f" on {report.machine_description()} by `python -m benchmarks.replay --profile`; the 1-minute load average"
+            f" was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", action="store_true", help="the cost of each replay operation, not the runs")
+    parser.add_argument("--updates", type=int, default=2_000, help="updates per run (without --profile)")
+    arguments = parser.parse_args()
+    print(profile_markdown() if arguments.profile else markdown(arguments.updates))

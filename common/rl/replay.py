@@ -10,8 +10,8 @@ so a learner needs no knowledge of n: the target is `n_step_return + bootstrap_d
 The table stores it in STORED_COLUMNS, the fewest columns that keep dtypes: observations [2, *obs_shape] (the two
 observations stacked, in the environment's dtype) and scalars [3] float32 (action, n_step_return,
 bootstrap_discount; actions are small integers, exact in float32), and, when items carry their own insert priority,
-WRITE_PRIORITY []. Every column costs Reverb a chunk per item on insert and a tensor per item on sample, so five
-columns cost 114 us an insert and 21 us a sample, two columns 73 and 13 (`python -m benchmarks.replay --profile`).
+WRITE_PRIORITY []. Every column costs Reverb a chunk per item on insert and a tensor per item on sample, so two
+columns insert and sample for about half the CPU of five (`python -m benchmarks.replay --profile` measures each).
 An item holds both its observations (twice the observation bytes of items that reference shared steps; Reverb
 compresses the chunks).
 
@@ -337,9 +337,9 @@ def sample_batch(client: reverb.Client, table: str, batch_size: int) -> Batch:
 def open_sampler(client: reverb.Client, table: str, max_in_flight_items: int):
     """An endless Reverb sampler that keeps `max_in_flight_items` items requested ahead of its reader.
 
-    `Client.sample` fixes that number at 1, which costs a hand-off per item (~140 us an item against ~20 us with
-    64 in flight, `python -m benchmarks.replay --profile`); Reverb's pybind sampler takes it as its third argument.
-    `next_item(sampler)` reads one item.
+    `Client.sample` fixes that number at 1, which costs a hand-off between threads per item (several times the CPU
+    of 64 in flight: `python -m benchmarks.replay --profile`); Reverb's pybind sampler takes it as its third
+    argument (dm-reverb 0.14; the one private call of this module). `next_item(sampler)` reads one item.
     """
     return client._client.NewSampler(table, 2**62, max_in_flight_items)  # noqa: SLF001 (see the docstring)
 

@@ -11,5 +11,14 @@ def test_measure_reads_rates_from_the_runs_metrics():
     result = replay.measure("single-process", "ring", total_updates=200)
     assert result["windows"] >= 5  # 1,301 environment steps logged every 100, the first window dropped
     assert result["env_steps_per_second"] > 0 and result["updates_per_second"] > 0
+    assert abs(result["replay_ratio"] / 0.25 - 1) < 0.05
     config = replay.benchmark_config("distributed (2 actors)", "reverb", 200)
     assert (config.run.mode, config.run.num_actors, config.replay.replay_ratio) == ("distributed", 2, 0.25)
+
+
+def test_the_profile_prices_every_insert_and_sample_path():
+    rows = replay.operation_costs(items=96)
+    operations = [operation for operation, _ in rows]
+    assert sum(op.startswith("insert: ") for op in operations) == 5
+    assert sum(op.startswith("sample: ") for op in operations) == 6
+    assert all(float(cost) > 0 for _, cost in rows)
