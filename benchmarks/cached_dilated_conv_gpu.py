@@ -166,7 +166,8 @@ def main(argv=None) -> None:
         timing_gpu.machine_line(),
         f"- command: `{command}`",
         f"- gated stack of {len(args.dilations)} layers, k = 2, C = R = {args.channels}, {args.skip_channels} skip"
-        f" channels, {args.dtype}; median of {args.repeats} calls after compilation and a warm-up",
+        f" channels, {args.dtype}; time per step: median of {args.repeats} loops of {args.steps} steps after"
+        " compilation and a warm-up, divided by the steps",
         f"- roofline: {args.peak_tbps} TB/s, {args.peak_tflops} TFLOP/s; bytes and FLOPs: layout.step_cost",
         "",
     ]
