@@ -349,6 +349,8 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
         "updates": float(learner.updates),
         "actor_restarts": float(actors.restarts),
         "samples_per_insert": samples / max(inserts, 1),
+        # updates per environment step after the warm-up, as one process counts it (one insert per step)
+        "replay_ratio": learner.updates / max(inserts - builder.learning_starts(), 1),
     }
     first_final_update = (1 - run.final_fraction) * run.total_updates
     recent = [row["return"] for row in actors.episodes() if row["updates"] >= first_final_update]

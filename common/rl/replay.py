@@ -110,6 +110,14 @@ class NStepWindow:
         self._starts.clear()
         self._rewards.clear()
 
+    def state(self) -> tuple[list, list]:
+        """The steps still waiting for their n-step return: (starts, rewards)."""
+        return list(self._starts), list(self._rewards)
+
+    def restore_state(self, state: tuple[list, list]) -> None:
+        starts, rewards = state
+        self._starts, self._rewards = collections.deque(starts), collections.deque(rewards)
+
     def add(self, start, reward: float, terminated: bool, truncated: bool) -> list[tuple[object, float, float]]:
         """Records the step taken from `start` and its reward; returns the completed (start, return, discount)."""
         self._starts.append(start)

@@ -64,5 +64,25 @@ class RingBufferReplay:
             data=data, keys=slots.astype(np.uint64), probabilities=probabilities, table_size=self.size()
         )
 
+    def state(self) -> dict:
+        """Everything a resumed run needs to continue exactly: the items, the write position, the n-step window of
+        the episode in progress and the sampling stream (pickled by the runner with its checkpoint)."""
+        return {
+            "arrays": self._arrays,
+            "inserted": self._inserted,
+            "observation": self._observation,
+            "window": self._window.state(),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def restore_state(self, state: dict) -> None:
+        shapes = {name: array.shape for name, array in self._arrays.items()}
+        saved = {name: array.shape for name, array in state["arrays"].items()}
+        if saved != shapes:
+            raise ValueError(f"saved ring buffer arrays {saved} do not fit this buffer's {shapes}")
+        self._arrays, self._inserted, self._observation = state["arrays"], state["inserted"], state["observation"]
+        self._window.restore_state(state["window"])
+        self._rng.bit_generator.state = state["rng"]
+
     def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
         raise ValueError("the ring buffer samples uniformly; use replay.backend='reverb' for prioritised replay")

@@ -19,6 +19,8 @@ environment steps after the warm-up.
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 
 import jax.numpy as jnp
@@ -37,6 +39,7 @@ from common.train.metrics import MetricWriter
 reverb = import_reverb()
 
 EPISODES_PART = "episodes"  # the checkpoint part holding EpisodeStats
+ACTING_PART = "acting"  # the checkpoint part holding `acting_snapshot`
 
 
 def make_env(config: EnvConfig, seed: int) -> Environment:
@@ -67,16 +70,17 @@ class EpisodeStats:
         recent = [r for r, end in zip(self.returns, self.end_steps, strict=True) if end > env_steps]
         return float(np.mean(recent)) if recent else None
 
-    def to_json(self) -> dict:
-        """What a checkpoint keeps, so a resumed run scores the episodes from before the restart too."""
-        return {"returns": list(self.returns), "end_steps": list(self.end_steps), "current": float(self.current)}
+    def to_json(self) -> dict[str, str]:
+        """What a checkpoint keeps (one JSON string, whatever the number of episodes), so a resumed run scores the
+        episodes from before the restart too."""
+        record = {"returns": self.returns, "end_steps": self.end_steps, "current": self.current}
+        return {"record": json.dumps(record)}
 
     @classmethod
-    def from_json(cls, saved: dict) -> EpisodeStats:
+    def from_json(cls, saved: dict[str, str]) -> EpisodeStats:
+        record = json.loads(saved["record"])
         stats = cls()
-        stats.returns = [float(r) for r in saved["returns"]]
-        stats.end_steps = [int(step) for step in saved["end_steps"]]
-        stats.current = float(saved["current"])
+        stats.returns, stats.end_steps, stats.current = record["returns"], record["end_steps"], record["current"]
         return stats
 
     def final_score(self, env_steps: int) -> float:
@@ -117,7 +121,6 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
                 if EPISODES_PART in checkpointer.part_names(step):  # absent from checkpoints of older runs
                     saved = checkpointer.restore({EPISODES_PART: EpisodeStats().to_json()}, step)[EPISODES_PART]
                     stats = EpisodeStats.from_json(saved)
-                    stats.current = 0.0  # the episode cut by the restart starts afresh
                 expected = int(counters.get("replay_items", -1))
                 if expected >= 0 and buffer.size() != expected:
                     raise ValueError(f"its replay holds {buffer.size()} items, the checkpoint recorded {expected}")
@@ -154,15 +157,25 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
             "replay_items": jnp.asarray(buffer.size() if client is not None else -1, jnp.int32),  # checked on load
         }
         parts = {"learner": learner.save(), "counters": counters, EPISODES_PART: stats.to_json()}
+        acting = acting_snapshot(env, observation, actor, buffer)
+        if acting is not None:
+            parts[ACTING_PART] = {"pickle": acting}
         checkpointer.maybe_save(updates, parts, force=True)
 
     writer = MetricWriter(workdir, resume_step=env_steps)
-    replay_counts = {}
+    replay_counts, metrics = {}, []
     log_every = experiment.run.log_every
     stop = StopRequest()
-    observation = env.reset()
-    actor.observe_first(observation)
-    window_start, window_updates, window_steps, metrics = time.perf_counter(), learner.updates, env_steps, []
+    if start_step is not None and ACTING_PART in checkpointer.part_names(start_step):
+        env, observation = restore_acting(checkpointer.load_raw(ACTING_PART, start_step)["pickle"], actor, buffer)
+        while learner.updates < builder.updates_due(env_steps):  # those due after a save made between two updates
+            metrics.append(learner.step())
+        actor.update()
+    else:
+        stats.current = 0.0  # an episode cut by a restart starts afresh
+        observation = env.reset()
+        actor.observe_first(observation)
+    window_start, window_updates, window_steps = time.perf_counter(), learner.updates, env_steps
     try:
         while learner.updates < total_updates:
             action = actor.select_action(observation)
@@ -227,6 +240,26 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
     final.update(replay_counts)
     final["final_return"] = stats.final_score(int(first_final_step))
     return final
+
+
+def acting_snapshot(env: Environment, observation: np.ndarray, actor, buffer) -> np.ndarray | None:
+    """The acting side of a run, pickled into bytes [n] uint8 for the checkpoint, so a resumed run continues the
+    episode in progress with the same random streams: the environment (its state and generator), the observation,
+    the actor's exploration stream and the replay's state (items, the n-step window, its sampling stream).
+    None when the actor or the replay cannot give theirs (a Reverb table samples from an unseeded stream, so a
+    resumed run could not replay the same batches anyway); such a run restarts its episode on resume."""
+    if not (hasattr(actor, "random_state") and hasattr(buffer, "state")):
+        return None
+    state = {"env": env, "observation": observation, "actor": actor.random_state(), "replay": buffer.state()}
+    return np.frombuffer(pickle.dumps(state), np.uint8)
+
+
+def restore_acting(snapshot: np.ndarray, actor, buffer) -> tuple[Environment, np.ndarray]:
+    """Puts `acting_snapshot`'s actor and replay state back; returns its (environment, observation)."""
+    state = pickle.loads(np.asarray(snapshot, np.uint8).tobytes())  # noqa: S301 (the run's own checkpoint)
+    actor.restore_random_state(state["actor"])
+    buffer.restore_state(state["replay"])
+    return state["env"], state["observation"]
 
 
 def check_finite(metrics: list[dict], updates: int, last_saved: int | None, directory: str) -> None:

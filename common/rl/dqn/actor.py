@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from common.rl.agent import GenericActor
 from common.rl.dqn.learner import atoms_of
 
 
@@ -36,3 +37,24 @@ class EpsilonGreedyPolicy:
         if self._rng.random() < epsilon_at(updates, self.config):
             return int(self._rng.integers(self.num_actions))
         return int(self._greedy(params, observation))
+
+    def random_state(self) -> dict:
+        """The exploration stream's position (a checkpoint keeps it, so a resumed run explores as it would have)."""
+        return self._rng.bit_generator.state
+
+    def restore_random_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
+
+class DQNActor(GenericActor):
+    """The generic actor over an EpsilonGreedyPolicy, whose random stream a checkpoint can hold."""
+
+    def __init__(self, policy: EpsilonGreedyPolicy, variables, adder):
+        super().__init__(policy.select_action, variables, adder)
+        self.policy = policy
+
+    def random_state(self) -> dict:
+        return self.policy.random_state()
+
+    def restore_random_state(self, state: dict) -> None:
+        self.policy.restore_random_state(state)

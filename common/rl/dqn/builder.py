@@ -17,10 +17,10 @@ from ml_collections import ConfigDict
 
 from common.compat import import_reverb
 from common.rl import replay
-from common.rl.agent import EnvironmentSpec, GenericActor, VariableClient
+from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import Experiment, choices
 from common.rl.dqn import networks
-from common.rl.dqn.actor import EpsilonGreedyPolicy
+from common.rl.dqn.actor import DQNActor, EpsilonGreedyPolicy
 from common.rl.dqn.learner import Learner
 from common.rl.ring_buffer import RingBufferReplay
 
@@ -99,9 +99,9 @@ class DQNBuilder:
 
     def make_actor(
         self, networks: nnx.Module, spec: EnvironmentSpec, variables: VariableClient, adder, *, seed: int
-    ) -> GenericActor:
+    ) -> DQNActor:
         policy = EpsilonGreedyPolicy(self._agent, nnx.split(networks)[0], spec.num_actions, seed=seed)
-        return GenericActor(policy.select_action, variables, adder)
+        return DQNActor(policy, variables, adder)
 
     def learning_starts(self) -> int:
         """Enough environment steps for `min_size_to_sample` complete n-step items."""

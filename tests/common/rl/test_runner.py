@@ -3,6 +3,7 @@ CartPole run that must beat a random policy clearly."""
 
 import json
 import os
+import signal
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from common.compat import import_reverb
 from common.rl import replay, runner
 from common.rl.dqn import rainbow
+from common.train.loop import TrainingStopped
 from common.train.metrics import read_metrics
 from tests.common.rl.cartpole import dqn_cartpole, random_policy_return
 from tests.common.rl.cartpole import dqn_smoke as smoke_config
@@ -179,3 +181,51 @@ def test_two_ring_buffer_runs_with_one_seed_end_bit_identical_and_another_seed_d
     config.seed = 1
     other = _run_to_the_end(config, tmp_path / "c")
     assert not _same_arrays(learner, other[1]) and returns != other[2]
+
+
+class SigtermAtStep:
+    """CartPole that sends this process a real SIGTERM from inside step `at` (once), as a kill would arrive."""
+
+    def __init__(self, env, at: int):
+        self.env, self.at, self.steps = env, at, 0
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # pickle probes for dunders before `env` is set
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def reset(self):
+        return self.env.reset()
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.at:
+            signal.raise_signal(signal.SIGTERM)
+        return self.env.step(action)
+
+
+@pytest.mark.long  # two short runs and a resume: ~15 s of CPU
+def test_a_killed_ring_buffer_run_resumes_to_the_same_parameters_and_returns(tmp_path, monkeypatch):
+    """The checkpoint holds the learner, the episode in progress, the n-step window, the replay contents and every
+    random stream, so stopping mid-episode and resuming changes nothing."""
+    config = smoke_config(total_updates=120, checkpoint_every=0, log_every=50)
+    config.replay.update(backend="ring")
+    config.agent.n_step = 3  # items still waiting for their return when the signal comes
+    final, learner, returns, _ = _run_to_the_end(config, tmp_path / "whole")
+
+    make_env = runner.make_env
+    monkeypatch.setattr(runner, "make_env", lambda *args: SigtermAtStep(make_env(*args), at=331))
+    with pytest.raises(TrainingStopped):
+        runner.train_single_process(config, str(tmp_path / "cut"), log=lambda _: None)
+    monkeypatch.setattr(runner, "make_env", make_env)
+    messages = []
+    resumed = {}
+    again = runner.train_single_process(
+        config,
+        str(tmp_path / "cut"),
+        log=messages.append,
+        on_finish=lambda learner, stats: resumed.update(learner=learner.save(), returns=list(stats.returns)),
+    )
+    assert messages[0].startswith("resumed at ") and "331 environment steps" in messages[0]
+    assert again == final and resumed["returns"] == returns
+    assert _same_arrays(resumed["learner"], learner)

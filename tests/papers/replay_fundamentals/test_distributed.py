@@ -38,6 +38,7 @@ def test_distributed_run_finishes_and_survives_a_killed_actor(tmp_path):
     assert victim not in json.loads((tmp_path / "actors.json").read_text())
     # The limiter kept the ratio: 0.25 updates x 16 items per environment step, less the unpaid warm-up inserts.
     assert 3.0 < final["samples_per_insert"] <= 4.0 + 0.5
+    assert abs(final["replay_ratio"] / 0.25 - 1) < 0.05, final  # updates per environment step after the warm-up
 
 
 def _alive(pid: int) -> bool:
