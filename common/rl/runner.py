@@ -3,12 +3,22 @@
 Learning runs on the agent's schedule instead of behind a rate limiter (which would deadlock one thread, see
 common/rl/replay.py): after each environment step the runner steps the learner until `builder.updates_due(env_steps)`
 updates are made. For the DQN family that is floor(replay_ratio * (env_steps - learning_starts)), so the replay ratio
-holds to within one update; for an on-policy agent, one update per complete rollout. A run is `run.total_updates`
+holds to within one update whatever the replay (a Reverb table's insert and sampling threads only move data: each
+update reads one batch); for an on-policy agent, one update per complete rollout. A run is `run.total_updates`
 learner updates long, as in the replay paper: environment steps follow from the schedule.
 
-Checkpoints (every `run.checkpoint_every` updates, at the end, and on SIGTERM/SIGINT) hold the learner's state and
-the counters (Orbax) and the agent's Reverb tables (Reverb's checkpointer, `replay.ReplayCheckpoints`); rerunning
-the same command restores both and continues. An episode (or an on-policy rollout) cut by a restart starts afresh.
+With the ring buffer a run is a function of config.seed: the environment, the exploration, the network
+initialisation and the buffer's sampling each draw from a stream seeded by it, and no thread or clock decides
+anything. With Reverb it is not: Reverb's samplers draw from a stream no client can seed, and the insert and
+prefetching threads decide which items a batch can see.
+
+Checkpoints (every `run.checkpoint_every` updates, at the end, and on SIGTERM/SIGINT) hold the learner's state, the
+counters and the episode record (Orbax) and the agent's Reverb tables (Reverb's checkpointer,
+`replay.ReplayCheckpoints`); rerunning the same command restores them and continues. Where the actor and the replay
+can give their state (the DQN family on the ring buffer), the checkpoint also holds the acting side
+(`acting_snapshot`: the environment mid-episode, the n-step window, the replay contents, every random stream), and
+the resumed run ends exactly as an uninterrupted one would; otherwise an episode (or an on-policy rollout) cut by a
+restart starts afresh.
 
 Config: seed; env (name, max_episode_steps, sticky_action_prob); agent (name, then the agent's fields:
 common/rl/agents.py); replay for off-policy agents (backend, capacity, sampler, ...); run (total_updates, log_every,
