@@ -21,6 +21,12 @@ Reverb counts sampled *items*, so samples_per_insert = replay_ratio * batch_size
 both acts and learns, that limiter deadlocks (an insert waits for a sample the same thread would make next), so
 `single_process=True` keeps the ratio in the table's description but widens its error bounds until it never blocks;
 the single-process runner then keeps the ratio itself, by schedule.
+
+Neither the acting nor the learning thread waits on Reverb: `NStepWriter` hands items to an insert thread and
+`PrefetchingDataset` samples whole batches ahead on a thread of its own. The ratio is counted where batches are read:
+in one process by the runner's schedule (one batch per update, so threads change nothing), distributed by the
+limiter, whose count of items drawn runs ahead of the batches read by at most
+`PrefetchingDataset.items_sampled_ahead(batch_size)`.
 """
 
 from __future__ import annotations
