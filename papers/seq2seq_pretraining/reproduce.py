@@ -9,6 +9,7 @@ them. Each run's final metrics are kept in its workdir (final.json), so an inter
 stopped. Rows are validation BLEU with beam search (the paper's ablations are validation BLEU); test BLEU beside.
 """
 
+import glob
 import json
 import os
 import statistics
@@ -205,6 +206,14 @@ def _curve(workdir: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([row["step"] for row in rows]), np.array([row[name] for row in rows])
 
 
+def language_model_dir(root: str, seed: int, language: str) -> str | None:
+    """Where the sweep under `root` trained the seed's `language` LM: <root>/pretrained in this process; inside the
+    workdir of the trial that needed it first on Ray, where each trial trains as its main.py would."""
+    tail = os.path.join("pretrained", f"seed{seed}", f"lm_{language}", "metrics.jsonl")
+    found = sorted(glob.glob(os.path.join(root, tail))) + sorted(glob.glob(os.path.join(root, "*", tail)))
+    return os.path.dirname(found[0]) if found else None
+
+
 def render_curves(finished: sweep.FinishedSweep, root: str, path: str) -> None:
     """Validation perplexity per step: the language models (per seed), the seq2seq runs (mean over seeds, all
     pairs and 20%), and the training translation NLL."""
@@ -217,8 +226,8 @@ def render_curves(finished: sweep.FinishedSweep, root: str, path: str) -> None:
     seeds = sorted({point["seed"] for point, _ in finished.results})
     for seed in seeds:
         for language, style in ((finished.base.dataset.source, "-"), (finished.base.dataset.target, "--")):
-            lm_dir = os.path.join(root, "pretrained", f"seed{seed}", f"lm_{language}")
-            if os.path.exists(os.path.join(lm_dir, "metrics.jsonl")):
+            lm_dir = language_model_dir(root, seed, language)
+            if lm_dir:
                 steps, values = _curve(lm_dir, "eval/nll")
                 axes[0].plot(steps, np.exp(values), style, label=f"{language} LM, seed {seed}")
     runs: dict = {}
