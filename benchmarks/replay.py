@@ -7,8 +7,8 @@ Environment steps/s, learner updates/s and the replay ratio achieved, measured i
   distributed + Reverb          a Reverb server process, 2 actor processes over gRPC, the learner
                                 (common/rl/distributed.py)
 Rates are medians over the logged windows after the first (which holds compilation, the replay warm-up and, when
-distributed, process start-up). The ring buffer runs between the two Reverb runs, so the ratios compare runs made
-minutes apart on a shared machine.
+distributed, process start-up). The single-process layouts run in back-to-back pairs, several times, so each Reverb
+rate is compared with a ring-buffer rate measured under the same load from the other jobs of a shared machine.
 
 python -m benchmarks.run_all --only replay      the section of docs/benchmarks.md
 python -m benchmarks.replay --profile           what each Reverb operation costs (CPU time per item, all threads)
@@ -71,39 +71,58 @@ def measure(mode: str, backend: str, total_updates: int) -> dict:
     }
 
 
-def markdown(total_updates: int = 2_000) -> str:
+def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
+    """The section: the single-process layouts measured in `rounds` back-to-back pairs (the other jobs on a shared
+    machine change the rates from one minute to the next, so each Reverb run is compared with the ring-buffer run
+    next to it), then the distributed layout once."""
     load_before = os.getloadavg()[0]
-    results = {(mode, backend): measure(mode, backend, total_updates) for mode, backend in SETTINGS}
-    reference = results[REFERENCE]["env_steps_per_second"]
-    rows = [
-        [
-            mode,
-            backend,
-            f"{r['env_steps_per_second']:.0f}",
-            f"{r['env_steps_per_second'] / reference:.0%}",
-            f"{r['updates_per_second']:.1f}",
-            f"{r['replay_ratio']:.3f}",
-            r["windows"],
-            f"{r['seconds']:.0f}",
-        ]
-        for (mode, backend), r in results.items()
-    ]
+    runs = {setting: [] for setting in SETTINGS}
+    for _ in range(rounds):
+        for setting in SETTINGS:
+            if setting[0] == "single-process":
+                runs[setting].append(measure(*setting, total_updates))
+    runs[SETTINGS[2]].append(measure(*SETTINGS[2], total_updates))
+    reference = runs[REFERENCE]
+    rows = []
+    for (mode, backend), results in runs.items():
+        if mode == "single-process":  # the median of the ratios of runs made side by side
+            share = statistics.median(
+                r["env_steps_per_second"] / ring["env_steps_per_second"]
+                for r, ring in zip(results, reference, strict=True)
+            )
+        else:
+            share = results[0]["env_steps_per_second"] / statistics.median(r["env_steps_per_second"] for r in reference)
+        rows.append(
+            [
+                mode,
+                backend,
+                f"{statistics.median(r['env_steps_per_second'] for r in results):.0f}",
+                f"{share:.0%}",
+                f"{statistics.median(r['updates_per_second'] for r in results):.1f}",
+                f"{max(results, key=lambda r: abs(r['replay_ratio'] - 0.25))['replay_ratio']:.3f}",
+                len(results),
+                f"{statistics.median(r['seconds'] for r in results):.0f}",
+            ]
+        )
     header = [
         "layout",
         "replay",
         "env steps/s",
         "of the ring buffer's",
         "updates/s",
-        "replay ratio",
-        "windows",
+        "replay ratio (worst run)",
+        "runs",
         "run (s)",
     ]
     return "\n\n".join(
         [
             "## Replay: DQN on CartPole, replay ratio 0.25",
             report.markdown_table(header, rows),
-            f"{total_updates:,} updates (batch 32) per run, MLP 64-64; median over the logged windows after the first;"
-            " the replay ratio is updates / (environment steps - warm-up) over the whole run."
+            f"{total_updates:,} updates (batch 32) per run, MLP 64-64. A run's rate is the median over its logged"
+            " windows after the first; the table gives the median over runs. The single-process layouts ran in"
+            f" {rounds} back-to-back pairs (Reverb, then the ring buffer), and their share is the median of the"
+            " pairs' ratios; the distributed run's share is against the ring buffer's median. The replay ratio is"
+            " updates / (environment steps - warm-up) over a whole run, the run furthest from 0.25 shown."
             f" Measured on {report.machine_description()} by `python -m benchmarks.run_all --only replay`; the"
             f" 1-minute load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the cores are"
             " shared, so the rates move with other jobs).",
