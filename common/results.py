@@ -110,6 +110,39 @@ def workdirs_where(reproduction, keep: Callable[[dict, dict], bool]) -> list[str
     ]
 
 
+def plateau_metric(config) -> str:
+    """The curve a plateau is judged on: test accuracy where the runs evaluate during training
+    (config.train.eval_every), else the training loss (the only curve a final-evaluation-only run logs)."""
+    return "eval/accuracy" if config.train.get("eval_every") else "train/loss"
+
+
+def plot_group_curves(
+    reproduction, group: Callable[[dict], str], path: str, title: str, metric: str = "eval/accuracy"
+) -> None:
+    """The figure a plateau verdict stands on: per group of runs (`group(point)` -> label), the mean over its runs
+    (seeds) of `metric` along training (mean_curve); accuracies in percent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(group(point) for point, _ in reproduction.finished.results))  # sweep order
+    scale = 100 if metric.endswith("accuracy") else 1
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for label in labels:
+        workdirs = workdirs_where(reproduction, lambda point, _, label=label: group(point) == label)
+        steps, values = mean_curve(workdirs, metric)
+        ax.plot(steps, scale * values, marker="o", markersize=3, label=f"{label} ({len(workdirs)} runs)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"{metric}{' (%)' if scale == 100 else ''}, mean over runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right" if scale == 100 else "upper right", ncol=2)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def runs_plateau(workdirs: Sequence[str], metric: str) -> tuple[bool, str]:
     """(whether the mean curve of `metric` over `workdirs` reached a plateau, a phrase with its numbers)."""
     steps, values = mean_curve(workdirs, metric)

@@ -201,6 +201,11 @@ class Reproduction:
     readme: str
     command: str  # the command line that reproduces the block, in backticks
 
+    @property
+    def stem(self) -> str:
+        """The sweep file's name without folder and .py: what `{sweep}` in block and plot names stands for."""
+        return os.path.splitext(os.path.basename(self.sweep_file))[0]
+
     def plot_path(self, name: str) -> str:
         """Where a plot the block links to as `name` is written: beside the README."""
         return os.path.join(os.path.dirname(os.path.abspath(self.readme)), name)

@@ -88,7 +88,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     if len(gains) < 2:
         return [results.Claim(claim, PAPER_CAPACITY, "fewer than two agents", "not tested", "the sweep lacks them")]
     one_step, n_step = min(gains), max(gains)
-    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    stem = reproduction.stem
     measured = "; ".join(
         f"{spec['AGENT_KEY']}={agent}: capacity {capacity:,} {value:+.1f}% vs the baseline cell"
         for agent, (capacity, value) in sorted(gains.items())
@@ -165,7 +165,7 @@ def render(reproduction: sweep.Reproduction) -> str:
     finished = reproduction.finished
     spec = vars(finished.module)
     summary = improvements(finished.results, spec, finished.base.env.name)
-    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    stem = reproduction.stem
     plots = (f"{stem}_heatmap.png", f"{stem}_bars.png")
     render_plots(summary, spec["AGENT_KEY"], tuple(reproduction.plot_path(plot) for plot in plots))
     return "\n\n".join(

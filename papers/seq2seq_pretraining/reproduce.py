@@ -270,7 +270,7 @@ def render_curves(finished: sweep.FinishedSweep, root: str, path: str) -> None:
 def render(reproduction: sweep.Reproduction) -> str:
     finished = reproduction.finished
     groups = summarise(finished)
-    curves_plot = CURVES_PLOT.format(sweep=os.path.splitext(os.path.basename(reproduction.sweep_file))[0])
+    curves_plot = CURVES_PLOT.format(sweep=reproduction.stem)
     render_curves(finished, reproduction.workdir, reproduction.plot_path(curves_plot))
     base = finished.base
     m = base.model
@@ -302,7 +302,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     """Full vs no pretraining per share of the pairs for docs/results.md: validation BLEU (beam) against the seed
     spread, as `verdict` judges it, gated on both models' validation-NLL curves reaching a plateau."""
     groups = summarise(reproduction.finished)
-    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    stem = reproduction.stem
     figure = CURVES_PLOT.format(sweep=stem)
     outcomes = []
     for fraction in sorted({key[0] for key in groups}, reverse=True):

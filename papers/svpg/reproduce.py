@@ -160,7 +160,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     that of the best agent's return curve (mean over seeds) of SVPG and of the independent agents."""
     groups = summarise(reproduction)
     alpha = reproduction.finished.base.svpg.alpha
-    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    stem = reproduction.stem
     curves = []
     for method, key in (("svpg", ("svpg", alpha)), ("independent", ("independent", None))):
         runs = groups.get(key, [])
@@ -240,7 +240,7 @@ def render(reproduction: sweep.Reproduction) -> str:
     finished = reproduction.finished
     groups = summarise(reproduction)
     alpha = finished.base.svpg.alpha
-    stem = os.path.splitext(os.path.basename(reproduction.sweep_file))[0]
+    stem = reproduction.stem
     plots = (f"{stem}_curves.png", f"{stem}_diversity.png")
     render_plots(groups, alpha, tuple(reproduction.plot_path(plot) for plot in plots))
     base = finished.base

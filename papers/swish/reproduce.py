@@ -1,11 +1,14 @@
-"""Trains every activation of the Swish paper's table over several seeds and writes the result table and plot.
+"""Trains every activation of the Swish paper's table over several seeds and writes the result table and plots.
 
-  python -m papers.swish.reproduce [--sweep configs/sweeps/swish_activations.py] [--workdir DIR] [--readme FILE] \
-      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
+  python -m papers.swish.reproduce [--sweep configs/sweeps/swish_reproduce.py] [--workdir DIR] [--readme FILE] \
+      [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray: docs/sweeps.md
 
-Writes the README's `benchmark` block (median test accuracy per activation, its gain over ReLU) and
-activations.png beside the README. Finished runs are not retrained: rerunning only re-evaluates them, so an
-interrupted reproduction resumes where it stopped.
+Sweeps: swish_reproduce (the default: resnet_tiny trained to a plateau, test accuracy along the way) and
+swish_activations (ResNet-20 for 400 steps, the fast scale). Writes the README block named after the sweep file
+(median test accuracy per activation, its gain over ReLU), <sweep>.png (accuracy per activation) and, where the
+runs evaluated during training, <sweep>_curves.png (the learning curves the verdict's plateau is read from) beside
+the README. Finished runs are not retrained: rerunning only re-evaluates them, so an interrupted reproduction
+resumes where it stopped.
 """
 
 import statistics
@@ -13,9 +16,10 @@ import statistics
 from common import app, report, results, sweep
 from papers.swish import train
 
-SWEEP_FILE = "configs/sweeps/swish_activations.py"
-PLOT = "activations.png"
-BLOCK = "benchmark"
+SWEEP_FILE = "configs/sweeps/swish_reproduce.py"
+PLOT = "{sweep}.png"
+CURVES = "{sweep}_curves.png"
+BLOCK = "{sweep}"
 # Table 3 (CIFAR-10, ResNet-164, median of 5 runs) and the paper's tally over its 9 CIFAR settings.
 PAPER_NUMBERS = {
     "swish": "C10 ResNet-164: Swish 94.5 vs ReLU 93.8; ahead of ReLU in 9 of 9 CIFAR settings",
@@ -57,11 +61,21 @@ def render_table(accuracies: dict[str, list[float]]) -> str:
     )
 
 
+def _figures(reproduction: sweep.Reproduction) -> tuple[str, str | None]:
+    """The sweep's plot file names: accuracy per activation, and the learning curves (None: no eval in training)."""
+    stem = reproduction.stem
+    curves = CURVES.format(sweep=stem) if reproduction.finished.base.train.get("eval_every") else None
+    return PLOT.format(sweep=stem), curves
+
+
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     """Swish and Swish-1 against ReLU: the table's median gain against the larger seed sd of the two, gated on
-    the training-loss curves (mean over seeds) of both reaching a plateau."""
+    the learning curves (mean over seeds; test accuracy where the runs evaluated during training, else the
+    training loss) of both reaching a plateau."""
     finished = reproduction.finished
     accuracies = summarise(finished.results)
+    metric = results.plateau_metric(finished.base)
+    plot, curves = _figures(reproduction)
     outcomes = []
     for name, paper in PAPER_NUMBERS.items():
         claim = f"{name} beats ReLU"
@@ -74,7 +88,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
             [
                 results.runs_plateau(
                     results.workdirs_where(reproduction, lambda point, _, a=activation: point["model.activation"] == a),
-                    "train/loss",
+                    metric,
                 )
                 for activation in (name, "relu")
             ]
@@ -87,7 +101,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
             f"{100 * statistics.median(accuracies['relu']):.2f}% ({100 * gain:+.2f} points, larger seed sd "
             f"{100 * spread:.2f})"
         )
-        outcomes.append(results.Claim(claim, paper, measured, verdict, why, PLOT, plateau[0]))
+        outcomes.append(results.Claim(claim, paper, measured, verdict, why, curves or plot, plateau[0]))
     return outcomes
 
 
@@ -119,8 +133,15 @@ def render(reproduction: sweep.Reproduction) -> str:
     setting = (
         f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
-    render_plot(accuracies, reproduction.plot_path(PLOT), f"{setting}\neach dot a seed, bar = median")
-    return f"{render_table(accuracies)}\n\n![accuracy per activation]({PLOT})\n\n" + reproduction.provenance(setting)
+    plot, curves = _figures(reproduction)
+    render_plot(accuracies, reproduction.plot_path(plot), f"{setting}\neach dot a seed, bar = median")
+    figures = f"![accuracy per activation]({plot})"
+    if curves:
+        results.plot_group_curves(
+            reproduction, lambda point: point["model.activation"], reproduction.plot_path(curves), setting
+        )
+        figures += f"\n\n![test accuracy along training, mean over seeds]({curves})"
+    return f"{render_table(accuracies)}\n\n{figures}\n\n" + reproduction.provenance(setting)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from ml_collections import ConfigDict
 
 from common import results, sweep
 from common.registry import UnknownNameError
@@ -61,7 +62,8 @@ def fabricate(tmp_path, runs, curve):
             {"step": int(step), "train/loss": float(value)} for step, value in zip(STEPS, curve(STEPS), strict=True)
         ]
         (workdir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    finished = sweep.FinishedSweep(None, None, runs, 1.0, None)
+    base = ConfigDict({"train": {"eval_every": 0}})  # final evaluation only: plateaus are read off train/loss
+    finished = sweep.FinishedSweep(None, base, runs, 1.0, None)
     return sweep.Reproduction(finished, "sweep.py", str(tmp_path), str(tmp_path / "README.md"), "`cmd`")
 
 
@@ -159,3 +161,25 @@ def test_factor_claim_judges_the_gap_against_the_spread_and_gates_on_the_plateau
     assert behind.verdict == "not reproduced at this scale"
     missing = results.factor_claim(pairs, "k", "a", "c", "a beats c", "paper", (True, "flat"), None)
     assert missing.verdict == "not tested" and missing.measured == "no runs of k = a and c"
+
+
+def test_plateau_metric_is_test_accuracy_where_runs_evaluate_during_training():
+    assert results.plateau_metric(ConfigDict({"train": {"eval_every": 125}})) == "eval/accuracy"
+    assert results.plateau_metric(ConfigDict({"train": {"eval_every": 0}})) == "train/loss"
+
+
+def test_group_curves_plot_one_mean_curve_per_group(tmp_path, monkeypatch):
+    runs = [({"model.activation": name, "seed": seed}, {}) for name in ("relu", "swish") for seed in (0, 1)]
+    reproduction = fabricate(tmp_path, runs, lambda steps: 1 - np.exp(-steps / 100))
+    for point, _ in runs:  # eval/accuracy beside the loss, a different level per seed
+        path = tmp_path / sweep.point_name(point) / "metrics.jsonl"
+        rows = [
+            json.loads(line) | {"eval/accuracy": 0.5 + 0.1 * point["seed"]} for line in path.read_text().splitlines()
+        ]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    drawn = []
+    monkeypatch.setattr("matplotlib.axes.Axes.plot", lambda self, x, y, **kw: drawn.append((list(y), kw["label"])))
+    results.plot_group_curves(reproduction, lambda point: point["model.activation"], str(tmp_path / "c.png"), "t")
+    assert [label for _, label in drawn] == ["relu (2 runs)", "swish (2 runs)"]  # in sweep order
+    np.testing.assert_allclose([values for values, _ in drawn], 55.0)  # percent, the mean over the seeds
+    assert (tmp_path / "c.png").stat().st_size > 0

@@ -100,10 +100,11 @@ def test_reproduce_runs_the_sweep_and_writes_the_block_and_plot_beside_the_readm
     flags = [f"--sweep={sweep_file}", f"--workdir={workdir}", f"--readme={readme}"]
     run_module("papers.swish.reproduce", *flags)
     text = readme.read_text()
-    assert text.startswith("# Title\n") and "<!-- benchmark:start -->" in text
-    assert "| relu |" in text and "![accuracy per activation](activations.png)" in text
+    stem = sweep_file.stem  # the block and the plot are named after the sweep file
+    assert text.startswith("# Title\n") and f"<!-- {stem}:start -->" in text
+    assert "| relu |" in text and f"![accuracy per activation]({stem}.png)" in text
     assert f"`python -m papers.swish.reproduce --workdir {workdir} --readme {readme} --sweep {sweep_file}`" in text
-    assert (readme.parent / "activations.png").stat().st_size > 0
+    assert (readme.parent / f"{stem}.png").stat().st_size > 0
     assert (workdir / "model.activation=relu,seed=0" / "checkpoints" / "30").exists()
     result = run_module("papers.swish.reproduce", *flags, "unexpected", check=False)
     assert result.returncode != 0 and "unexpected positional arguments: ['unexpected']" in result.stderr
