@@ -19,7 +19,7 @@ from kernels.cached_dilated_conv import (
     resolve_impl,
 )
 from kernels.cached_dilated_conv import layout as stack_layout
-from tests.kernels.kernel_test_base import Case, KernelUnderTest, cases
+from tests.kernels.kernel_test_base import Case, KernelUnderTest, cases, triton_kernel_calls
 
 # (activation, kernel_size, dilations, batch, channels, R, skip channels, speaker conditioning)
 CASES = [
@@ -215,6 +215,15 @@ HARDWARE_CASES = [
     ("gated", 3, (1, 3, 2), 3, 16, 32, 16, True),
     ("relu", 2, (1, 2, 4, 1), 2, 128, 128, 0, False),
 ]
+
+
+def test_kernel_lowers_to_triton_for_a_gpu(monkeypatch):
+    """On a pretended GPU the step takes its GPU launch (batch padded to 16, Triton params) and lowers, on CPU
+    (`triton_kernel_calls`), to one Triton kernel: the whole stack in one program."""
+    monkeypatch.setattr(backend, "accelerator", lambda: "gpu")
+    activation = HARDWARE_CASES[0][0]
+    args = inputs(13, *HARDWARE_CASES[0])
+    assert triton_kernel_calls(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation), *args) == 1
 
 
 @pytest.mark.hardware

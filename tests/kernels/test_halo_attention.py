@@ -33,6 +33,7 @@ from tests.kernels.kernel_test_base import (
     cases,
     compare,
     random_cotangent,
+    triton_kernel_calls,
     value_and_grads,
 )
 
@@ -342,6 +343,31 @@ def test_silent_misuses_are_refused(impl):
         halo_attention(*ints, block_size=4, halo_size=1, impl=impl)
     with pytest.raises(ValueError, match=re.escape("q has an empty batch axis (shape (0, 8, 8, 1, 4))")):
         halo_attention(q[:0], k[:0], v[:0], rel_h, rel_w, block_size=4, halo_size=1, impl=impl)
+
+
+# (sizes, dtype, query stride): one case per GPU_TILES rule (the last: Wn = 64), kept queries and b = 1 (reach 2).
+TRITON_CASES = [
+    ((8, 3, 1, 16, 16, 2, 32), jnp.bfloat16, 2),
+    pytest.param((8, 3, 1, 16, 16, 2, 32), jnp.float32, 1, marks=pytest.mark.long),
+    pytest.param((16, 4, 1, 32, 32, 2, 32), jnp.bfloat16, 1, marks=pytest.mark.long),
+    pytest.param((16, 4, 1, 32, 32, 2, 64), jnp.float32, 2, marks=pytest.mark.long),
+    pytest.param((16, 9, 1, 32, 16, 1, 32), jnp.bfloat16, 1, marks=pytest.mark.long),
+    pytest.param((1, 2, 1, 4, 4, 1, 16), jnp.bfloat16, 1, marks=pytest.mark.long),
+]
+
+
+@pytest.mark.parametrize(("sizes", "dtype", "query_stride"), TRITON_CASES)
+def test_forward_and_backward_lower_to_triton_for_a_gpu(monkeypatch, sizes, dtype, query_stride):
+    """On a pretended GPU, `halo_attention_pallas` takes its GPU_TILES config and Triton compiler params; its
+    forward and gradients lower (on CPU, `triton_kernel_calls`) to three Triton kernels: forward, dq, dk/dv."""
+    monkeypatch.setattr(backend, "accelerator", lambda: "gpu")
+    block, halo = sizes[:2]
+    args = halo_attention_inputs(jax.random.PRNGKey(sum(sizes)), sizes, dtype, query_stride)
+
+    def loss(*args):
+        return jnp.sum(halo_attention_pallas(*args, block_size=block, halo_size=halo).astype(jnp.float32) ** 2)
+
+    assert triton_kernel_calls(jax.grad(loss, argnums=(0, 1, 2, 3, 4)), *args) == 3
 
 
 def accelerator_only(test):
