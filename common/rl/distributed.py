@@ -227,7 +227,9 @@ class ActorPool:
             process.join(timeout=10)
 
 
-def _wait_for_server(client: reverb.Client, server: multiprocessing.Process, timeout_s: float = 120.0) -> None:
+def _wait_for_server(client: reverb.Client, server: multiprocessing.Process, timeout_s: float = 600.0) -> None:
+    """Returns once the server answers; a live server gets `timeout_s` to start (on a loaded machine its imports
+    of TensorFlow and Reverb alone have taken over 2 minutes)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if not server.is_alive():
