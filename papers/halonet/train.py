@@ -15,7 +15,6 @@ def build_for_dry_run(config: ConfigDict):
     """The model built abstractly (no weights are allocated) for the parameter and FLOP counts.
 
     FLOPs are counted on the XLA path (impl="xla"): the Pallas kernel is one opaque call whose traced body is a
-    single program, and its strided layers would run at full resolution. The XLA path's strided layers compute
-    only the kept queries, the work the paper describes.
+    single program. The XLA path's strided layers compute only the kept queries, the work the paper describes.
     """
     return app.abstract_image_model(model.build_model, config, impl="xla")

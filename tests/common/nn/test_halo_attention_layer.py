@@ -100,7 +100,7 @@ def test_padding_does_not_change_the_in_image_outputs():
 
 @pytest.mark.parametrize(("stride", "qk_features"), [(1, None), (2, 12), (1, 4)])
 def test_xla_path_equals_the_pallas_kernel_interpreted(stride, qk_features):
-    """impl="pallas" pads widths and runs strided layers at full resolution; impl="xla" does neither."""
+    """impl="pallas" pads widths; both paths take a strided layer's kept queries."""
     x = random_input(1, 6, 7, 6)
     xla = make_layer(out_features=8, stride=stride, qk_features=qk_features)
     pallas = make_layer(out_features=8, stride=stride, qk_features=qk_features, impl="pallas")
@@ -120,7 +120,7 @@ def test_auto_runs_the_kernel_on_an_accelerator_for_stride_one_layers_only(monke
 
 def test_gradients_reach_every_parameter_and_the_pallas_kernel_gives_the_same():
     x = random_input(2, 7, 8, 6)
-    for stride in (1, 2):  # strided: the XLA path's kept queries vs the kernel at full resolution
+    for stride in (1, 2):  # strided: both paths compute the kept queries only
         grads, dx = loss_grads(make_layer(stride=stride, qk_features=4), x)
         leaves = jax.tree_util.tree_leaves_with_path(grads)
         names = {jax.tree_util.keystr(path) for path, _ in leaves}
