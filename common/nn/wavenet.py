@@ -13,12 +13,16 @@ Generation (`generate`, one compiled `lax.scan` over time, batched, same key -> 
           dilations 1, 2, 4, ... Positions before the first sample are masked to zero at every layer's input,
           which is the causal zero padding the cached method's zero-initialised caches hold.
   fast    keeps every layer's past inputs in ring buffers (common/nn/cached_conv.py) and computes one position
-          per step through kernels/cached_dilated_conv (impl "xla", "pallas" or "auto"): O(L) work per sample.
+          per step: O(L) work per sample. impl "fused" is this module's step in plain XLA (per layer one product
+          for the dilated taps and the current input, one for residual and skip; the CPU's default), "xla" and
+          "pallas" the stack step of kernels/cached_dilated_conv; "auto": the Pallas kernel on GPU/TPU where it
+          fits, "fused" elsewhere.
 Both return the samples and the logits of every step, so the two can be compared exactly.
 """
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +31,7 @@ from flax import nnx
 from common.compat import List
 from common.nn import cached_conv
 from common.registry import lookup
+from kernels.backend import IMPLEMENTATIONS, resolve_impl
 from kernels.cached_dilated_conv import (
     ACTIVATIONS,  # the gate forms the cached step supports, so a model and its fast generator always agree
     StackWeights,
@@ -34,6 +39,7 @@ from kernels.cached_dilated_conv import (
     preferred_batch,
     project,
 )
+from kernels.cached_dilated_conv.reference import _read_rows  # stacked dynamic slices: one copy of the rows
 
 
 def doubling_dilations(num_blocks: int, layers_per_block: int) -> tuple[int, ...]:
@@ -221,6 +227,107 @@ def _fast_stepper(model: WaveNet, batch: int, speaker, impl: str):
     return step, cached_conv.init_cache(ring, batch, model.channels, embedding.dtype)
 
 
+# ------------------------------------------------------------------------------ fused step (impl "fused", CPU)
+
+# Batches up to this use multiply-reduce products (`project`); above it XLA dots. Measured on the 2-core CPU: at
+# batch 1 a dot call costs several times its multiply-reduce, at batch 4 the multiply-reduce is slower (XLA
+# materialises the [B, N, K] products before reducing them).
+MULTIPLY_REDUCE_BATCH = 1
+
+
+class FusedWeights(NamedTuple):
+    """The model's weights for `_fused_stepper`: per layer one product for the taps and one for the outputs.
+
+    taps [L, k*C, G*R] (rows: past taps oldest first, then the current input; columns: filter then gate, the
+    model's conv kernel [k, C, G*R] as it is), tap_bias [L, G*R]; gated only (None for relu): outputs
+    [L, R, C+S] (residual columns, then skip columns; the last layer's residual is zeros: it feeds nothing),
+    output_bias [L, C] (residual biases), skip_bias [S] (the layers' skip biases summed).
+    """
+
+    taps: jax.Array
+    tap_bias: jax.Array
+    outputs: jax.Array | None = None
+    output_bias: jax.Array | None = None
+    skip_bias: jax.Array | None = None
+
+
+def fused_weights(model: WaveNet) -> FusedWeights:
+    """The model's conv stack as `FusedWeights` (reshapes and concatenations of its own kernels)."""
+    taps = jnp.stack([conv.kernel.value.reshape(-1, conv.kernel.value.shape[-1]) for conv in model.convs])
+    tap_bias = jnp.stack([conv.bias.value for conv in model.convs])
+    if model.activation == "relu":
+        return FusedWeights(taps, tap_bias)
+    c = model.channels
+    residual = [layer.kernel.value for layer in model.residuals] + [jnp.zeros((c, c), taps.dtype)]
+    residual_bias = [layer.bias.value for layer in model.residuals] + [jnp.zeros((c,), taps.dtype)]
+    outputs = [jnp.concatenate([r, skip.kernel.value], axis=1) for r, skip in zip(residual, model.skips, strict=True)]
+    skip_bias = sum(layer.bias.value for layer in model.skips)
+    return FusedWeights(taps, tap_bias, jnp.stack(outputs), jnp.stack(residual_bias), skip_bias)
+
+
+def _fused_stepper(model: WaveNet, batch: int, speaker, impl: str):
+    """(step_fn, initial cache) for cached generation in plain XLA, one product per layer and purpose.
+
+    A step reads every layer's past taps from the shared ring cache at once ([L, B, (k-1)*C], one copy of the
+    rows), then per layer: a = [past taps, x] taps_l + bias, one [B, k*C] x [k*C, G*R] product; gated:
+    z = tanh(a_f) * sigmoid(a_g) and one [B, R] x [R, C+S] product for the residual and the skip together, the
+    skip sum accumulated as it goes ([L, B, S] is never stored). It writes all layers' inputs back at the end.
+    At batch <= MULTIPLY_REDUCE_BATCH the products are multiply-reduces over weights stored [outputs, inputs]
+    (`project`), with the past taps of all layers in one batched product before the layers (a multiply-reduce
+    would recompute a concatenated input once per output).
+    """
+    del impl  # one implementation: plain XLA
+    weights = fused_weights(model)
+    ring = model.ring
+    layers, width, c = ring.num_layers, ring.kernel_size, model.channels
+    past_inputs = (width - 1) * c
+    small = batch <= MULTIPLY_REDUCE_BATCH
+    biases = model.speaker_biases(speaker, batch)
+    tap_bias = weights.tap_bias[:, None, :] + (0.0 if biases is None else jnp.stack(biases))  # [L, B or 1, G*R]
+    embedding = model.embed.embedding.value
+    if small:  # transposed once here, not every step
+        past_weights = weights.taps[:, :past_inputs]  # [L, (k-1)*C, G*R]
+        current_t = weights.taps[:, past_inputs:].transpose(0, 2, 1)  # [L, G*R, C]
+        outputs_t = None if weights.outputs is None else weights.outputs.transpose(0, 2, 1)  # [L, C+S, R]
+        head_layers = [model.head_out] + ([model.head_hidden] if model.activation == "gated" else [])
+        head_t = {id(layer): layer.kernel.value.T for layer in head_layers}
+
+    def linear(layer, x):
+        if small:
+            return project(x, head_t[id(layer)], "bk,nk->bn") + layer.bias.value
+        return x @ layer.kernel.value + layer.bias.value
+
+    def step(cache, codes, t):
+        x = embedding[codes]
+        taps = _read_rows(cache, ring.read_slots(t)).reshape(layers, width - 1, batch, c)
+        taps = taps.transpose(0, 2, 1, 3).reshape(layers, batch, past_inputs)  # oldest tap first
+        taps = jax.lax.optimization_barrier(taps)  # read once, before any layer and any write
+        if small:
+            pre = jnp.einsum("lbi,lio->lbo", taps, past_weights) + tap_bias
+        skip, inputs = 0.0, []
+        for layer in range(layers):
+            inputs.append(x)
+            if small:
+                a = pre[layer] + project(x, current_t[layer], "bc,oc->bo")
+            else:
+                a = jnp.concatenate([taps[layer], x], axis=-1) @ weights.taps[layer] + tap_bias[layer]
+            if model.activation == "relu":
+                x = jax.nn.relu(a)
+                continue
+            z = jnp.tanh(a[:, :c]) * jax.nn.sigmoid(a[:, c:])
+            out = project(z, outputs_t[layer], "br,or->bo") if small else z @ weights.outputs[layer]
+            skip = skip + out[:, c:]
+            x = x + out[:, :c] + weights.output_bias[layer]
+        # The barrier makes the writes depend on every tap read, so the cache is updated in place: otherwise XLA
+        # cannot order the last layer's read before the first write and copies the whole cache every step.
+        inputs, _ = jax.lax.optimization_barrier((jnp.stack(inputs), taps))
+        cache = cache.at[ring.write_slots(t)].set(inputs, mode="promise_in_bounds", unique_indices=True)
+        features = skip + weights.skip_bias if model.activation == "gated" else x
+        return cache, model.head(features, linear)
+
+    return step, cached_conv.init_cache(ring, batch, c, embedding.dtype)
+
+
 def _naive_stepper(model: WaveNet, batch: int, speaker, impl: str):
     """(step_fn, initial window) for naive generation: the whole model over the last receptive_field codes."""
     del impl  # the naive method has one implementation: the model's own forward pass
@@ -236,6 +343,16 @@ def _naive_stepper(model: WaveNet, batch: int, speaker, impl: str):
 
 
 GENERATORS = {"naive": _naive_stepper, "fast": _fast_stepper}
+FAST_IMPLS = ("fused", *IMPLEMENTATIONS)
+
+
+def resolve_fast_impl(impl: str) -> str:
+    """The cached step for `impl`: "fused" (this module's per-layer step, plain XLA), "xla" or "pallas" (the stack
+    step of kernels/cached_dilated_conv); "auto" is the Pallas kernel on GPU/TPU where it fits, "fused" on CPU."""
+    lookup({name: name for name in FAST_IMPLS}, impl, "cached step impl")
+    if impl != "auto":
+        return impl
+    return "pallas" if resolve_impl("auto") == "pallas" else "fused"
 
 
 @functools.partial(
@@ -247,7 +364,8 @@ def _generate(state, first_codes, speaker, key, *, graphdef, method, num_samples
     if padded != batch:  # the kernel's preferred batch: pad once here, never per step
         first_codes = jnp.pad(first_codes, (0, padded - batch))
         speaker = None if speaker is None else jnp.pad(speaker, (0, padded - batch))
-    step_fn, init = GENERATORS[method](model, padded, speaker, impl)
+    stepper = _fused_stepper if method == "fast" and impl == "fused" else GENERATORS[method]
+    step_fn, init = stepper(model, padded, speaker, impl)
     samples, logits = cached_conv.sample_autoregressively(
         step_fn,
         init,
@@ -276,11 +394,13 @@ def make_generator(
     """Compiles a generator now; returns run(key) -> (codes int32 [B, num_samples], logits [num_samples, B, K]).
 
     method: "naive" or "fast"; speaker int [B] (conditioned models only); first_code: the input of step 0
-    (default num_classes // 2, mu-law silence); temperature 0 is greedy; impl picks the cached step's
-    implementation (fast only); unroll: time steps per iteration of the compiled loop. The same key gives both
-    methods the same noise. Compiling here keeps compilation out of whatever times the returned function.
+    (default num_classes // 2, mu-law silence); temperature 0 is greedy; impl picks the cached step (fast only:
+    "fused", "xla", "pallas" or "auto", see `resolve_fast_impl`); unroll: time steps per iteration of the
+    compiled loop. The same key gives both methods the same noise. Compiling here keeps compilation out of
+    whatever times the returned function.
     """
     lookup(GENERATORS, method, "generation method")
+    impl = resolve_fast_impl(impl) if method == "fast" else impl
     first = model.num_classes // 2 if first_code is None else first_code
     first_codes = jnp.full((batch,), first, jnp.int32)
     model.speaker_biases(speaker, batch)  # a bad speaker argument fails here, not inside the trace
@@ -292,7 +412,7 @@ def make_generator(
         "temperature": float(temperature),
         "impl": impl,
         "unroll": unroll,
-        "padded": preferred_batch(batch, impl) if method == "fast" else batch,
+        "padded": preferred_batch(batch, impl) if method == "fast" and impl != "fused" else batch,
     }
     compiled = _generate.lower(state, first_codes, speaker, jax.random.key(0), **static).compile()
     return lambda key: compiled(state, first_codes, speaker, key)

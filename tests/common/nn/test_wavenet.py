@@ -19,6 +19,11 @@ CASES = [
     ("relu", 3, (1, 2, 4), 1, 2, "xla"),
     ("relu", 2, (1, 2, 4, 8), 2, 0, "pallas"),  # the kernel, interpreted
     ("gated", 2, (1, 2, 4), 2, 2, "pallas"),
+    ("gated", 2, (1, 2, 4, 8), 1, 0, "fused"),  # batch 1: the multiply-reduce products
+    ("gated", 2, (1, 2, 4, 1, 2, 4), 3, 3, "fused"),  # the dot products, speaker biases per row
+    ("gated", 3, (2, 1, 4), 5, 2, "fused"),
+    ("relu", 3, (1, 2, 4), 1, 2, "fused"),
+    ("relu", 2, (1, 2, 4, 8), 2, 0, "fused"),
 ]
 NUM_SAMPLES = 40
 
@@ -122,6 +127,10 @@ def test_bad_arguments_fail_clearly():
         wavenet.generate(model, method="slow", batch=1, num_samples=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"speaker must be int \[2\]"):
         wavenet.generate(model, method="fast", batch=2, num_samples=2, key=jax.random.key(0))
+    with pytest.raises(
+        UnknownNameError, match="unknown cached step impl 'cuda'; valid choices: auto, fused, pallas, xla"
+    ):
+        wavenet.generate(model, method="fast", batch=1, num_samples=2, impl="cuda", key=jax.random.key(0))
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         cached_conv.sample_codes(jnp.zeros((1, 4)), jnp.zeros((1, 4)), -1.0)
     with pytest.raises(ValueError, match="no speaker conditioning"):
