@@ -1,6 +1,7 @@
 """Naive vs cached (fast) WaveNet generation speed, measured side by side in one process.
 
-python -m papers.fast_wavenet.bench [--quick] [--json] [--impl xla|pallas|auto] [--repeats N]
+python -m papers.fast_wavenet.bench [--quick] [--json] [--impl fused|xla|pallas|auto] [--repeats N]
+    [--scaling] [--cores 0]
 
 Configurations (random weights: speed does not depend on them; seed 0):
   demo_L<n>      (a) the Fast WaveNet demo's plain model: 2 blocks x n layers (dilations 1..2^(n-1)), width 2,
@@ -15,13 +16,25 @@ many. Times are wall-clock (samples/s, ms per step, speedup) and process CPU tim
 other jobs on a shared machine do not inflate). max_abs_logit_diff compares the two on the naive run's steps
 (same key, so the same samples are fed).
 --quick: a subset that finishes within a minute on CPU. --json: one JSON object per configuration and line.
+
+Batch scaling (--scaling, `scaling`): the gated 20-layer WaveNet's cached generation at batch 1, 4, 16, 64 and 256
+with each cached step (impl "fused", this repo's CPU default, and "xla", the kernels package's stack step), beside
+(1) the rate of plain jnp matmuls of the model's shapes ([B, k*C] x [k*C, 2R] and [B, R] x [R, C+S], chained
+like the layers, in one compiled loop) and the fraction of it that generation reaches (model FLOPs per sample x
+samples/s), and (2) the PyTorch incremental step users run today (benchmarks/torch_wavenet_incremental.py, run
+in its own environment as a subprocess: REPRISE_TORCH_PYTHON, default .venv-torch/bin/python; without it the
+torch columns are empty). --cores=0 pins this process (and the torch subprocess) to those cores before JAX starts
+its thread pools.
 """
 
 import dataclasses
 import json
+import os
+import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags
 from flax import nnx
@@ -160,20 +173,137 @@ def table(rows: list[dict]) -> str:
     return report.markdown_table(header, body)
 
 
+SCALING_BATCHES = (1, 4, 16, 64, 256)
+SCALING_IMPLS = ("fused", "xla")
+SCALING_POSITIONS = 16_000  # batch * samples per timed run (at least MIN_SCALING_SAMPLES samples)
+MIN_SCALING_SAMPLES = 200
+MATMUL_STEPS = 50
+TORCH_PYTHON = os.environ.get("REPRISE_TORCH_PYTHON", ".venv-torch/bin/python")
+TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "torch_wavenet_incremental.py")
+
+
+def flops_per_sample(model: wavenet.WaveNet) -> int:
+    """Multiply-adds x 2 of one generated sample: every layer's taps and output products, and the head."""
+    weights = wavenet.fused_weights(model)
+    matrices = [weights.taps, weights.outputs, model.head_hidden.kernel.value, model.head_out.kernel.value]
+    return 2 * sum(int(np.prod(m.shape)) for m in matrices)
+
+
+def matmul_rate(model: wavenet.WaveNet, batch: int, repeats: int) -> tuple[float, float]:
+    """(wall, CPU-time) FLOP/s of plain jnp matmuls of the model's product shapes at this batch: per layer
+    [B, k*C] x [k*C, 2R] and [B, R] x [R, C+S], chained through a cheap elementwise step, MATMUL_STEPS times in
+    one compiled loop: what this machine's XLA reaches on exactly these products, nothing else."""
+    weights = wavenet.fused_weights(model)
+    c = model.channels
+
+    def chain(x):
+        def body(_, x):
+            for taps, outputs in zip(weights.taps, weights.outputs, strict=True):
+                a = jnp.concatenate([x] * (taps.shape[0] // c), axis=-1) @ taps
+                x = x + 0.01 * (a[:, :c] @ outputs)[:, :c]
+            return x
+
+        return jax.lax.fori_loop(0, MATMUL_STEPS, body, x)
+
+    run = jax.jit(chain).lower(jnp.ones((batch, c))).compile()
+    wall, cpu, _ = time_generator(lambda _: run(jnp.ones((batch, c))), repeats)
+    flops = MATMUL_STEPS * batch * 2 * (int(np.prod(weights.taps.shape)) + int(np.prod(weights.outputs.shape)))
+    return flops / wall, flops / cpu
+
+
+def torch_rates(batches, python: str = TORCH_PYTHON) -> dict[int, dict] | None:
+    """batch -> the torch peer's JSON row, or None when its environment is missing."""
+    if not os.path.exists(python):
+        return None
+    command = [python, TORCH_SCRIPT, "--batches", ",".join(map(str, batches))]
+    command += ["--positions", str(SCALING_POSITIONS // 4), "--min-samples", "50"]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    return {row["batch"]: row for row in map(json.loads, lines)}
+
+
+def scaling(*, batches=SCALING_BATCHES, impls=SCALING_IMPLS, repeats: int = 2, on_result=None) -> list[dict]:
+    """One row per batch: each impl's samples/s (wall and CPU time), the matmul rate, the torch peer's."""
+    config = BenchConfig("wavenet20", "gated", 2, 10, 64, 128, 1)
+    model = config.build()
+    flops = flops_per_sample(model)
+    rows = []
+    for batch in batches:
+        samples = max(MIN_SCALING_SAMPLES, SCALING_POSITIONS // batch)
+        row = {"batch": batch, "samples": samples, "flops_per_sample": flops}
+        for impl in impls:
+            run = wavenet.make_generator(model, method="fast", batch=batch, num_samples=samples, impl=impl)
+            wall, cpu, _ = time_generator(run, repeats)
+            row[f"{impl}_samples_per_s"], row[f"{impl}_cpu_samples_per_s"] = (
+                batch * samples / wall,
+                batch * samples / cpu,
+            )
+        row["matmul_flops_per_s"], row["matmul_cpu_flops_per_s"] = matmul_rate(model, batch, repeats)
+        best = max(impls, key=lambda impl: row[f"{impl}_samples_per_s"])
+        row["best_impl"] = best
+        row["matmul_fraction"] = flops * row[f"{best}_samples_per_s"] / row["matmul_flops_per_s"]
+        row["matmul_cpu_fraction"] = flops * row[f"{best}_cpu_samples_per_s"] / row["matmul_cpu_flops_per_s"]
+        torch = torch_rates((batch,))
+        row["torch_samples_per_s"] = None if torch is None else torch[batch]["samples_per_s"]
+        row["torch_cpu_samples_per_s"] = None if torch is None else torch[batch]["cpu_samples_per_s"]
+        row["torch_version"] = (
+            None if torch is None else f"torch {torch[batch]['torch']}, {torch[batch]['threads']} threads"
+        )
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return rows
+
+
+def scaling_table(rows: list[dict], impls=SCALING_IMPLS) -> str:
+    def rate(value):
+        return "n/a" if value is None else f"{value:,.0f}"
+
+    header = ["batch"] + [f"{impl} samples/s (CPU-time)" for impl in impls]
+    header += ["matmul GFLOP/s (CPU-time)", "fraction of matmul (CPU-time)", "torch samples/s (CPU-time)"]
+    header += ["best / torch"]
+    body = []
+    for row in rows:
+        best = row[f"{row['best_impl']}_samples_per_s"]
+        line = [row["batch"]]
+        line += [f"{rate(row[f'{i}_samples_per_s'])} ({rate(row[f'{i}_cpu_samples_per_s'])})" for i in impls]
+        line.append(f"{row['matmul_flops_per_s'] / 1e9:.1f} ({row['matmul_cpu_flops_per_s'] / 1e9:.1f})")
+        line.append(f"{row['matmul_fraction']:.0%} ({row['matmul_cpu_fraction']:.0%})")
+        line.append(f"{rate(row['torch_samples_per_s'])} ({rate(row['torch_cpu_samples_per_s'])})")
+        line.append("n/a" if row["torch_samples_per_s"] is None else f"{best / row['torch_samples_per_s']:.1f}x")
+        body.append(line)
+    return report.markdown_table(header, body)
+
+
+def pin_cores(cores: str | None) -> None:
+    """Restricts this process (and what it starts) to the given cores, e.g. "0" or "0,1"; call before JAX runs
+    anything, since XLA sizes its thread pools from the cores it may use when its backend starts."""
+    if cores:
+        os.sched_setaffinity(0, {int(core) for core in cores.split(",")})
+
+
 def define_flags() -> None:
     flags.DEFINE_bool("quick", False, "A small subset, within a minute on CPU.")
     flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
-    flags.DEFINE_enum("impl", "auto", ["xla", "pallas", "auto"], "The cached step's implementation.")
+    flags.DEFINE_enum("impl", "auto", list(wavenet.FAST_IMPLS), "The cached step's implementation.")
     flags.DEFINE_integer("repeats", 3, "Timed runs per generator; the fastest is kept.")
+    flags.DEFINE_bool("scaling", False, "Only the gated WaveNet's batch scaling table (fused, xla, matmul, torch).")
+    flags.DEFINE_string("cores", None, 'Pin the process to these cores before JAX starts, e.g. "0" (default: all).')
 
 
 def main(argv) -> None:
+    pin_cores(FLAGS.cores)
     app.prepare(argv)
 
     def emit(row):
         if FLAGS.json:
             print(json.dumps(row), flush=True)
 
+    if FLAGS.scaling:
+        rows = scaling(repeats=FLAGS.repeats, on_result=emit)
+        if not FLAGS.json:
+            print(scaling_table(rows))
+            print(f"\ncores: {sorted(os.sched_getaffinity(0))}; {report.machine_description()}")
+        return
     rows = run(quick=FLAGS.quick, impl=FLAGS.impl, repeats=FLAGS.repeats, on_result=emit)
     if not FLAGS.json:
         print(table(rows))
