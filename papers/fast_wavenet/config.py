@@ -14,7 +14,7 @@ Variants:
 Model fields: activation (gated | relu), num_blocks, layers_per_block (dilations 1, 2, ..., 2^(n-1) per block),
 kernel_size (>= 2), residual_channels, skip_channels, speaker_features (0: no speaker conditioning).
 Generation fields: batch_size (sequence i is spoken as speaker i mod num_speakers), num_samples per sequence,
-temperature (0: greedy), methods (naive and/or fast), impl (the cached step: xla | pallas | auto), seed.
+temperature (0: greedy), methods (naive and/or fast), impl (the cached step: fused | xla | pallas | auto), seed.
 """
 
 from ml_collections import ConfigDict
