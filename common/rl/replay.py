@@ -11,7 +11,7 @@ The table stores it in STORED_COLUMNS, the fewest columns that keep dtypes: obse
 observations stacked, in the environment's dtype) and scalars [3] float32 (action, n_step_return,
 bootstrap_discount; actions are small integers, exact in float32), and, when items carry their own insert priority,
 WRITE_PRIORITY []. Every column costs Reverb a chunk per item on insert and a tensor per item on sample, so two
-columns insert and sample for about half the CPU of five (`python -m benchmarks.replay --profile` measures each).
+columns cost less CPU than five, most clearly when sampling (`python -m benchmarks.replay --profile` measures each).
 An item holds both its observations (twice the observation bytes of items that reference shared steps; Reverb
 compresses the chunks).
 
