@@ -216,7 +216,7 @@ def torch_rates(batches, python: str = TORCH_PYTHON) -> dict[int, dict] | None:
     if not os.path.exists(python):
         return None
     command = [python, TORCH_SCRIPT, "--batches", ",".join(map(str, batches))]
-    command += ["--positions", str(SCALING_POSITIONS // 4), "--min-samples", "50"]
+    command += ["--positions", str(SCALING_POSITIONS // 16), "--min-samples", "20"]  # its steps cost ms
     lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
     return {row["batch"]: row for row in map(json.loads, lines)}
 
