@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TIMM_VENV := .venv-timm
+TORCH_VENV := .venv-torch
 # The current stack (requirements/current.txt): newest JAX, Flax, Orbax, TensorFlow, numpy 2; no dm-reverb.
 CURRENT_VENV := .venv-current
 CURRENT_PY := $(CURRENT_VENV)/bin/python
@@ -18,7 +19,7 @@ PYTEST_ARGS ?=
 # `make run` trains on the real Fashion-MNIST when Debian's package is installed, else on sklearn's digits.
 RUN_VARIANT := $(if $(wildcard $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz),default,digits)
 
-.PHONY: setup setup-current data test test-current test-long run lint bench timm-env sweep reproduce results sizes $(addprefix reproduce-,$(REPRODUCE)) clean
+.PHONY: setup setup-current data test test-current test-long run lint bench timm-env torch-env sweep reproduce results sizes $(addprefix reproduce-,$(REPRODUCE)) clean
 
 setup: $(STAMP) data
 
@@ -82,7 +83,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check common kernels papers configs tests benchmarks
 
-bench: setup timm-env
+bench: setup timm-env torch-env
 	$(PY) -m benchmarks.run_all --output docs/benchmarks.md
 
 # timm's PyTorch HaloAttn, for the halo_attention benchmark only: its own environment, never the project's.
@@ -91,6 +92,15 @@ timm-env: $(TIMM_VENV)/.installed
 $(TIMM_VENV)/.installed: requirements/bench-timm.txt
 	$(PYTHON) -m venv $(TIMM_VENV)
 	$(TIMM_VENV)/bin/python -m pip install --quiet -r requirements/bench-timm.txt
+	@touch $@
+
+# PyTorch alone, for the fast_wavenet benchmark's incremental-generation peer: its own environment, never the
+# project's.
+torch-env: $(TORCH_VENV)/.installed
+
+$(TORCH_VENV)/.installed: requirements/bench-torch.txt
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet -r requirements/bench-torch.txt
 	@touch $@
 
 # Every paper's measured tables, each rewriting its README block; hours on a CPU (each README says how long).
