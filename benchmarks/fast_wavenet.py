@@ -112,9 +112,10 @@ def markdown() -> str:
         "### Batch scaling of the gated 20-layer WaveNet (residual 64, skip 128)\n\n"
         f"{bench.scaling_table(scaling_rows)}\n\n{scaling_goals(scaling_rows)}\n\n"
         "Samples/s of whole compiled generation loops (sampling included), wall-clock with the process's CPU time "
-        "in brackets; fused: this repo's per-layer fused step (the CPU default), xla: the kernels package's stack "
-        "step. The matmul rate is plain jnp matmuls of the model's product shapes at the same batch, chained in "
-        "one compiled loop; the fraction is model FLOPs per sample x samples/s of the faster step over that rate. "
+        "in brackets; fused: this repo's per-layer fused step (the CPU default above batch 1), xla: the kernels "
+        "package's stack step. The matmul rate is plain jnp matmuls of the model's product shapes at the same "
+        "batch, chained in one compiled loop; the fraction is model FLOPs per sample x samples/s of the faster "
+        "step over that rate. "
         f"The PyTorch peer is wavenet_vocoder's incremental step ({torch_version}), run as a subprocess right "
         "after each batch's JAX timings. `python -m papers.fast_wavenet.bench --scaling`.\n"
     )

@@ -18,7 +18,8 @@ other jobs on a shared machine do not inflate). max_abs_logit_diff compares the 
 --quick: a subset that finishes within a minute on CPU. --json: one JSON object per configuration and line.
 
 Batch scaling (--scaling, `scaling`): the gated 20-layer WaveNet's cached generation at batch 1, 4, 16, 64 and 256
-with each cached step (impl "fused", this repo's CPU default, and "xla", the kernels package's stack step), beside
+with each cached step (impl "fused", this repo's CPU default above batch 1, and "xla", the kernels package's stack
+step), beside
 (1) the rate of plain jnp matmuls of the model's shapes ([B, k*C] x [k*C, 2R] and [B, R] x [R, C+S], chained
 like the layers, in one compiled loop) and the fraction of it that generation reaches (model FLOPs per sample x
 samples/s), and (2) the PyTorch incremental step users run today (benchmarks/torch_wavenet_incremental.py, run
