@@ -2,11 +2,11 @@
 
 Some claims are exact rather than statistical: "HaloNet H4 has 19.1M parameters", "SASA ResNet-50 needs 7.2B FLOPs".
 A paper opts in with `PAPER_SIZES` in its config.py (variant -> (parameters in millions, FLOPs in billions) as its
-table gives them, None where it gives none); `python -m
-common.sizes` builds each such variant abstractly (the paper's `build_for_dry_run`: nothing allocated, so the
-ImageNet models count in seconds on a CPU), counts parameters and FLOPs (`common.nn.counting`: one image, a
-multiply-add counted as 2), writes the table into the paper's README block `model_sizes` and the claims to
-`papers/<paper>/results/model_sizes.json` for docs/results.md (`python -m common.results`).
+table gives them, None where it gives none); `python -m common.sizes` builds each such variant abstractly (the
+paper's `build_for_dry_run`: nothing allocated, so the ImageNet models count in seconds on a CPU), counts parameters
+and FLOPs (`common.nn.counting`: one image, a multiply-add counted as 2), writes the table into the paper's README
+block `model_sizes` and the claims to `papers/<paper>/results/model_sizes.json` for docs/results.md
+(`python -m common.results`).
 """
 
 import importlib
@@ -19,6 +19,11 @@ from common import report, results
 BLOCK = "model_sizes"
 RECORD = "model_sizes.json"
 TOLERANCE = 0.05  # a measured size within 5% of the paper's counts as the paper's model
+# measured row key -> (unit, the paper's row key, the claim's word, the unit's name)
+KINDS = {
+    "params": (1e6, "paper_params_m", "parameter counts", "parameters (M)"),
+    "flops": (1e9, "paper_flops_b", "FLOPs", "FLOPs (B)"),
+}
 
 
 def measure(paper: str, sizes: Mapping[str, tuple[float | None, float | None]]) -> list[dict]:
@@ -73,8 +78,10 @@ def render(rows: Sequence[dict]) -> str:
     return report.markdown_table(header, table) + f"\n\nExact counts (params / FLOPs): {exact}."
 
 
-def _size_claim(rows: Sequence[dict], what: str, unit: float, key: str) -> results.Claim | None:
-    """One claim over every row the paper gives `key` for: reproduced if all are within TOLERANCE."""
+def _size_claim(rows: Sequence[dict], what: str) -> results.Claim | None:
+    """One claim on `what` (a KINDS key) over every row the paper gives it for: reproduced if all are within
+    TOLERANCE."""
+    unit, key, label, unit_name = KINDS[what]
     compared = [(row["variant"], row[what] / unit, row[key]) for row in rows if row[key] is not None]
     if not compared:
         return None
@@ -83,8 +90,6 @@ def _size_claim(rows: Sequence[dict], what: str, unit: float, key: str) -> resul
         verdict = "reproduced"
     else:
         verdict = "partly" if within else "not reproduced at this scale"
-    label = {"params": "parameter counts", "flops": "FLOPs"}[what]
-    unit_name = {"params": "parameters (M)", "flops": "FLOPs (B)"}[what]
     worst = max(compared, key=lambda item: abs(_diff(item[1], item[2])))
     return results.Claim(
         claim=f"The models have the paper's {label}",
@@ -102,8 +107,7 @@ def _size_claim(rows: Sequence[dict], what: str, unit: float, key: str) -> resul
 
 def claims(rows: Sequence[dict]) -> list[results.Claim]:
     """The parameter and FLOP claims of a measured size table (a paper without FLOPs gets the parameter claim)."""
-    found = [_size_claim(rows, "params", 1e6, "paper_params_m"), _size_claim(rows, "flops", 1e9, "paper_flops_b")]
-    return [claim for claim in found if claim is not None]
+    return [claim for what in KINDS if (claim := _size_claim(rows, what)) is not None]
 
 
 def papers_with_sizes(papers_dir: str) -> list[str]:
