@@ -39,7 +39,7 @@ from kernels.cached_dilated_conv import (
     preferred_batch,
     project,
 )
-from kernels.cached_dilated_conv.reference import _read_rows  # stacked dynamic slices: one copy of the rows
+from kernels.cached_dilated_conv.reference import read_rows  # stacked dynamic slices: one copy of the rows
 
 
 def doubling_dilations(num_blocks: int, layers_per_block: int) -> tuple[int, ...]:
@@ -299,7 +299,7 @@ def _fused_stepper(model: WaveNet, batch: int, speaker, impl: str):
 
     def step(cache, codes, t):
         x = embedding[codes]
-        taps = _read_rows(cache, ring.read_slots(t)).reshape(layers, width - 1, batch, c)
+        taps = read_rows(cache, ring.read_slots(t)).reshape(layers, width - 1, batch, c)
         taps = taps.transpose(0, 2, 1, 3).reshape(layers, batch, past_inputs)  # oldest tap first
         taps = jax.lax.optimization_barrier(taps)  # read once, before any layer and any write
         if small:

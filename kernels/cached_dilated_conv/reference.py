@@ -35,7 +35,7 @@ def cached_dilated_conv_step_reference(
     layers, past_taps = read_slots.shape
     batch, channels = x.shape
     project = layout.project
-    taps = _read_rows(cache, read_slots).reshape(layers, past_taps, batch, channels)
+    taps = read_rows(cache, read_slots).reshape(layers, past_taps, batch, channels)
     taps = taps.transpose(0, 2, 1, 3).reshape(layers, batch, past_taps * channels)
     pre = jnp.einsum("lbi,lgri->lgbr", taps, weights.past) + weights.bias[:, :, None, :]
     if gate_bias is not None:
@@ -58,7 +58,7 @@ def cached_dilated_conv_step_reference(
     return jnp.einsum("bk,sk->bs", gated, weights.skip) + weights.skip_bias, cache
 
 
-def _read_rows(cache: jax.Array, slots: jax.Array) -> jax.Array:
+def read_rows(cache: jax.Array, slots: jax.Array) -> jax.Array:
     """cache [S, B, C], slots int [...] -> [prod(...), B, C] as one dynamic slice per row.
 
     Not a gather: XLA on CPU runs a gather of 20 rows as a loop that costs more (about 35 us measured) than the
