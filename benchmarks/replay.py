@@ -14,6 +14,8 @@ python -m benchmarks.run_all --only replay      the section of docs/benchmarks.m
 python -m benchmarks.replay --profile           what each Reverb operation costs (CPU time per item, all threads)
 """
 
+from __future__ import annotations  # reverb.* annotations stay unevaluated where dm-reverb is missing
+
 import argparse
 import os
 import statistics
