@@ -123,11 +123,18 @@ def test_reference_matches_per_query_oracle_in_values_and_gradients(case):
     assert result.actual.shape == (batch, height, width, heads, depth)
 
 
+def long_cases(params: list) -> list:
+    """The same parameters marked `long` (make test-long): coverage the fast set already has in another dtype."""
+    return [pytest.param(*p.values, marks=pytest.mark.long, id=p.id) for p in params]
+
+
+# The fast set: every shape in float32, bfloat16 and padded GPU tiles at HaloNet's b = 8, h = 3.
 PALLAS_CASES = [
     *cases(CASES),
-    *cases([CASES[0], CASES[2]], [jnp.bfloat16]),
-    *cases([(8, 3, 1, 16, 8, 1, 16)], [jnp.float32, jnp.bfloat16], GPU_TILES),  # HaloNet's b = 8, h = 3, GPU tiles
+    *cases([(8, 3, 1, 16, 8, 1, 16)], [jnp.bfloat16], GPU_TILES),  # HaloNet's b = 8, h = 3, GPU tiles
     *cases([(3, 1, 1, 6, 3, 2, 6)], [jnp.float32], GPU_TILES),
+    *long_cases(cases([CASES[0], CASES[2]], [jnp.bfloat16])),
+    *long_cases(cases([(8, 3, 1, 16, 8, 1, 16)], [jnp.float32], GPU_TILES)),
 ]
 
 
@@ -161,9 +168,7 @@ STRIDED_LONG = [
 ]
 
 
-@pytest.mark.parametrize(
-    "case", STRIDED_FAST + [pytest.param(*p.values, marks=pytest.mark.long, id=p.id) for p in STRIDED_LONG]
-)
+@pytest.mark.parametrize("case", STRIDED_FAST + long_cases(STRIDED_LONG))
 def test_interpreted_pallas_kept_queries_match_reference_in_values_and_gradients(case: Case):
     result = STRIDED.check_pallas_against_reference(case)
     q, k = result.inputs[:2]
