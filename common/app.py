@@ -53,6 +53,7 @@ RESUMABLE_CHANGES = (
     "train.num_steps",
     "train.log_every",
     "train.eval_every",
+    "train.interim_eval_batches",
     "train.checkpoint_every",
     "train.max_to_keep",
     "train.async_checkpoints",
@@ -69,7 +70,7 @@ POSITIVE_FIELDS = (
     "total_updates",
     "num_actors",
 )
-NON_NEGATIVE_FIELDS = ("eval_every", "warmup_steps", "max_to_keep")
+NON_NEGATIVE_FIELDS = ("eval_every", "interim_eval_batches", "warmup_steps", "max_to_keep")
 
 
 PAPERS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "papers")

@@ -12,6 +12,7 @@ start from another run's weights (`config.init_from`).
 """
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -85,7 +86,9 @@ def train(
 ) -> dict[str, float]:
     """Trains `task.model` for `config.num_steps` steps in `workdir`, resuming from its latest checkpoint.
 
-    config fields: num_steps, log_every, eval_every (0: only at the end), checkpoint_every, max_to_keep,
+    config fields: num_steps, log_every, eval_every (0: only at the end), interim_eval_batches (evaluations
+    before the last read only the first this many eval batches, a cheaper learning curve; 0: all; the final
+    evaluation always reads the whole split), checkpoint_every, max_to_keep,
     ema_decay (0: off), async_checkpoints, and optionally init_from (workdir, mapping, part: a fresh run starts
     from that run's saved weights, see `checkpoint.warm_start`; or several such sources by name, `init_sources`).
     Returns the final eval metrics (or the last train metrics).
@@ -151,9 +154,13 @@ def train(
     jit_train_step = jax.jit(train_step, donate_argnums=0)
     jit_eval_step = jax.jit(eval_step)
 
-    def evaluate(train_state) -> dict[str, float]:
+    def evaluate(train_state, max_batches: int = 0) -> dict[str, float]:
+        """Mean eval metrics over the eval split, or over its first `max_batches` batches (0: all of them)."""
         sums: dict[str, float] = {}
-        for batch in sharding.prefetch_to_mesh(task.make_eval_iterator(), mesh):
+        eval_batches = task.make_eval_iterator()
+        if max_batches:
+            eval_batches = itertools.islice(eval_batches, max_batches)
+        for batch in sharding.prefetch_to_mesh(eval_batches, mesh):
             for name, value in jit_eval_step(train_state, batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value)
         count = sums.pop("count")
@@ -173,6 +180,7 @@ def train(
     sums, count, all_finite = None, 0, jnp.array(True)
     last_good_step = start_step
     eval_every = int(config.get("eval_every", 0))
+    interim_eval_batches = int(config.get("interim_eval_batches", 0))
     log_every = int(config.log_every)
     batches = sharding.prefetch_to_mesh(task.make_train_iterator(start_step), mesh)
     tick = time.perf_counter()
@@ -206,7 +214,7 @@ def train(
                 progress.set_postfix(loss=f"{last_metrics['train/loss']:.4f}", refresh=False)
                 sums, count, tick = None, 0, now
             if task.eval_fn is not None and ((eval_every and step % eval_every == 0) or at_end):
-                last_metrics = evaluate(train_state)
+                last_metrics = evaluate(train_state, max_batches=0 if at_end else interim_eval_batches)
                 writer.write(step, last_metrics)
                 progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last_metrics.items()))
             if wants_save:

@@ -211,3 +211,33 @@ class WiderNet(TinyNet):
         self.hidden = nnx.Linear(6, 32, rngs=rngs)
         self.norm = nnx.BatchNorm(32, rngs=rngs)
         self.out = nnx.Linear(32, 3, rngs=rngs)
+
+
+def test_interim_evaluations_read_only_their_batches_and_the_final_one_reads_all(tmp_path):
+    """With interim_eval_batches=1 the step-6 evaluation sees the first eval batch only (its accuracy is over 8
+    examples, so a multiple of 1/8) and the final one all 3 batches; the final metrics match a full-eval run's."""
+    seen = []
+
+    def counted_eval_batches():
+        for batch in eval_batches():
+            seen.append(1)
+            yield batch
+
+    def run_counting(workdir, config):
+        task = loop.TrainTask(
+            model=TinyNet(nnx.Rngs(0)),
+            loss_fn=loss_fn,
+            make_train_iterator=batches,
+            eval_fn=eval_fn,
+            make_eval_iterator=counted_eval_batches,
+        )
+        return loop.train(task, make_tx(), config, str(workdir), seed=0, show_progress=False)
+
+    final = run_counting(tmp_path / "interim", make_config(interim_eval_batches=1))
+    assert len(seen) == 1 + 3  # step 6: one batch; step 12 (the end): all three
+    seen.clear()
+    full = run_counting(tmp_path / "full", make_config())
+    assert len(seen) == 3 + 3
+    assert final == full
+    rows = [row for row in read_metrics(os.path.join(tmp_path / "interim", "metrics.jsonl")) if "eval/accuracy" in row]
+    assert [row["step"] for row in rows] == [6, 12]
