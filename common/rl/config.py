@@ -160,10 +160,7 @@ class Experiment:
     run: RunConfig
 
     def __post_init__(self):
-        if self.replay is not None and self.replay.backend == "ring":
-            if self.replay.sampler != "uniform":
-                raise ConfigError(
-                    f"replay.backend='ring' samples uniformly; replay.sampler={self.replay.sampler!r} needs reverb"
-                )
-            if self.run.checkpoint_every:
-                raise ConfigError("replay.backend='ring' cannot checkpoint its contents; set run.checkpoint_every=0")
+        if self.replay is not None and self.replay.backend == "ring" and self.replay.sampler != "uniform":
+            raise ConfigError(
+                f"replay.backend='ring' samples uniformly; replay.sampler={self.replay.sampler!r} needs reverb"
+            )

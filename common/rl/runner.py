@@ -15,10 +15,10 @@ prefetching threads decide which items a batch can see.
 Checkpoints (every `run.checkpoint_every` updates, at the end, and on SIGTERM/SIGINT) hold the learner's state, the
 counters and the episode record (Orbax) and the agent's Reverb tables (Reverb's checkpointer,
 `replay.ReplayCheckpoints`); rerunning the same command restores them and continues. Where the actor and the replay
-can give their state (the DQN family on the ring buffer), the checkpoint also holds the acting side
-(`acting_snapshot`: the environment mid-episode, the n-step window, the replay contents, every random stream), and
-the resumed run ends exactly as an uninterrupted one would; otherwise an episode (or an on-policy rollout) cut by a
-restart starts afresh.
+can give their state (the DQN family on the ring buffer), every checkpoint, periodic or not, also holds the acting
+side (`acting_snapshot`: the environment mid-episode, the n-step window, the replay contents, every random stream),
+and the resumed run ends exactly as an uninterrupted one would, even after a SIGKILL (from the last periodic
+checkpoint); otherwise an episode (or an on-policy rollout) cut by a restart starts afresh.
 
 Config: seed; env (name, max_episode_steps, sticky_action_prob); agent (name, then the agent's fields:
 common/rl/agents.py); replay for off-policy agents (backend, capacity, sampler, ...); run (total_updates, log_every,
@@ -115,7 +115,8 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
     replay_checkpoints = replay.ReplayCheckpoints(workdir) if table_names else None
 
     def open_at(step: int | None):
-        """The replay server, buffer and learner as saved at `step` (None: fresh)."""
+        """The replay server, buffer and learner as saved at `step` (None: fresh), and the acting side saved with
+        them (None if none was), read here so that a damaged step is skipped for an older one as a whole."""
         tables = builder.make_replay_tables(single_process=True)
         server = client = None
         if tables:
@@ -123,7 +124,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
             client = server.localhost_client()
         buffer = builder.make_replay(spec, client)
         learner = builder.make_learner(networks, buffer)
-        counters, stats = {"env_steps": 0, "episodes": 0}, EpisodeStats()
+        counters, stats, acting = {"env_steps": 0, "episodes": 0}, EpisodeStats(), None
         if step is not None:
             try:
                 learner.restore(checkpointer.restore({"learner": learner.save()}, step)["learner"])
@@ -134,18 +135,21 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
                 expected = int(counters.get("replay_items", -1))
                 if expected >= 0 and buffer.size() != expected:
                     raise ValueError(f"its replay holds {buffer.size()} items, the checkpoint recorded {expected}")
+                if ACTING_PART in checkpointer.part_names(step):
+                    acting = unpickle_acting(checkpointer.load_raw(ACTING_PART, step)["pickle"])
             except Exception:
                 if server is not None:
                     buffer.close()
                     server.stop()
                 raise
-        return server, client, buffer, learner, counters, stats
+        return server, client, buffer, learner, counters, stats, acting
 
     start_step = None
     if checkpointer.all_steps():
-        start_step, (server, client, buffer, learner, counters, stats) = checkpointer.open_newest_readable(open_at)
+        start_step, opened = checkpointer.open_newest_readable(open_at)
     else:
-        server, client, buffer, learner, counters, stats = open_at(None)
+        opened = open_at(None)
+    server, client, buffer, learner, counters, stats, acting = opened
     actor = builder.make_actor(networks, spec, VariableClient(learner), buffer, seed=experiment.seed + 1)
     env_steps, episodes = int(counters["env_steps"]), int(counters["episodes"])
     if start_step is not None:
@@ -167,19 +171,26 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
             "replay_items": jnp.asarray(buffer.size() if client is not None else -1, jnp.int32),  # checked on load
         }
         parts = {"learner": learner.save(), "counters": counters, EPISODES_PART: stats.to_json()}
-        acting = acting_snapshot(env, observation, actor, buffer)
-        if acting is not None:
-            parts[ACTING_PART] = {"pickle": acting}
+        snapshot = acting_snapshot(env, observation, actor, buffer)
+        if snapshot is not None:
+            parts[ACTING_PART] = {"pickle": snapshot}
         checkpointer.maybe_save(updates, parts, force=True)
 
     writer = MetricWriter(workdir, resume_step=env_steps)
     replay_counts, metrics = {}, []
     log_every = experiment.run.log_every
     stop = StopRequest()
-    if start_step is not None and ACTING_PART in checkpointer.part_names(start_step):
-        env, observation = restore_acting(checkpointer.load_raw(ACTING_PART, start_step)["pickle"], actor, buffer)
-        while learner.updates < builder.updates_due(env_steps):  # those due after a save made between two updates
+
+    def learn_until_due() -> None:
+        """The learner updates due after `env_steps` steps, saving on the checkpoint period."""
+        while learner.updates < builder.updates_due(env_steps):
             metrics.append(learner.step())
+            if checkpoint_every and learner.updates % checkpoint_every == 0:
+                save(learner.updates)
+
+    if acting is not None:
+        env, observation = restore_acting(acting, actor, buffer)
+        learn_until_due()  # those due after a save made between two updates of one environment step
         actor.update()
     else:
         stats.current = 0.0  # an episode cut by a restart starts afresh
@@ -200,10 +211,7 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
                 actor.observe_first(observation)
             else:
                 observation = step.observation
-            while learner.updates < builder.updates_due(env_steps):
-                metrics.append(learner.step())
-                if checkpoint_every and learner.updates % checkpoint_every == 0:
-                    save(learner.updates)
+            learn_until_due()
             actor.update()
             if env_steps % log_every == 0 or learner.updates >= total_updates:
                 now = time.perf_counter()
@@ -264,9 +272,14 @@ def acting_snapshot(env: Environment, observation: np.ndarray, actor, buffer) ->
     return np.frombuffer(pickle.dumps(state), np.uint8)
 
 
-def restore_acting(snapshot: np.ndarray, actor, buffer) -> tuple[Environment, np.ndarray]:
-    """Puts `acting_snapshot`'s actor and replay state back; returns its (environment, observation)."""
-    state = pickle.loads(np.asarray(snapshot, np.uint8).tobytes())  # noqa: S301 (the run's own checkpoint)
+def unpickle_acting(snapshot: np.ndarray) -> dict:
+    """`acting_snapshot`'s bytes [n] uint8 back into its dict (env, observation, actor, replay)."""
+    return pickle.loads(np.asarray(snapshot, np.uint8).tobytes())  # noqa: S301 (the run's own checkpoint)
+
+
+def restore_acting(state: dict, actor, buffer) -> tuple[Environment, np.ndarray]:
+    """Puts the actor and replay state of an unpickled `acting_snapshot` back; returns its (environment,
+    observation)."""
     actor.restore_random_state(state["actor"])
     buffer.restore_state(state["replay"])
     return state["env"], state["observation"]

@@ -3,7 +3,11 @@ CartPole run that must beat a random policy clearly."""
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -16,6 +20,7 @@ from common.train.loop import TrainingStopped
 from common.train.metrics import read_metrics
 from tests.common.rl.cartpole import dqn_cartpole, random_policy_return
 from tests.common.rl.cartpole import dqn_smoke as smoke_config
+from tests.helpers import REPO, subprocess_env
 
 reverb = import_reverb()
 
@@ -227,5 +232,55 @@ def test_a_killed_ring_buffer_run_resumes_to_the_same_parameters_and_returns(tmp
         on_finish=lambda learner, stats: resumed.update(learner=learner.save(), returns=list(stats.returns)),
     )
     assert messages[0].startswith("resumed at ") and "331 environment steps" in messages[0]
+    assert again == final and resumed["returns"] == returns
+    assert _same_arrays(resumed["learner"], learner)
+
+
+_TRAIN_IN_SUBPROCESS = """
+import json, sys
+from ml_collections import ConfigDict
+from common.rl import runner
+runner.train_single_process(ConfigDict(json.loads(sys.argv[1])), sys.argv[2], log=lambda _: None)
+"""
+
+
+@pytest.mark.long  # a run in a subprocess (~7 s of imports), a whole run and a resume: ~25 s of CPU
+def test_a_ring_buffer_run_killed_after_a_periodic_checkpoint_resumes_to_the_same_parameters_and_returns(tmp_path):
+    """SIGKILL leaves no chance to save: the resumed run starts from the last periodic checkpoint, which must hold
+    the whole acting side (environment mid-episode, n-step window, replay contents, random streams) as a stop
+    signal's does."""
+    config = smoke_config(total_updates=120, checkpoint_every=40, log_every=50)
+    config.replay.update(backend="ring")
+    config.agent.n_step = 3  # items still waiting for their return when the checkpoint is written
+    final, learner, returns, _ = _run_to_the_end(config, tmp_path / "whole")
+
+    cut = tmp_path / "cut"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _TRAIN_IN_SUBPROCESS, config.to_json(), str(cut)],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (cut / "checkpoints" / "40").exists():  # Orbax renames a finished save into place
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not (cut / "checkpoints" / "120").exists(), "the run ended before it was killed"
+
+    messages = []
+    resumed = {}
+    again = runner.train_single_process(
+        config,
+        str(cut),
+        log=messages.append,
+        on_finish=lambda learner, stats: resumed.update(learner=learner.save(), returns=list(stats.returns)),
+    )
+    assert re.fullmatch(r"resumed at (40|80) updates, \d+ environment steps, \d+ items in replay", messages[0])
     assert again == final and resumed["returns"] == returns
     assert _same_arrays(resumed["learner"], learner)
