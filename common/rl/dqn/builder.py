@@ -82,7 +82,8 @@ class DQNBuilder:
         )
 
     def make_adder(self, client: reverb.Client) -> replay.NStepWriter:
-        """Distributed actors insert at priority 1 (Acme's rule)."""
+        """Items at priority 1 (Acme's rule); on a prioritised table distributed actors give each its own initial
+        priority instead (common/rl/distributed.py: `make_actor_adder`, Ape-X's rule)."""
         return replay.NStepWriter(client, REPLAY, n_step=self._agent.n_step, discount=self._agent.discount)
 
     def make_dataset(self, client: reverb.Client) -> replay.PrefetchingDataset:

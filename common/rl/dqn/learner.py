@@ -31,6 +31,24 @@ def atoms_of(config: ConfigDict) -> jax.Array:
     return jnp.linspace(-config.v_max, config.v_max, int(config.num_atoms))
 
 
+def make_loss_fn(config, graphdef: nnx.GraphDef):
+    """The learner's loss: loss_fn(online_params, target_params, data, weights) -> (loss, priorities [batch]), with
+    data the replay's ITEM_FIELDS [batch, ...] and weights [batch] the importance weights. The priorities are what
+    the learner writes back to the table (|n-step TD error|, or the C51 cross-entropy); the table's sampler raises
+    them to replay.priority_exponent. Distributed actors compute new items' initial priorities with it too."""
+    atoms = atoms_of(config) if config.distributional else None
+
+    def loss_fn(params, target_params, data, weights):
+        online, target = nnx.merge(graphdef, params), nnx.merge(graphdef, target_params)
+        out_tm1, out_t = online(data["observation"]), target(data["next_observation"])
+        args = (out_tm1, data["action"], data["n_step_return"], data["bootstrap_discount"], out_t, weights)
+        if config.distributional:
+            return losses.c51_loss(*args, atoms)
+        return losses.dqn_loss(*args, float(config.huber_delta))
+
+    return loss_fn
+
+
 class Learner:
     """Holds `state` = {online, target, optimizer, updates}: the pytree that is checkpointed.
 
@@ -53,17 +71,9 @@ class Learner:
         self._update = jax.jit(self._make_update(tx), donate_argnums=0)
 
     def _make_update(self, tx: optax.GradientTransformation):
-        config, graphdef = self.config, self.graphdef
+        config = self.config
         period = int(config.target_update_period)
-        atoms = atoms_of(config) if config.distributional else None
-
-        def loss_fn(params, target_params, data, weights):
-            online, target = nnx.merge(graphdef, params), nnx.merge(graphdef, target_params)
-            out_tm1, out_t = online(data["observation"]), target(data["next_observation"])
-            args = (out_tm1, data["action"], data["n_step_return"], data["bootstrap_discount"], out_t, weights)
-            if config.distributional:
-                return losses.c51_loss(*args, atoms)
-            return losses.dqn_loss(*args, float(config.huber_delta))
+        loss_fn = make_loss_fn(config, self.graphdef)
 
         def update(state, data, probabilities):
             if config.importance_exponent:
