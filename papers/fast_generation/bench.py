@@ -1,7 +1,7 @@
 """Naive vs cached PixelCNN++ generation speed, measured side by side in one process.
 
 python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--models cifar10,small] [--batches 1,4]
-    [--plot speedup.png] [--from_json rows.jsonl] [--single_thread]
+    [--plot speedup.png] [--from_json rows.jsonl] [--single_thread] [--record]
 
 Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
@@ -19,20 +19,27 @@ back).
 images/s vs batch with the paper's PixelCNN++ speedups; --from_json FILE: read rows saved by --json instead of
 measuring (to redraw the figure or the table). --single_thread: XLA:CPU's matmuls and convs on one thread
 (--xla_cpu_multi_thread_eigen=false), for a CPU shared with other jobs, where waiting on descheduled pool threads
-costs more than the threads save.
+costs more than the threads save. --record: also turn the measured rows into the paper's claims (`claims`: the same
+pixels, and the speed-up growing with the batch) and write them to results/generation.json, which
+`python -m common.results` gathers into docs/results.md.
 """
 
 import dataclasses
+import itertools
 import json
 import os
+import shlex
+import sys
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 from absl import flags
 from flax import nnx
 
-from common import app, report
+from common import app, report, results
+from common.errors import ConfigError
 from common.nn import cached_pixelcnn, pixelcnn
 from common.registry import lookup
 
@@ -201,6 +208,121 @@ def plot_speedup(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+RECORD = os.path.join(os.path.dirname(__file__), "results", "generation.json")
+FIGURE = "speedup.png"  # the README's speed-up figure (drawn by --plot from the README's runs)
+# The paper's test of the cached generator: outputs equal to the naive network's to 1e-4 (float32 rounding of the
+# two computation orders is 1e-8 to 1e-7 here; a cache that fed a wrong past activation would not stay within it).
+EXACT_TOLERANCE = 1e-4
+# How far one CPU-time speed-up moved between runs of the same batch on this shared machine (README: 283-420x at
+# batch 4), as a factor: a trend has to beat it.
+TREND_NOISE = 1.5
+MIN_BATCHES = 3  # batches needed to call a trend
+
+
+def trend(values: Sequence[float], noise: float = TREND_NOISE) -> str:
+    """How `values` [N] (in the order of a growing setting) move, allowing each a factor `noise` of run-to-run
+    spread: "rises" (the last above the first by more than the noise and none below the one before by more than
+    it), "falls" (the last below the first by more than the noise), else "stays flat"."""
+    steps = [later / earlier for earlier, later in itertools.pairwise(values)]
+    if values[-1] > noise * values[0] and min(steps) >= 1 / noise:
+        return "rises"
+    if values[-1] < values[0] / noise:
+        return "falls"
+    return "stays flat"
+
+
+def pixels_claim(rows: Sequence[dict]) -> results.Claim:
+    """Reproduced when every configuration drew the same pixels and its mixture parameters agree within
+    EXACT_TOLERANCE."""
+    claim = "Cached PixelCNN++ generation draws the naive sampler's pixels"
+    paper = f"same outputs as the naive network (their test: to {EXACT_TOLERANCE:g})"
+    if not rows:
+        return results.Claim(claim, paper, "no configuration measured", "not tested", "-")
+    names = [f"{row['model']} batch {row['batch']}" for row in rows]
+    differing = [name for name, row in zip(names, rows, strict=True) if not row["same_pixels"]]
+    above = [name for name, row in zip(names, rows, strict=True) if row["max_abs_logit_diff"] > EXACT_TOLERANCE]
+    largest = max(row["max_abs_logit_diff"] for row in rows)
+    measured = (
+        f"same pixels in {len(rows) - len(differing)} of {len(rows)} configurations ({', '.join(names)}), on the "
+        f"{'/'.join(str(n) for n in sorted({row['naive_pixels'] for row in rows}))} timed naive pixels of each; "
+        f"mixture parameters within {largest:.1e}"
+    )
+    if differing or above:
+        problems = [f"different pixels in {', '.join(differing)}"] if differing else []
+        problems += [f"mixture parameters beyond {EXACT_TOLERANCE:g} in {', '.join(above)}"] if above else []
+        return results.Claim(claim, paper, measured, "not reproduced at this scale", "; ".join(problems))
+    why = (
+        "both generators drew the same pixels in every configuration (same key) and their mixture parameters agree "
+        f"within the paper's {EXACT_TOLERANCE:g}"
+    )
+    return results.Claim(claim, paper, measured, "reproduced", why)
+
+
+def speedup_claim(rows: Sequence[dict]) -> results.Claim:
+    """Per model (curve_name) with at least MIN_BATCHES batches: whether cached is faster than naive at every batch
+    and whether its speed-up rises with the batch (`trend`). Reproduced: faster and rising for every model; partly:
+    faster everywhere but not rising; else not reproduced. CPU time decides (the work done, which other jobs on a
+    shared machine do not inflate); wall-clock is shown beside it."""
+    claim = "Cached generation is faster than naive, more so at larger batch"
+    paper = "K40, CIFAR-10 PixelCNN++, speed-up by batch: " + ", ".join(f"{b}: {x}x" for b, x in PAPER_SPEEDUP.items())
+    curves = {}
+    for row in sorted(rows, key=lambda row: row["batch"]):
+        curves.setdefault(curve_name(row), []).append(row)
+    curves = {name: curve for name, curve in curves.items() if len(curve) >= MIN_BATCHES}
+    if not curves:
+        measured = f"no model measured at {MIN_BATCHES} or more batches"
+        return results.Claim(claim, paper, measured, "not tested", f"a trend needs at least {MIN_BATCHES} batches")
+    measured, findings, directions, slower = [], [], [], []
+    for name, curve in curves.items():
+        cpu = [row["cpu_speedup"] for row in curve]
+        direction = trend(cpu)
+        directions.append(direction)
+        slower += [f"{name} batch {row['batch']}" for row in curve if row["cpu_speedup"] <= 1]
+        measured.append(
+            f"{name}: CPU-time (wall-clock) speed-up vs the paper's by batch: "
+            + ", ".join(
+                f"{row['batch']}: {row['cpu_speedup']:.0f}x ({row['speedup']:.0f}x) vs "
+                + (f"{PAPER_SPEEDUP[row['batch']]}x" if row["batch"] in PAPER_SPEEDUP else "-")
+                for row in curve
+            )
+        )
+        first, last = curve[0], curve[-1]
+        paper_span = (
+            f" (the paper's: x{PAPER_SPEEDUP[last['batch']] / PAPER_SPEEDUP[first['batch']]:.0f})"
+            if first["batch"] in PAPER_SPEEDUP and last["batch"] in PAPER_SPEEDUP
+            else ""
+        )
+        findings.append(
+            f"{name}: the speed-up {direction} from batch {first['batch']} to {last['batch']}, "
+            f"x{cpu[-1] / cpu[0]:.2f}{paper_span}"
+        )
+    if slower:
+        verdict, lead = "not reproduced at this scale", f"cached is not faster at {', '.join(slower)}"
+    else:
+        verdict = "reproduced" if all(direction == "rises" for direction in directions) else "partly"
+        lead = "cached is faster at every batch"
+    why = (
+        f"{lead}; {'; '.join(findings)}; rising means the last above the first by more than a factor "
+        f"{TREND_NOISE:g} (the run-to-run spread allowed) and no step down by more than it"
+    )
+    return results.Claim(claim, paper, "; ".join(measured), verdict, why, FIGURE)
+
+
+def claims(rows: Sequence[dict]) -> list[results.Claim]:
+    """The paper's two generation claims from measured rows (as `measure` returns them); plateau None."""
+    return [pixels_claim(rows), speedup_claim(rows)]
+
+
+def command_line() -> str:
+    """This invocation as a command to rerun, in backticks."""
+    return f"`{shlex.join(['python', '-m', 'papers.fast_generation.bench', *sys.argv[1:]])}`"
+
+
+def write_generation_record(rows: Sequence[dict], command: str, minutes: float, path: str = RECORD) -> None:
+    """Writes the claims of `rows` as the paper's results record (read by `python -m common.results`)."""
+    results.write_record(path, results.record(claims(rows), "papers/fast_generation/bench.py", command, minutes))
+
+
 def markdown(repeats: int = 1) -> str:
     """The docs section: the table (cifar10 at batches 1 and 4 only on a CPU) and how it was measured."""
     start = time.perf_counter()
@@ -229,9 +351,13 @@ def define_flags() -> None:
     flags.DEFINE_bool("single_thread", False, "XLA:CPU matmuls and convs on one thread (a CPU shared with others).")
     flags.DEFINE_string("plot", None, "Also draw speedup and cached images/s vs batch to this PNG.")
     flags.DEFINE_string("from_json", None, "Rows saved by --json (one per line) to use instead of measuring.")
+    flags.DEFINE_bool("record", False, f"Also write the claims these rows decide to {os.path.relpath(RECORD)}.")
 
 
 def main(argv) -> None:
+    started = time.perf_counter()
+    if FLAGS.record and FLAGS.from_json:
+        raise ConfigError("--record keeps a measurement with its time and machine; --from_json rows were not timed now")
     if FLAGS.single_thread:  # read when the CPU backend starts, which app.prepare does
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     app.prepare(argv)
@@ -251,6 +377,9 @@ def main(argv) -> None:
     if not FLAGS.json:
         print(table(rows))
         print(f"\n{report.machine_description()}")
+    if FLAGS.record:
+        write_generation_record(rows, command_line(), (time.perf_counter() - started) / 60)
+        print(f"wrote {os.path.relpath(RECORD)}", file=sys.stderr if FLAGS.json else sys.stdout, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Naive vs cached (fast) WaveNet generation speed, measured side by side in one process.
 
 python -m papers.fast_wavenet.bench [--quick] [--json] [--impl fused|xla|pallas|auto] [--repeats N]
-    [--scaling] [--cores 0]
+    [--demo_layers 2,4,6] [--record] [--scaling] [--cores 0]
 
 Configurations (random weights: speed does not depend on them; seed 0):
   demo_L<n>      (a) the Fast WaveNet demo's plain model: 2 blocks x n layers (dilations 1..2^(n-1)), width 2,
@@ -14,8 +14,13 @@ whole receptive field per sample, so it is timed on few samples (enough for a st
 its samples costs the same whatever the step) and the fast one on many; `naive_samples`/`fast_samples` say how
 many. Times are wall-clock (samples/s, ms per step, speedup) and process CPU time (cpu_*: the work done, which
 other jobs on a shared machine do not inflate). max_abs_logit_diff compares the two on the naive run's steps
-(same key, so the same samples are fed).
+(same key, so the same samples are fed); same_samples: whether both drew the same codes on those steps.
 --quick: a subset that finishes within a minute on CPU. --json: one JSON object per configuration and line.
+--demo_layers: the demo's n values to time (default 1..14; --quick 2 and 6).
+
+--record: also turn the rows into the paper's claims (`claims`: exactness, and the speed-up growing with the
+receptive field) and write them to results/generation.json, which `python -m common.results` gathers into
+docs/results.md.
 
 Batch scaling (--scaling, `scaling`): the gated 20-layer WaveNet's cached generation at batch 1, 4, 16, 64 and 256
 with each cached step (impl "fused", this repo's CPU default above batch 1, and "xla", the kernels package's stack
@@ -29,10 +34,14 @@ its thread pools.
 """
 
 import dataclasses
+import itertools
 import json
 import os
+import shlex
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +49,8 @@ import numpy as np
 from absl import flags
 from flax import nnx
 
-from common import app, report
+from common import app, report, results
+from common.errors import ConfigError
 from common.nn import wavenet
 
 DEMO_LAYERS = tuple(range(1, 15))
@@ -74,11 +84,18 @@ class BenchConfig:
         )
 
 
-def configurations(quick: bool) -> list[BenchConfig]:
-    demo = [BenchConfig(f"demo_L{n}", "relu", 2, n, 128, 0, 1) for n in DEMO_LAYERS]
-    gated = [BenchConfig(f"wavenet20_b{b}", "gated", 2, 10, 64, 128, b) for b in (1, 16)]
-    if quick:
-        return [demo[1], demo[5], gated[0]]
+QUICK_DEMO_LAYERS = (2, 6)
+
+
+def configurations(quick: bool, demo_layers: Sequence[int] | None = None) -> list[BenchConfig]:
+    """The demo models (n layers per block: `demo_layers`, default DEMO_LAYERS, --quick QUICK_DEMO_LAYERS), then
+    the gated 20-layer WaveNet at batch 1 (and 16 unless quick)."""
+    layers = demo_layers or (QUICK_DEMO_LAYERS if quick else DEMO_LAYERS)
+    for n in layers:
+        if not 1 <= n <= max(DEMO_LAYERS):
+            raise ConfigError(f"demo layers per block {n} out of range; valid choices: 1..{max(DEMO_LAYERS)}")
+    demo = [BenchConfig(f"demo_L{n}", "relu", 2, n, 128, 0, 1) for n in layers]
+    gated = [BenchConfig(f"wavenet20_b{b}", "gated", 2, 10, 64, 128, b) for b in ((1,) if quick else (1, 16))]
     return demo + gated
 
 
@@ -107,9 +124,10 @@ def measure(config: BenchConfig, *, quick: bool, impl: str, repeats: int) -> dic
     common = {"batch": config.batch, "temperature": 1.0}
     naive = wavenet.make_generator(model, method="naive", num_samples=naive_samples, **common)
     fast = wavenet.make_generator(model, method="fast", num_samples=fast_samples, impl=impl, **common)
-    naive_seconds, naive_cpu, (_, naive_logits) = time_generator(naive, 1 if field > 4096 else repeats)
-    fast_seconds, fast_cpu, (_, fast_logits) = time_generator(fast, repeats)
+    naive_seconds, naive_cpu, (naive_codes, naive_logits) = time_generator(naive, 1 if field > 4096 else repeats)
+    fast_seconds, fast_cpu, (fast_codes, fast_logits) = time_generator(fast, repeats)
     diff = float(np.abs(np.asarray(naive_logits) - np.asarray(fast_logits[:naive_samples])).max())
+    same = bool((np.asarray(naive_codes) == np.asarray(fast_codes)[:, :naive_samples]).all())
     naive_rate = config.batch * naive_samples / naive_seconds
     fast_rate = config.batch * fast_samples / fast_seconds
     return {
@@ -135,13 +153,14 @@ def measure(config: BenchConfig, *, quick: bool, impl: str, repeats: int) -> dic
         "fast_cpu_ms_per_step": 1e3 * fast_cpu / fast_samples,
         "cpu_speedup": (naive_cpu / naive_samples) / (fast_cpu / fast_samples),
         "max_abs_logit_diff": diff,
+        "same_samples": same,
     }
 
 
-def run(*, quick: bool = False, impl: str = "auto", repeats: int = 3, on_result=None) -> list[dict]:
+def run(*, quick: bool = False, impl: str = "auto", repeats: int = 3, demo_layers=None, on_result=None) -> list[dict]:
     """Measures every configuration; on_result(row) is called as each one finishes."""
     rows = []
-    for config in configurations(quick):
+    for config in configurations(quick, demo_layers):
         row = measure(config, quick=quick, impl=impl, repeats=repeats)
         rows.append(row)
         if on_result is not None:
@@ -172,6 +191,106 @@ def table(rows: list[dict]) -> str:
         for row in rows
     ]
     return report.markdown_table(header, body)
+
+
+RECORD = os.path.join(os.path.dirname(__file__), "results", "generation.json")
+# The largest logit difference that still counts as the same computation: the tolerance of this repo's exactness
+# tests and of the Fast PixelCNN++ paper's, over 100x the float32 rounding the two summation orders give here
+# (1e-15 to 7e-7 in the README's table); a cache that fed a wrong past input would not stay within it.
+EXACT_TOLERANCE = 1e-4
+# How far one CPU-time speed-up may move between runs on this shared machine (a factor): a trend has to beat it.
+TREND_NOISE = 1.5
+MIN_FIELDS = 3  # receptive fields needed to call a trend
+
+
+def trend(values: Sequence[float], noise: float = TREND_NOISE) -> str:
+    """How `values` [N] (in the order of a growing setting) move, allowing each a factor `noise` of run-to-run
+    spread: "rises" (the last above the first by more than the noise and none below the one before by more than
+    it), "falls" (the last below the first by more than the noise), else "stays flat"."""
+    steps = [later / earlier for earlier, later in itertools.pairwise(values)]
+    if values[-1] > noise * values[0] and min(steps) >= 1 / noise:
+        return "rises"
+    if values[-1] < values[0] / noise:
+        return "falls"
+    return "stays flat"
+
+
+def exactness_claim(rows: Sequence[dict]) -> results.Claim:
+    """Reproduced when every configuration's logits agree within EXACT_TOLERANCE and its samples are identical."""
+    claim = "Cached (fast) generation gives the naive generator's samples"
+    paper = "identical outputs: the cache only removes recomputation"
+    if not rows:
+        return results.Claim(claim, paper, "no configuration measured", "not tested", "-")
+    largest = max(rows, key=lambda row: row["max_abs_logit_diff"])
+    differing = [row["name"] for row in rows if not row["same_samples"]]
+    above = [row["name"] for row in rows if row["max_abs_logit_diff"] > EXACT_TOLERANCE]
+    measured = (
+        f"largest max abs logit diff {largest['max_abs_logit_diff']:.1e} ({largest['name']}) over {len(rows)} "
+        f"configurations ({', '.join(row['name'] for row in rows)}); identical samples in "
+        f"{len(rows) - len(differing)} of {len(rows)} (on the {sum(row['naive_samples'] for row in rows)} timed naive "
+        "steps)"
+    )
+    if above or differing:
+        problems = [f"logits beyond {EXACT_TOLERANCE:g} in {', '.join(above)}"] if above else []
+        problems += [f"different samples in {', '.join(differing)}"] if differing else []
+        return results.Claim(claim, paper, measured, "not reproduced at this scale", "; ".join(problems))
+    why = (
+        f"every configuration's logits agree within {EXACT_TOLERANCE:g} (float32 rounding only) and both generators "
+        "drew the same samples on every timed naive step (same key)"
+    )
+    return results.Claim(claim, paper, measured, "reproduced", why)
+
+
+def speedup_claim(rows: Sequence[dict]) -> results.Claim:
+    """From the demo rows (batch 1, one per receptive field): reproduced when the CPU-time speed-up rises with the
+    layers per block L (`trend`). CPU time decides: it is the work done, which other jobs on a shared machine do
+    not inflate; the wall-clock speed-ups are shown beside it."""
+    claim = "Speed-up over naive generation grows with the receptive field"
+    paper = (
+        "naive O(2^L) vs cached O(L) work per sample, so the speed-up about doubles per added layer per block; "
+        "their GPU plot: about 20x apart at L = 15"
+    )
+    demo = sorted((row for row in rows if row["name"].startswith("demo_L")), key=lambda row: row["receptive_field"])
+    if len(demo) < MIN_FIELDS:
+        measured = f"{len(demo)} demo receptive field(s) measured"
+        return results.Claim(claim, paper, measured, "not tested", f"a trend needs at least {MIN_FIELDS} fields")
+    layers = [row["layers_per_block"] for row in demo]
+    cpu = [row["cpu_speedup"] for row in demo]
+    per_layer = float(np.exp(np.polyfit(layers, np.log(cpu), 1)[0]))
+    measured = (
+        "CPU-time (wall-clock) speed-up by receptive field: "
+        + ", ".join(
+            f"{row['receptive_field']} (L = {row['layers_per_block']}) {row['cpu_speedup']:.0f}x "
+            f"({row['speedup']:.0f}x)"
+            for row in demo
+        )
+        + f"; x{per_layer:.2f} per added layer per block (least-squares line through log speed-up)"
+    )
+    direction = trend(cpu)
+    worst = min(itertools.pairwise(demo), key=lambda pair: pair[1]["cpu_speedup"] / pair[0]["cpu_speedup"])
+    why = (
+        f"the CPU-time speed-up {direction} with L from {cpu[0]:.0f}x at L = {layers[0]} to {cpu[-1]:.0f}x at "
+        f"L = {layers[-1]}, its smallest step x{worst[1]['cpu_speedup'] / worst[0]['cpu_speedup']:.2f} "
+        f"(L = {worst[0]['layers_per_block']} -> {worst[1]['layers_per_block']}); rising means the last above the "
+        f"first by more than a factor {TREND_NOISE:g} (the run-to-run spread allowed) and no step down by more than it"
+    )
+    verdict = "reproduced" if direction == "rises" else "not reproduced at this scale"
+    return results.Claim(claim, paper, measured, verdict, why)
+
+
+def claims(rows: Sequence[dict]) -> list[results.Claim]:
+    """The paper's two claims from the measured rows (as `measure` returns them); plateau None: no training."""
+    return [exactness_claim(rows), speedup_claim(rows)]
+
+
+def command_line() -> str:
+    """This invocation as a command to rerun, in backticks."""
+    return f"`{shlex.join(['python', '-m', 'papers.fast_wavenet.bench', *sys.argv[1:]])}`"
+
+
+def write_generation_record(rows: Sequence[dict], command: str, minutes: float, path: str = RECORD) -> None:
+    """Writes the claims of `rows` as the paper's results record (read by `python -m common.results`)."""
+    results.write_record(path, results.record(claims(rows), "papers/fast_wavenet/bench.py", command, minutes))
 
 
 SCALING_BATCHES = (1, 4, 16, 64, 256)
@@ -289,11 +408,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 3, "Timed runs per generator; the fastest is kept.")
     flags.DEFINE_bool("scaling", False, "Only the gated WaveNet's batch scaling table (fused, xla, matmul, torch).")
     flags.DEFINE_string("cores", None, 'Pin the process to these cores before JAX starts, e.g. "0" (default: all).')
+    flags.DEFINE_list("demo_layers", None, f"The demo's layers per block to time (default 1..{max(DEMO_LAYERS)}).")
+    flags.DEFINE_bool("record", False, f"Also write the claims these rows decide to {os.path.relpath(RECORD)}.")
 
 
 def main(argv) -> None:
+    started = time.perf_counter()
     pin_cores(FLAGS.cores)
     app.prepare(argv)
+    if FLAGS.record and FLAGS.scaling:
+        raise ConfigError("--record takes the naive vs cached rows; --scaling measures only the cached generator")
 
     def emit(row):
         if FLAGS.json:
@@ -305,10 +429,14 @@ def main(argv) -> None:
             print(scaling_table(rows))
             print(f"\ncores: {sorted(os.sched_getaffinity(0))}; {report.machine_description()}")
         return
-    rows = run(quick=FLAGS.quick, impl=FLAGS.impl, repeats=FLAGS.repeats, on_result=emit)
+    demo_layers = [int(n) for n in FLAGS.demo_layers] if FLAGS.demo_layers else None
+    rows = run(quick=FLAGS.quick, impl=FLAGS.impl, repeats=FLAGS.repeats, demo_layers=demo_layers, on_result=emit)
     if not FLAGS.json:
         print(table(rows))
         print(f"\n{report.machine_description()}")
+    if FLAGS.record:
+        write_generation_record(rows, command_line(), (time.perf_counter() - started) / 60)
+        print(f"wrote {os.path.relpath(RECORD)}", file=sys.stderr if FLAGS.json else sys.stdout, flush=True)
 
 
 if __name__ == "__main__":
