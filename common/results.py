@@ -272,50 +272,6 @@ def write_record(path: str, data: dict) -> None:
         f.write("\n")
 
 
-# Papers whose claims are exact checks and speed-ups, measured by tests and benchmarks that print rather than keep a
-# record: the report lists each check, the test that asserts it and the command that measures it.
-EXACT_CHECKS = {
-    "fast_wavenet": [
-        Claim(
-            claim="Cached (fast) generation gives the naive generator's samples",
-            paper_numbers="identical outputs; the cache only removes recomputation",
-            measured="asserted by tests/common/nn/test_wavenet.py::"
-            "test_fast_and_naive_generation_agree_with_the_teacher_forced_model and tests/papers/fast_wavenet/"
-            "test_main.py::test_smoke_run_trains_then_both_generators_agree_and_write_wavs",
-            verdict="not tested",
-            why="no kept record of a run; measured by `make test` and `python -m benchmarks.run_all --only "
-            "fast_wavenet --output docs/benchmarks.md` (its max abs logit diff column)",
-        ),
-        Claim(
-            claim="Speed-up over naive generation grows with the receptive field",
-            paper_numbers="O(L) instead of O(2^L) per sample",
-            measured="the bench block of papers/fast_wavenet/README.md",
-            verdict="not tested",
-            why="no kept record of a run; measured by `python -m benchmarks.run_all --only fast_wavenet --output "
-            "docs/benchmarks.md`",
-        ),
-    ],
-    "fast_generation": [
-        Claim(
-            claim="Cached PixelCNN++ generation draws the naive sampler's pixels",
-            paper_numbers="same outputs as the naive network (their test: to 1e-4)",
-            measured="asserted by tests/common/nn/test_cached_pixelcnn.py::"
-            "test_cached_generation_equals_naive_rgb_4x4 and ::test_cached_generation_equals_naive_over_sizes",
-            verdict="not tested",
-            why="no kept record of a run; measured by `make test` and `python -m papers.fast_generation.bench "
-            "--json` (its same-pixels column)",
-        ),
-        Claim(
-            claim="Cached generation is faster than naive, more so at larger batch",
-            paper_numbers="K40, CIFAR-10 PixelCNN++: 2x at batch 1 up to 183x at batch 256",
-            measured="the measured speed-up table of papers/fast_generation/README.md",
-            verdict="not tested",
-            why="no kept record of a run; measured by `python -m papers.fast_generation.bench --json`",
-        ),
-    ],
-}
-
-
 def paper_folders(papers_dir: str) -> list[str]:
     """Names of the paper folders (those with an __init__.py), sorted."""
     return sorted(
@@ -347,12 +303,7 @@ def build_report(papers_dir: str, output: str) -> str:
     for paper in paper_folders(papers_dir):
         records = load_records(papers_dir, paper)
         lines = [f"## {paper}"]
-        if not records and paper in EXACT_CHECKS:
-            lines.append("Exact checks and speed-ups; no kept record of a measurement yet:")
-            for claim in EXACT_CHECKS[paper]:
-                summary.append([paper, "-", _cell(claim.claim), claim.verdict])
-                lines.append(_render_claim(claim, paper, link_root))
-        elif not records:
+        if not records:
             summary.append([paper, "-", "-", "not tested"])
             lines.append(f"Not tested: run `make reproduce-{paper.replace('_', '-')}`.")
         for name, data in records:
