@@ -11,8 +11,8 @@ CURRENT_VENV := .venv-current
 CURRENT_PY := $(CURRENT_VENV)/bin/python
 CURRENT_STAMP := $(CURRENT_VENV)/.installed
 # The papers `make reproduce` runs, each also a target of its own: make reproduce-<name>.
-REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet svpg \
-  backprop-evolution seq2seq-pretraining
+REPRODUCE := swish swish-search stand-alone-attention halonet low-rank-local replay-fundamentals fast-wavenet \
+  fast-generation svpg backprop-evolution seq2seq-pretraining
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
@@ -139,6 +139,11 @@ reproduce-replay-fundamentals: setup
 
 reproduce-fast-wavenet: setup
 	$(PY) -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py --workdir=workdirs/fast_wavenet/default
+	$(PY) -m papers.fast_wavenet.bench --quick --demo_layers=2,4,6,8,10,12 --record
+
+# Cached vs naive PixelCNN++ generation: same pixels, speed-up per batch (results/generation.json).
+reproduce-fast-generation: setup
+	$(PY) -m papers.fast_generation.bench --quick --batches=1,4,16 --single_thread --repeats=1 --record
 
 reproduce-svpg: setup
 	$(PY) -m papers.svpg.reproduce

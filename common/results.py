@@ -12,6 +12,7 @@ were still moving.
 
 import dataclasses
 import glob
+import itertools
 import json
 import os
 import statistics
@@ -177,6 +178,18 @@ def gate_on_plateau(verdict: str, why: str, plateau: bool, detail: str) -> tuple
     if verdict in ("reproduced", "partly"):
         return "not tested", f"{reason}; at the last step: {why}"
     return verdict, f"{why}; {reason}"
+
+
+def trend(values: Sequence[float], noise: float) -> str:
+    """How `values` [N] (in the order of a growing setting, e.g. speed-ups over batch sizes) move, allowing each a
+    factor `noise` of run-to-run spread: "rises" (the last above the first by more than the noise and none below
+    the one before by more than it), "falls" (the last below the first by more than the noise), else "stays flat"."""
+    steps = [later / earlier for earlier, later in itertools.pairwise(values)]
+    if values[-1] > noise * values[0] and min(steps) >= 1 / noise:
+        return "rises"
+    if values[-1] < values[0] / noise:
+        return "falls"
+    return "stays flat"
 
 
 def gap_against_spread(gap: float, spread: float) -> str:

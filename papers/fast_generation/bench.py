@@ -25,7 +25,6 @@ pixels, and the speed-up growing with the batch) and write them to results/gener
 """
 
 import dataclasses
-import itertools
 import json
 import os
 import shlex
@@ -223,18 +222,6 @@ MIN_BATCHES = 3  # batches needed to call a trend
 PAPER_RISE_SHARE = 0.5
 
 
-def trend(values: Sequence[float], noise: float = TREND_NOISE) -> str:
-    """How `values` [N] (in the order of a growing setting) move, allowing each a factor `noise` of run-to-run
-    spread: "rises" (the last above the first by more than the noise and none below the one before by more than
-    it), "falls" (the last below the first by more than the noise), else "stays flat"."""
-    steps = [later / earlier for earlier, later in itertools.pairwise(values)]
-    if values[-1] > noise * values[0] and min(steps) >= 1 / noise:
-        return "rises"
-    if values[-1] < values[0] / noise:
-        return "falls"
-    return "stays flat"
-
-
 def pixels_claim(rows: Sequence[dict]) -> results.Claim:
     """Reproduced when every configuration drew the same pixels and its mixture parameters agree within
     EXACT_TOLERANCE."""
@@ -290,7 +277,7 @@ def speedup_claim(rows: Sequence[dict]) -> results.Claim:
             )
         )
         first, last = curve[0]["batch"], curve[-1]["batch"]
-        direction, growth = trend(cpu), cpu[-1] / cpu[0]
+        direction, growth = results.trend(cpu, TREND_NOISE), cpu[-1] / cpu[0]
         finding = f"{name}: the speed-up {direction} from batch {first} to {last}, x{growth:.2f}"
         steep = direction == "rises"
         if first in PAPER_SPEEDUP and last in PAPER_SPEEDUP:

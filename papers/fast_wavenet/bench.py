@@ -203,18 +203,6 @@ TREND_NOISE = 1.5
 MIN_FIELDS = 3  # receptive fields needed to call a trend
 
 
-def trend(values: Sequence[float], noise: float = TREND_NOISE) -> str:
-    """How `values` [N] (in the order of a growing setting) move, allowing each a factor `noise` of run-to-run
-    spread: "rises" (the last above the first by more than the noise and none below the one before by more than
-    it), "falls" (the last below the first by more than the noise), else "stays flat"."""
-    steps = [later / earlier for earlier, later in itertools.pairwise(values)]
-    if values[-1] > noise * values[0] and min(steps) >= 1 / noise:
-        return "rises"
-    if values[-1] < values[0] / noise:
-        return "falls"
-    return "stays flat"
-
-
 def exactness_claim(rows: Sequence[dict]) -> results.Claim:
     """Reproduced when every configuration's logits agree within EXACT_TOLERANCE and its samples are identical."""
     claim = "Cached (fast) generation gives the naive generator's samples"
@@ -266,7 +254,7 @@ def speedup_claim(rows: Sequence[dict]) -> results.Claim:
         )
         + f"; x{per_layer:.2f} per added layer per block (least-squares line through log speed-up)"
     )
-    direction = trend(cpu)
+    direction = results.trend(cpu, TREND_NOISE)
     worst = min(itertools.pairwise(demo), key=lambda pair: pair[1]["cpu_speedup"] / pair[0]["cpu_speedup"])
     why = (
         f"the CPU-time speed-up {direction} with L from {cpu[0]:.0f}x at L = {layers[0]} to {cpu[-1]:.0f}x at "
