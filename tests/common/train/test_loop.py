@@ -80,13 +80,13 @@ def make_config(num_steps=12, **overrides) -> ConfigDict:
     return config
 
 
-def run(workdir, config, make_iter=batches, seed=0):
+def run(workdir, config, make_iter=batches, seed=0, make_eval_iter=eval_batches):
     task = loop.TrainTask(
         model=TinyNet(nnx.Rngs(0)),
         loss_fn=loss_fn,
         make_train_iterator=make_iter,
         eval_fn=eval_fn,
-        make_eval_iterator=eval_batches,
+        make_eval_iterator=make_eval_iter,
     )
     return loop.train(task, make_tx(), config, str(workdir), seed=seed, show_progress=False)
 
@@ -223,20 +223,10 @@ def test_interim_evaluations_read_only_their_batches_and_the_final_one_reads_all
             seen.append(1)
             yield batch
 
-    def run_counting(workdir, config):
-        task = loop.TrainTask(
-            model=TinyNet(nnx.Rngs(0)),
-            loss_fn=loss_fn,
-            make_train_iterator=batches,
-            eval_fn=eval_fn,
-            make_eval_iterator=counted_eval_batches,
-        )
-        return loop.train(task, make_tx(), config, str(workdir), seed=0, show_progress=False)
-
-    final = run_counting(tmp_path / "interim", make_config(interim_eval_batches=1))
+    final = run(tmp_path / "interim", make_config(interim_eval_batches=1), make_eval_iter=counted_eval_batches)
     assert len(seen) == 1 + 3  # step 6: one batch; step 12 (the end): all three
     seen.clear()
-    full = run_counting(tmp_path / "full", make_config())
+    full = run(tmp_path / "full", make_config(), make_eval_iter=counted_eval_batches)
     assert len(seen) == 3 + 3
     assert final == full
     rows = [row for row in read_metrics(os.path.join(tmp_path / "interim", "metrics.jsonl")) if "eval/accuracy" in row]
