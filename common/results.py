@@ -15,7 +15,9 @@ import glob
 import itertools
 import json
 import os
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -261,6 +263,11 @@ def factor_claim(
         f"{100 * found['gap']:+.2f} points, larger {'sd' if pooled else 'seed sd'} {100 * found['spread']:.2f}"
     )
     return Claim(claim, paper_numbers, measured, verdict, why, figure, plateau[0])
+
+
+def rerun_command(module: str) -> str:
+    """This process's invocation of `python -m module`, with its arguments, in backticks: a record's command."""
+    return f"`{shlex.join(['python', '-m', module, *sys.argv[1:]])}`"
 
 
 def record(claims: Sequence[Claim], sweep_file: str, command: str, minutes: float) -> dict:

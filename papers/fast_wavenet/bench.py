@@ -37,7 +37,6 @@ import dataclasses
 import itertools
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -271,11 +270,6 @@ def claims(rows: Sequence[dict]) -> list[results.Claim]:
     return [exactness_claim(rows), speedup_claim(rows)]
 
 
-def command_line() -> str:
-    """This invocation as a command to rerun, in backticks."""
-    return f"`{shlex.join(['python', '-m', 'papers.fast_wavenet.bench', *sys.argv[1:]])}`"
-
-
 def write_generation_record(rows: Sequence[dict], command: str, minutes: float, path: str = RECORD) -> None:
     """Writes the claims of `rows` as the paper's results record (read by `python -m common.results`)."""
     results.write_record(path, results.record(claims(rows), "papers/fast_wavenet/bench.py", command, minutes))
@@ -423,7 +417,9 @@ def main(argv) -> None:
         print(table(rows))
         print(f"\n{report.machine_description()}")
     if FLAGS.record:
-        write_generation_record(rows, command_line(), (time.perf_counter() - started) / 60)
+        write_generation_record(
+            rows, results.rerun_command("papers.fast_wavenet.bench"), (time.perf_counter() - started) / 60
+        )
         print(f"wrote {os.path.relpath(RECORD)}", file=sys.stderr if FLAGS.json else sys.stdout, flush=True)
 
 
