@@ -353,6 +353,14 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
             print(f"error: {message}; the learner did not return, ending it", file=sys.stderr, flush=True)
             os._exit(1)
 
+    def why_gone() -> str | None:
+        """Why a Reverb call failed, when the server or the actors are gone: the watcher's verdict, or the server's
+        own exit (a write can fail on the closed connection before the watcher's next look); None otherwise."""
+        if actors is not None and actors.failed:
+            return actors.failed
+        server.join(timeout=1.0)  # a killed server's sockets close just before it is reaped
+        return None if server.is_alive() else f"the Reverb server process exited with code {server.exitcode}"
+
     log_every = max(int(run.log_every * experiment.replay.replay_ratio), 1)
     try:
         _wait_for_server(client, server)
@@ -369,12 +377,7 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
         while learner.updates < run.total_updates:
             if actors.failed:
                 raise DistributedRunError(actors.failed)
-            try:
-                metrics.append(learner.step())
-            except Exception:
-                if actors.failed:
-                    raise DistributedRunError(actors.failed) from None
-                raise
+            metrics.append(learner.step())
             updates = learner.updates
             if updates % run.variables_every == 0:
                 publish_variables(client, *learner.get_variables())
@@ -400,6 +403,13 @@ def train_distributed(config: ConfigDict, workdir: str, *, log=print) -> dict[st
                 writer.write(updates, row)
                 tick, tick_updates, tick_inserts, metrics = now, updates, inserts, []
         inserts, samples = replay.limiter_counts(client, tables)
+    except (TrainingStopped, DistributedRunError):
+        raise
+    except Exception:  # a sample, an insert or a count on a server that is gone: say so, not gRPC's words
+        message = why_gone()
+        if message is None:
+            raise
+        raise DistributedRunError(message) from None
     finally:
         main_thread_done.set()
         stop.restore_handlers()
