@@ -118,7 +118,7 @@ def load_sweep(path: str) -> Sweep:
 def load_sweeps(path: str) -> list[Sweep]:
     """Every grid of the sweep file, in the order they run: its SWEEPS, or [SWEEP]."""
     module = load_sweep_module(path)
-    return list(getattr(module, "SWEEPS", [module.SWEEP]))
+    return list(module.SWEEPS if hasattr(module, "SWEEPS") else [module.SWEEP])
 
 
 def run_sweep(

@@ -92,25 +92,43 @@ def test_swish_claims(tmp_path, swish_accuracies, relu_accuracies, curve, expect
         assert claims[0].why.startswith("the runs had not reached a plateau")
 
 
-def lrlc_runs(rank_accuracy):
+def lrlc_runs(rank_accuracy, wide_accuracy=0.80):
     runs = []
     for seed in range(2):
         runs += [
-            ({"seed": seed, "model.layer": "conv"}, {"eval/accuracy": 0.80}),
-            ({"seed": seed, "model.layer": "lc"}, {"eval/accuracy": 0.78}),
-            ({"seed": seed, "model.layer": "lrlc", "model.rank": 4}, {"eval/accuracy": rank_accuracy}),
+            ({"seed": seed, "model.layer": "conv"}, {"eval/accuracy": 0.80 + 0.005 * seed}),
+            ({"seed": seed, "model.layer": "lc"}, {"eval/accuracy": 0.78 + 0.005 * seed}),
+            ({"seed": seed, "model.layer": "wide_conv"}, {"eval/accuracy": wide_accuracy + 0.005 * seed}),
+            ({"seed": seed, "model.layer": "lrlc", "model.rank": 2}, {"eval/accuracy": rank_accuracy - 0.02}),
+            ({"seed": seed, "model.layer": "lrlc", "model.rank": 4}, {"eval/accuracy": rank_accuracy + 0.005 * seed}),
         ]
     return runs
 
 
 @pytest.mark.parametrize(
     "rank_accuracy, curve, expected",
-    [(0.83, levelled, "reproduced"), (0.79, levelled, "not reproduced at this scale"), (0.83, falling, "not tested")],
+    [
+        (0.83, levelled, "reproduced"),
+        (0.79, levelled, "not reproduced at this scale"),  # behind conv
+        (0.802, levelled, "not reproduced at this scale"),  # ahead of conv by less than the seed sd
+        (0.83, falling, "not tested"),
+    ],
 )
 def test_low_rank_local_claims(tmp_path, rank_accuracy, curve, expected):
-    (claim,) = lrlc.claims(fabricate(tmp_path, lrlc_runs(rank_accuracy), curve))
-    assert claim.verdict == expected
-    assert "LRLC K=4" in claim.measured and claim.figure == lrlc.PLOT
+    reproduction = fabricate(tmp_path, lrlc_runs(rank_accuracy), curve)
+    reproduction.finished.base.model = ConfigDict({"rank": 4})  # wide_conv is matched to K = 4
+    rank_claim, wide_claim = lrlc.claims(reproduction)
+    assert rank_claim.verdict == wide_claim.verdict == expected
+    assert rank_claim.measured.startswith("LRLC K=4 ") and "over conv" in rank_claim.measured
+    assert "over wide conv" in wide_claim.measured and rank_claim.figure == "sweep.png"
+    assert rank_claim.plateau is (curve is levelled)
+
+
+def test_low_rank_local_claims_without_their_rows_are_not_tested(tmp_path):
+    runs = [(point, metrics) for point, metrics in lrlc_runs(0.83) if point["model.layer"] in ("lrlc", "conv")]
+    reproduction = fabricate(tmp_path, runs, levelled)
+    reproduction.finished.base.model = ConfigDict({"rank": 4})
+    assert [claim.verdict for claim in lrlc.claims(reproduction)] == ["not tested", "not tested"]
 
 
 def write_papers(root):

@@ -65,7 +65,7 @@ def test_provenance_names_the_command_runs_and_median_speed(tmp_path):
     assert "; 2 runs of a net at a median 2.0 steps/s; this invocation took 12 min" in text
 
 
-def test_where_keeps_only_the_matching_points_and_sweeps_run_in_the_files_order():
+def test_where_keeps_only_the_matching_points_and_sweeps_run_in_the_files_order(tmp_path):
     grid = sweep.Sweep(config="unused", axes={"a": [1, 2, 4], "b": [2, 4]}, where=lambda p: p["a"] / p["b"] >= 0.5)
     assert [(p["a"], p["b"]) for p in grid.points()] == [(1, 2), (2, 2), (2, 4), (4, 2), (4, 4)]
     replay = sweep.load_sweep("configs/sweeps/replay_cartpole.py")
@@ -73,6 +73,9 @@ def test_where_keeps_only_the_matching_points_and_sweeps_run_in_the_files_order(
     assert all(p["replay.oldest_policy_age"] / p["replay.capacity"] >= 0.02 for p in replay.points())
     lrlc = sweep.load_sweeps("configs/sweeps/lrlc_rank.py")
     assert [definition.axes["model.layer"] for definition in lrlc] == [["conv", "lc", "wide_conv"], ["lrlc"]]
+    only_grids = tmp_path / "grids.py"  # SWEEPS without a SWEEP
+    only_grids.write_text("from common.sweep import Sweep\nSWEEPS = [Sweep(config='c', axes={'seed': [0, 1]})]\n")
+    assert [grid.axes for grid in sweep.load_sweeps(str(only_grids))] == [{"seed": [0, 1]}]
     assert sweep.load_sweeps("configs/sweeps/halonet_comparison.py") == [
         sweep.load_sweep("configs/sweeps/halonet_comparison.py")
     ]

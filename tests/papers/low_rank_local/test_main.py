@@ -111,13 +111,10 @@ def _fake_results(lrlc_accuracy: float):
     return results
 
 
-def test_rank_sweep_report_table_verdict_and_plot(tmp_path):
+def test_rank_sweep_report_table_and_plot(tmp_path):
     results = _fake_results(0.85)
     table = reproduce.render_table(results, {"conv": 1234})
     assert "| conv | 1,234 | 80.50 ± 0.71 | 80.00 / 81.00 | 2 |" in table
     assert "| LRLC K=4 | n/a | 85.10 ± 0.71 | 84.60 / 85.60 | 2 |" in table
-    statement = reproduce.claim_statement(results)
-    assert "holds here: the best rank, LRLC K=1, reaches 85.40%" in statement and "80.50% for conv" in statement
-    assert "does not hold here" in reproduce.claim_statement(_fake_results(0.81))
     reproduce.render_plot(results, str(tmp_path / "plot.png"), "title")
     assert (tmp_path / "plot.png").stat().st_size > 0
