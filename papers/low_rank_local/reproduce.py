@@ -52,10 +52,6 @@ def render_table(results: list[tuple[dict, dict]], params: dict[str, int]) -> st
     return report.markdown_table(["layer", "params", "mean test acc. (%) ± sd", "per seed (%)", "runs"], rows)
 
 
-def _spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _figures(reproduction: sweep.Reproduction) -> tuple[str, str | None]:
     """The sweep's plot file names: accuracy against rank, and the learning curves (None: no eval in training)."""
     stem = reproduction.stem
@@ -78,18 +74,16 @@ def _plateau(reproduction: sweep.Reproduction, labels: list[str]) -> tuple[bool,
 
 def _lead_claim(reproduction, claim, paper, leader, others, figure) -> results.Claim:
     """`leader` (a row label) against the best of `others` on mean test accuracy: ahead only by more than the
-    larger seed sd of the two, and only on learning curves that reached a plateau."""
+    larger seed sd of the two (results.compare_groups), and only on learning curves that reached a plateau."""
     rows = accuracies_by_row(reproduction.finished.results)
     rival = max(others, key=lambda label: statistics.mean(rows[label]))
-    gap = statistics.mean(rows[leader]) - statistics.mean(rows[rival])
-    spread = max(_spread(rows[leader]), _spread(rows[rival]))
+    found = results.compare_groups(rows[leader], rows[rival], ("leader", "rival"))
     plateau = _plateau(reproduction, [leader, *others])
-    verdict, why = results.gate_on_plateau(
-        *results.lead_verdict(results.gap_against_spread(gap, spread), leader), *plateau
-    )
+    verdict, why = results.gate_on_plateau(*results.lead_verdict(found["word"], leader), *plateau)
+    means = ", ".join(f"{label} {sweep.mean_and_spread_percent(rows[label])}%" for label in (leader, *others))
     measured = (
-        ", ".join(f"{label} {sweep.mean_and_spread_percent(rows[label])}%" for label in (leader, *others))
-        + f" mean test accuracy ({100 * gap:+.2f} points over {rival}, larger seed sd {100 * spread:.2f})"
+        f"{means} mean test accuracy ({100 * found['gap']:+.2f} points over {rival}, larger seed sd "
+        f"{100 * found['spread']:.2f})"
     )
     return results.Claim(claim, paper, measured, verdict, why, figure, plateau[0])
 
