@@ -107,8 +107,9 @@ class AgentBuilder(Protocol):
     def make_replay(self, spec: EnvironmentSpec, client: reverb.Client | None) -> Replay:
         """One process's replay, on the tables' server (`client`) or in memory (client None: no tables)."""
 
-    def make_adder(self, client: reverb.Client) -> Adder:
-        """A distributed actor's writer into the tables."""
+    def make_adder(self, client: reverb.Client, networks: nnx.Module, variables: VariableClient) -> Adder:
+        """A distributed actor's writer into the tables; `networks` and `variables` (the actor's copy of the
+        learner's parameters) let it score the items it writes (initial priorities)."""
 
     def make_dataset(self, client: reverb.Client) -> Dataset:
         """The distributed learner's reader of the tables."""

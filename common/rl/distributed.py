@@ -17,13 +17,10 @@ are written to `<workdir>/actors.json`, each actor's finished episodes to `<work
 Checkpoints are as in the single-process runner (Orbax for the learner, Reverb's checkpointer for the replay).
 An on-policy agent has no tables to share and is refused when the config is checked.
 
-Initial priorities: for the DQN family on a prioritised table (replay.sampler='prioritized'), actors give each new
-item the priority the learner would give it, as Ape-X's actors do (Horgan et al. 2018): the learner's own loss path
-(`dqn.learner.make_loss_fn`: |n-step TD error|, or the item's C51 cross-entropy) run on the actor's local copy of the
-parameters, a batch of items at a time (`InitialPriorityWriter`). Actors fetch only the online parameters, so those
-stand in for the target network's too. The table's sampler raises every priority, the actors' and the learner's
-updates alike, to replay.priority_exponent. On a uniform table items enter at priority 1 (Acme's rule); the
-single-process runner inserts at the largest priority seen instead (Dopamine's rule).
+Initial priorities: each actor writes through its builder's `make_adder(client, networks, variables)`, which may
+score new items with the actor's copy of the parameters. The DQN family on a prioritised table does, as Ape-X's actors
+do (common/rl/dqn/builder.py); on a uniform table items enter at priority 1 (Acme's rule); the single-process runner
+inserts at the largest priority seen instead (Dopamine's rule).
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ import threading
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import portpicker
 from flax import nnx
@@ -48,8 +44,6 @@ from common.errors import UserError
 from common.rl import agents, replay
 from common.rl.agent import VariableClient
 from common.rl.config import ConfigError, RunConfig
-from common.rl.dqn.builder import REPLAY, DQNBuilder
-from common.rl.dqn.learner import make_loss_fn
 from common.rl.runner import check_finite, environment_spec, make_env, mean_metrics
 from common.train.checkpoint import Checkpointer, StopRequest
 from common.train.loop import TrainingStopped
@@ -93,57 +87,6 @@ class ReverbVariableSource:
         return fetch_variables(self._client, self._like)
 
 
-class ActorPriorities:
-    """Initial priorities of new items from an actor's local copy of the parameters (Ape-X), through the learner's
-    loss (`make_loss_fn`) with the online parameters in the target network's place."""
-
-    PAD_ITEMS = 8  # batches are padded to a multiple of this, so only a few shapes are compiled
-
-    def __init__(self, agent_config, graphdef: nnx.GraphDef, variables: VariableClient):
-        loss_fn = make_loss_fn(agent_config, graphdef)
-
-        def priorities(params, data):
-            return loss_fn(params, params, data, jnp.ones(data["action"].shape, jnp.float32))[1]
-
-        self._priorities, self._variables = jax.jit(priorities), variables
-
-    def __call__(self, data: dict[str, np.ndarray]) -> np.ndarray:
-        """data: replay.ITEM_FIELDS [items, ...] -> priorities [items] float32, with the newest fetched parameters."""
-        count = len(data["action"])
-        pad = -count % self.PAD_ITEMS
-        padded = {name: np.concatenate([value, np.repeat(value[-1:], pad, axis=0)]) for name, value in data.items()}
-        return np.asarray(self._priorities(self._variables.params, padded), np.float32)[:count]
-
-
-class InitialPriorityWriter(replay.NStepWriter):
-    """The n-step writer whose items each carry their own initial priority (the WRITE_PRIORITY column), given by
-    `priorities` (ITEM_FIELDS [items, ...] -> [items]) to the items of one put at a time (items_per_put of them: one
-    call of the network per 8 environment steps, fewer at an episode's end)."""
-
-    def __init__(self, client: reverb.Client, table: str, *, n_step: int, discount: float, priorities):
-        super().__init__(client, table, n_step=n_step, discount=discount, carry_priority=True)
-        self._priorities = priorities
-
-    def _send(self) -> None:
-        if self._unsent:
-            stored = len(replay.STORED_COLUMNS)
-            observations, scalars = (np.stack([item[i] for item in self._unsent]) for i in range(stored))
-            priorities = self._priorities(replay.unpack_batch(observations, scalars))
-            for item, priority in zip(self._unsent, priorities, strict=True):
-                item[stored] = np.float32(priority)  # the WRITE_PRIORITY column
-        super()._send()
-
-
-def make_actor_adder(builder, client: reverb.Client, networks: nnx.Module, variables: VariableClient):
-    """What an actor process writes through: for the DQN family on a prioritised table, an InitialPriorityWriter
-    scoring items with the parameters `variables` last fetched; otherwise the builder's adder (priority 1)."""
-    if not (isinstance(builder, DQNBuilder) and builder.experiment.replay.sampler == "prioritized"):
-        return builder.make_adder(client)
-    agent = builder.experiment.agent
-    priorities = ActorPriorities(agent, nnx.split(networks)[0], variables)
-    return InitialPriorityWriter(client, REPLAY, n_step=agent.n_step, discount=agent.discount, priorities=priorities)
-
-
 SECONDS_TO_UNBLOCK = 20.0  # how long the watcher waits for a learner blocked on a dead server before ending it
 
 
@@ -178,7 +121,7 @@ def _act(config_dict: dict, address: str, actor_id: int, seed: int, episodes_pat
     client = reverb.Client(address)
     source = ReverbVariableSource(client, nnx.split(networks)[1])
     variables = VariableClient(source, update_period=builder.experiment.run.variables_every)
-    adder = make_actor_adder(builder, client, networks, variables)
+    adder = builder.make_adder(client, networks, variables)
     actor = builder.make_actor(networks, spec, variables, adder, seed=seed)
     observation = env.reset()
     actor.observe_first(observation)

@@ -196,10 +196,11 @@ class ReinforceBuilder:
     def make_replay(self, spec: EnvironmentSpec, client) -> Rollout:
         return Rollout(self._agent.rollout_length, spec.observation_shape, discount=self._agent.discount)
 
-    def make_adder(self, client):
+    def make_dataset(self, client):
         raise ValueError("REINFORCE learns on-policy from rollouts in its own process; it has no replay table")
 
-    make_dataset = make_adder
+    def make_adder(self, client, networks=None, variables=None):
+        return self.make_dataset(client)
 
     def make_learner(self, networks: nnx.Module, dataset: Rollout) -> ReinforceLearner:
         return ReinforceLearner(self._agent, networks, total_updates=self._run.total_updates, dataset=dataset)

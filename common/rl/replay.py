@@ -225,6 +225,25 @@ class NStepWriter:
         self._inserts.close()
 
 
+class InitialPriorityWriter(NStepWriter):
+    """The n-step writer whose items each carry their own initial priority (the WRITE_PRIORITY column), given by
+    `priorities` (ITEM_FIELDS [items, ...] -> [items]) to the items of one put at a time (items_per_put of them: one
+    call per 8 environment steps, fewer at an episode's end): a distributed actor scoring its own items (Ape-X)."""
+
+    def __init__(self, client: reverb.Client, table: str, *, n_step: int, discount: float, priorities):
+        super().__init__(client, table, n_step=n_step, discount=discount, carry_priority=True)
+        self._priorities = priorities
+
+    def _send(self) -> None:
+        if self._unsent:
+            stored = len(STORED_COLUMNS)
+            observations, scalars = (np.stack([item[i] for item in self._unsent]) for i in range(stored))
+            priorities = self._priorities(unpack_batch(observations, scalars))
+            for item, priority in zip(self._unsent, priorities, strict=True):
+                item[stored] = np.float32(priority)  # the WRITE_PRIORITY column
+        super()._send()
+
+
 def transition_writer_config(table: str, priority: float | None):
     """A StructuredWriter config: each appended step (STORED_COLUMNS, plus WRITE_PRIORITY when `priority` is None)
     becomes one item of `table`, at `priority` or at the value of its WRITE_PRIORITY column."""

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from common.rl.agent import GenericActor
-from common.rl.dqn.learner import atoms_of
+from common.rl.agent import GenericActor, VariableClient
+from common.rl.dqn.learner import atoms_of, make_loss_fn
 
 
 def epsilon_at(updates: int, config) -> float:
@@ -58,3 +58,25 @@ class DQNActor(GenericActor):
 
     def restore_random_state(self, state: dict) -> None:
         self.policy.restore_random_state(state)
+
+
+class ActorPriorities:
+    """Initial priorities of new items from an actor's local copy of the parameters (Ape-X), through the learner's
+    loss (`make_loss_fn`) with the online parameters in the target network's place."""
+
+    PAD_ITEMS = 8  # batches are padded to a multiple of this, so only a few shapes are compiled
+
+    def __init__(self, agent_config, graphdef: nnx.GraphDef, variables: VariableClient):
+        loss_fn = make_loss_fn(agent_config, graphdef)
+
+        def priorities(params, data):
+            return loss_fn(params, params, data, jnp.ones(data["action"].shape, jnp.float32))[1]
+
+        self._priorities, self._variables = jax.jit(priorities), variables
+
+    def __call__(self, data: dict[str, np.ndarray]) -> np.ndarray:
+        """data: replay.ITEM_FIELDS [items, ...] -> priorities [items] float32, with the newest fetched parameters."""
+        count = len(data["action"])
+        pad = -count % self.PAD_ITEMS
+        padded = {name: np.concatenate([value, np.repeat(value[-1:], pad, axis=0)]) for name, value in data.items()}
+        return np.asarray(self._priorities(self._variables.params, padded), np.float32)[:count]

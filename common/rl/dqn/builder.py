@@ -20,7 +20,7 @@ from common.rl import replay
 from common.rl.agent import EnvironmentSpec, VariableClient
 from common.rl.config import Experiment, choices
 from common.rl.dqn import networks
-from common.rl.dqn.actor import DQNActor, EpsilonGreedyPolicy
+from common.rl.dqn.actor import ActorPriorities, DQNActor, EpsilonGreedyPolicy
 from common.rl.dqn.learner import Learner
 from common.rl.ring_buffer import RingBufferReplay
 
@@ -81,10 +81,16 @@ class DQNBuilder:
             **options,
         )
 
-    def make_adder(self, client: reverb.Client) -> replay.NStepWriter:
-        """Items at priority 1 (Acme's rule); on a prioritised table distributed actors give each its own initial
-        priority instead (common/rl/distributed.py: `make_actor_adder`, Ape-X's rule)."""
-        return replay.NStepWriter(client, REPLAY, n_step=self._agent.n_step, discount=self._agent.discount)
+    def make_adder(self, client: reverb.Client, networks: nnx.Module, variables: VariableClient) -> replay.NStepWriter:
+        """On a prioritised table each item enters at the priority the learner would give it, scored with the actor's
+        copy of the parameters (`variables`; Ape-X's rule, Horgan et al. 2018: the learner's own loss path,
+        |n-step TD error| or the item's C51 cross-entropy, with the online parameters in the target network's place,
+        as actors fetch only those); on a uniform table at priority 1 (Acme's rule)."""
+        options = {"n_step": self._agent.n_step, "discount": self._agent.discount}
+        if self._replay.sampler != "prioritized":
+            return replay.NStepWriter(client, REPLAY, **options)
+        priorities = ActorPriorities(self._agent, nnx.split(networks)[0], variables)
+        return replay.InitialPriorityWriter(client, REPLAY, priorities=priorities, **options)
 
     def make_dataset(self, client: reverb.Client) -> replay.PrefetchingDataset:
         return replay.PrefetchingDataset(client, REPLAY, self._replay.batch_size)

@@ -8,8 +8,9 @@ import pytest
 from flax import nnx
 
 from common.compat import import_reverb
-from common.rl import agents, distributed, replay, runner
+from common.rl import agents, replay, runner
 from common.rl.agent import EnvironmentSpec, VariableClient
+from common.rl.dqn.actor import ActorPriorities
 from common.rl.dqn.builder import REPLAY
 from tests.common.rl.cartpole import dqn_smoke
 
@@ -44,7 +45,7 @@ def test_actor_priorities_are_the_learners_priorities_for_the_same_parameters(di
     builder = prioritized_builder(distributional)
     networks = builder.make_networks(CARTPOLE_SPEC, seed=0)
     learner = builder.make_learner(networks, None)  # a fresh learner: its target network equals its online one
-    priorities = distributed.ActorPriorities(builder.experiment.agent, nnx.split(networks)[0], VariableClient(learner))
+    priorities = ActorPriorities(builder.experiment.agent, nnx.split(networks)[0], VariableClient(learner))
     items = random_items(5)  # not a multiple of ActorPriorities.PAD_ITEMS: the padding must not leak in
     from_actor = priorities(items)
     if not distributional:  # |n-step TD error| written out, with no shared code
@@ -69,8 +70,8 @@ def test_an_actor_fills_a_prioritized_table_at_its_own_priorities():
     server = reverb.Server(builder.make_replay_tables(single_process=True))
     client = server.localhost_client()
     try:
-        writer = distributed.make_actor_adder(builder, client, networks, VariableClient(learner))
-        assert isinstance(writer, distributed.InitialPriorityWriter)
+        writer = builder.make_adder(client, networks, VariableClient(learner))
+        assert isinstance(writer, replay.InitialPriorityWriter)
         env, rng = runner.make_env(builder.experiment.env, seed=0), np.random.default_rng(0)
         writer.add_first(env.reset())
         for _ in range(40):  # about two random CartPole episodes
@@ -97,7 +98,7 @@ def test_a_uniform_table_gets_the_builders_adder():
     assert builder.experiment.replay.sampler == "uniform"
     server = reverb.Server(builder.make_replay_tables(single_process=True))
     try:
-        writer = distributed.make_actor_adder(builder, server.localhost_client(), None, None)
+        writer = builder.make_adder(server.localhost_client(), None, None)
         assert type(writer) is replay.NStepWriter and writer.priority == 1.0
         writer.close()
     finally:
