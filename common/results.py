@@ -119,6 +119,14 @@ def plateau_metric(config) -> str:
     return "eval/accuracy" if config.train.get("eval_every") else "train/loss"
 
 
+def figure_names(reproduction, plot: str, curves: str) -> tuple[str, str | None]:
+    """A sweep's figure file names from their `{sweep}` patterns: the final-numbers plot, and the learning curves
+    (None where the runs did not evaluate during training, so there are none)."""
+    stem = reproduction.stem
+    evaluated = reproduction.finished.base.train.get("eval_every")
+    return plot.format(sweep=stem), curves.format(sweep=stem) if evaluated else None
+
+
 def plot_group_curves(
     reproduction, group: Callable[[dict], str], path: str, title: str, metric: str = "eval/accuracy"
 ) -> None:

@@ -52,13 +52,6 @@ def render_table(results: list[tuple[dict, dict]], params: dict[str, int]) -> st
     return report.markdown_table(["layer", "params", "mean test acc. (%) ± sd", "per seed (%)", "runs"], rows)
 
 
-def _figures(reproduction: sweep.Reproduction) -> tuple[str, str | None]:
-    """The sweep's plot file names: accuracy against rank, and the learning curves (None: no eval in training)."""
-    stem = reproduction.stem
-    curves = CURVES.format(sweep=stem) if reproduction.finished.base.train.get("eval_every") else None
-    return PLOT.format(sweep=stem), curves
-
-
 def _plateau(reproduction: sweep.Reproduction, labels: list[str]) -> tuple[bool, str]:
     """Whether the mean curve of each labelled row's runs (seeds) reached a plateau."""
     metric = results.plateau_metric(reproduction.finished.base)
@@ -94,7 +87,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     training loss) reaching a plateau."""
     finished = reproduction.finished
     rows = accuracies_by_row(finished.results)
-    plot, curves = _figures(reproduction)
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     figure = curves or plot
     ranks = [label for label in rows if label.startswith("LRLC")]
     outcomes = []
@@ -162,7 +155,7 @@ def render(reproduction: sweep.Reproduction) -> str:
         f"3 layers of 3x3/{base.model.widths[0]} (VALID, BN, ReLU) on {base.dataset.name}, {base.train.num_steps} "
         f"steps of batch {base.dataset.batch_size}"
     )
-    plot, curves = _figures(reproduction)
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     render_plot(pairs, reproduction.plot_path(plot), f"{setting}\neach dot a seed")
     figures = f"![accuracy against rank]({plot})"
     if curves:

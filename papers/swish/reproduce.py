@@ -61,13 +61,6 @@ def render_table(accuracies: dict[str, list[float]]) -> str:
     )
 
 
-def _figures(reproduction: sweep.Reproduction) -> tuple[str, str | None]:
-    """The sweep's plot file names: accuracy per activation, and the learning curves (None: no eval in training)."""
-    stem = reproduction.stem
-    curves = CURVES.format(sweep=stem) if reproduction.finished.base.train.get("eval_every") else None
-    return PLOT.format(sweep=stem), curves
-
-
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     """Swish and Swish-1 against ReLU: the table's median gain against the larger seed sd of the two, gated on
     the learning curves (mean over seeds; test accuracy where the runs evaluated during training, else the
@@ -75,7 +68,7 @@ def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
     finished = reproduction.finished
     accuracies = summarise(finished.results)
     metric = results.plateau_metric(finished.base)
-    plot, curves = _figures(reproduction)
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     outcomes = []
     for name, paper in PAPER_NUMBERS.items():
         claim = f"{name} beats ReLU"
@@ -133,7 +126,7 @@ def render(reproduction: sweep.Reproduction) -> str:
     setting = (
         f"{base.model.name} on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
-    plot, curves = _figures(reproduction)
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     render_plot(accuracies, reproduction.plot_path(plot), f"{setting}\neach dot a seed, bar = median")
     figures = f"![accuracy per activation]({plot})"
     if curves:
