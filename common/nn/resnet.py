@@ -172,30 +172,25 @@ class CifarStem(nnx.Module):
     """3x3 conv -> BN -> act at full resolution, for 32x32 images; three stages follow."""
 
     num_stages = 3
+    stride = 1
 
     def __init__(self, in_features: int, width: int, options: BlockOptions, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(in_features, width, (3, 3), padding=1, use_bias=False, dtype=options.dtype, rngs=rngs)
+        self.conv = nnx.Conv(
+            in_features, width, (3, 3), strides=self.stride, padding=1, use_bias=False, dtype=options.dtype, rngs=rngs
+        )
         self.norm = _batch_norm(width, options, rngs=rngs)
         self.act = make_activation(options.activation, width, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """x: [N, H, W, in_features] -> [N, H, W, width]."""
+        """x: [N, H, W, in_features] -> [N, ceil(H/stride), ceil(W/stride), width]."""
         return self.act(self.norm(self.conv(x)))
 
 
 class StridedCifarStem(CifarStem):
-    """3x3/2 conv -> BN -> act: the CIFAR stem at half resolution, so the three stages run at 1/2, 1/4 and 1/8 of
-    the image (14, 7 and 4 px on 28x28) and cost about a quarter as much: the reproduce-scale networks on CPU."""
+    """The CIFAR stem's conv at stride 2, so the three stages run at 1/2, 1/4 and 1/8 of the image (14, 7 and 4 px
+    on 28x28) and cost about a quarter as much: the reproduce-scale networks on CPU."""
 
-    def __init__(self, in_features: int, width: int, options: BlockOptions, *, rngs: nnx.Rngs):
-        super().__init__(in_features, width, options, rngs=rngs)
-        self.conv = nnx.Conv(
-            in_features, width, (3, 3), strides=2, padding=1, use_bias=False, dtype=options.dtype, rngs=rngs
-        )
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """x: [N, H, W, in_features] -> [N, ceil(H/2), ceil(W/2), width]."""
-        return super().__call__(x)
+    stride = 2
 
 
 class ImageNetStem(nnx.Module):

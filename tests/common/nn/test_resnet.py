@@ -45,6 +45,24 @@ def test_imagenet_family_shapes_abstractly(name):
     assert model.head.kernel.value.shape == (2048, 1000)
 
 
+@pytest.mark.parametrize("size", [28, 9])
+def test_strided_stem_halves_the_resolution_of_every_stage(size):
+    """The strided stem's conv is the CIFAR stem's at stride 2 (same weights, every other pixel); the stages then
+    run at ceil(size/2), ceil(size/4), ceil(size/8)."""
+    strided = resnet.make_resnet("resnet_tiny", num_classes=3, in_features=1, stem="cifar_stride2", rngs=nnx.Rngs(0))
+    full = resnet.make_resnet("resnet_tiny", num_classes=3, in_features=1, rngs=nnx.Rngs(0))
+    x = random_images(2, size, size, 1)
+    np.testing.assert_allclose(strided.stem.conv(x), full.stem.conv(x)[:, ::2, ::2], rtol=1e-5, atol=1e-5)
+    shapes = []
+    y = strided.stem(x)
+    for block in strided.blocks:
+        y = block(y)
+        shapes.append(y.shape[1:3])
+    half = -(-size // 2)
+    assert shapes == [(half, half), (-(-half // 2),) * 2, (-(-half // 4),) * 2]
+    assert strided(x).shape == (2, 3)
+
+
 def conv5x5(in_features, out_features, *, stride, rngs):
     return nnx.Conv(in_features, out_features, (5, 5), strides=stride, padding=2, use_bias=False, rngs=rngs)
 
@@ -156,7 +174,7 @@ def test_unknown_names_list_choices():
         resnet.make_resnet("resnet18", num_classes=2, in_features=1, rngs=nnx.Rngs(0))
     with pytest.raises(UnknownNameError, match="unknown resnet block 'wide'; valid choices: basic, bottleneck$"):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, block="wide", rngs=nnx.Rngs(0))
-    with pytest.raises(UnknownNameError, match="unknown resnet stem 'vit'; valid choices: attention, cifar, imagenet$"):
+    with pytest.raises(UnknownNameError, match="unknown resnet stem 'vit'; valid choices: attention, cifar, cifar_stride2, imagenet$"):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, stem="vit", rngs=nnx.Rngs(0))
     with pytest.raises(UnknownNameError, match="unknown activation 'swsh'; valid choices: elu, "):
         resnet.make_resnet("resnet20", num_classes=2, in_features=1, activation="swsh", rngs=nnx.Rngs(0))
