@@ -84,3 +84,29 @@ def workdir_lock_is_free(workdir) -> bool:
             return False
         fcntl.flock(lock, fcntl.LOCK_UN)
         return True
+
+
+def fabricate_reproduction(tmp_path, sweep_file: str, final_accuracy, still_rising: bool = False):
+    """A common.sweep.Reproduction of `sweep_file`'s real points and base config whose runs did not train: each
+    logged a test-accuracy curve (every eval_every steps) that levels off at `final_accuracy(point)`, or that is
+    still rising at its end, under tmp_path/runs; the README and figures go to tmp_path. For a reproduce.py's
+    render and claims."""
+    import numpy as np
+
+    from common import sweep
+
+    definitions = sweep.load_sweeps(sweep_file)
+    base = sweep.load_config(sweep.load_sweep(sweep_file).config)
+    steps = np.arange(base.train.eval_every, base.train.num_steps + 1, base.train.eval_every)
+    shape = steps / steps[-1] if still_rising else 1 - np.exp(-steps / 60)
+    pairs = []
+    for point in (point for definition in definitions for point in definition.points()):
+        final = final_accuracy(point)
+        workdir = tmp_path / "runs" / sweep.point_name(point)
+        workdir.mkdir(parents=True)
+        rows = [{"step": int(s), "eval/accuracy": float(final * v)} for s, v in zip(steps, shape, strict=True)]
+        (workdir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        pairs.append((point, {"eval/accuracy": final}))
+    module = sweep.load_sweep_module(sweep_file)
+    finished = sweep.FinishedSweep(module.SWEEP, base, pairs, 1.0, module)
+    return sweep.Reproduction(finished, sweep_file, str(tmp_path / "runs"), str(tmp_path / "README.md"), "`cmd`")

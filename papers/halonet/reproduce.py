@@ -1,20 +1,24 @@
 """The paper's comparison at CPU scale: HaloNet vs SASA vs a conv ResNet of the same layout, over seeds.
 
-  python -m papers.halonet.reproduce [--sweep configs/sweeps/halonet_comparison.py] [--workdir DIR] [--readme FILE] \
+  python -m papers.halonet.reproduce [--sweep configs/sweeps/halonet_reproduce.py] [--workdir DIR] [--readme FILE] \
       [--address auto|HOST:PORT] [--max-concurrent N]   # on Ray, each run a main.py process (docs/sweeps.md)
 
-Trains the sweep and writes the README's `small_scale` block: test accuracy per spatial layer with each network's
-parameter and FLOP counts, a plot (comparison.png beside the README), and the command/machine/time line. Finished
-runs are not retrained, so an interrupted comparison resumes where it stopped.
+Sweeps: halonet_reproduce (the default: trained to a plateau, test accuracy along the way) and halonet_comparison
+(300 steps of batch 64, the fast scale). Trains the sweep and writes the README block named after the sweep file:
+test accuracy per spatial layer with each network's parameter and FLOP counts, the verdict on each claim,
+<sweep>.png (each run's accuracy per layer), <sweep>_curves.png where the runs evaluated during training (the
+learning curves the plateau is read from), and the command/machine/time line. Finished runs are not retrained, so
+an interrupted comparison resumes where it stopped.
 """
 
 from common import app, results, sweep
 from common.nn import counting
 from papers.halonet import model, train
 
-SWEEP_FILE = "configs/sweeps/halonet_comparison.py"
-PLOT = "comparison.png"
-BLOCK = "small_scale"
+SWEEP_FILE = "configs/sweeps/halonet_reproduce.py"
+PLOT = "{sweep}.png"
+CURVES = "{sweep}_curves.png"
+BLOCK = "{sweep}"
 LABELS = {"model.spatial_layer": "spatial layer"}
 LAYER = "model.spatial_layer"
 PAPER_ACCURACY = "ImageNet top-1: HaloNet-50 78.6 vs ResNet-50 77.6 (150 epochs, 256 px)"
@@ -40,18 +44,23 @@ def model_sizes(finished: sweep.FinishedSweep) -> tuple[dict, dict]:
 
 
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
-    """Accuracy (halo vs conv3x3 runs, the factor table's numbers, gated on the training-loss curves of both
-    reaching a plateau) and parameter count (an exact count, no training)."""
+    """Accuracy (halo vs conv3x3 runs, the factor table's numbers, gated on the learning curves of both reaching
+    a plateau: test accuracy where the runs evaluated during training, else the training loss) and parameter
+    count (an exact count, no training)."""
     finished = reproduction.finished
+    metric = results.plateau_metric(finished.base)
     plateau = results.all_plateau(
         [
-            results.runs_plateau(results.workdirs_where(reproduction, lambda p, _, v=v: p[LAYER] == v), "train/loss")
+            results.runs_plateau(results.workdirs_where(reproduction, lambda p, _, v=v: p[LAYER] == v), metric)
             for v in ("halo", "conv3x3")
         ]
     )
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     accuracy_claim = "HaloNet is more accurate than a conv ResNet of the same layout"
     outcomes = [
-        results.factor_claim(finished.results, LAYER, "halo", "conv3x3", accuracy_claim, PAPER_ACCURACY, plateau, PLOT)
+        results.factor_claim(
+            finished.results, LAYER, "halo", "conv3x3", accuracy_claim, PAPER_ACCURACY, plateau, curves or plot
+        )
     ]
     sizes = count_sizes(finished)
     if "halo" in sizes and "conv3x3" in sizes:
@@ -76,13 +85,14 @@ def render(reproduction: sweep.Reproduction) -> str:
     finished = reproduction.finished
     base, arch = finished.base, model.architecture(finished.base.model)
     setting = (
-        f"{base.model.name} (width {arch['width']}, b = {arch['block_size']}, h = {arch['halo_size']}) on "
-        f"{base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
+        f"{base.model.name} (width {arch['width']}, b = {arch['block_size']}, h = {arch['halo_size']}, "
+        f"{arch['stem']} stem) on {base.dataset.name}, {base.train.num_steps} steps of batch {base.dataset.batch_size}"
     )
+    plot, curves = results.figure_names(reproduction, PLOT, CURVES)
     sweep.render_factor_plot(
         finished.results,
         LABELS,
-        reproduction.plot_path(PLOT),
+        reproduction.plot_path(plot),
         f"{setting}\neach dot a run, bar = mean",
         "Fashion-MNIST test accuracy (%)",
     )
@@ -90,7 +100,12 @@ def render(reproduction: sweep.Reproduction) -> str:
     table = sweep.render_factor_table(
         finished.results, "model.spatial_layer", LABELS, parameters=params, **{"FLOPs / image": flops}
     )
-    return f"{table}\n\n![accuracy per spatial layer]({PLOT})\n\n" + reproduction.provenance(setting)
+    figures = f"![accuracy per spatial layer]({plot})"
+    if curves:
+        results.plot_group_curves(reproduction, lambda point: point[LAYER], reproduction.plot_path(curves), setting)
+        figures += f"\n\n![test accuracy along training, mean over seeds]({curves})"
+    verdicts = "\n".join(f"- {c.claim}: **{c.verdict}** ({c.why}). {c.measured}." for c in claims(reproduction))
+    return f"{table}\n\n{verdicts}\n\n{figures}\n\n" + reproduction.provenance(setting)
 
 
 if __name__ == "__main__":

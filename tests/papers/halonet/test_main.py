@@ -14,8 +14,8 @@ from common.nn.local_attention import LocalSelfAttention
 from common.registry import UnknownNameError
 from papers.halonet import config as halo_config
 from papers.halonet import model as halo_model
-from papers.halonet import train
-from tests.helpers import assert_smoke_run_learns, run_main
+from papers.halonet import reproduce, train
+from tests.helpers import assert_smoke_run_learns, fabricate_reproduction, run_main
 
 CONFIG = "--config=papers/halonet/config.py"
 
@@ -145,3 +145,27 @@ def test_mistyped_config_key_fails_naming_it():
     result = run_main("halonet", f"{CONFIG}:smoke", "--config.model.blok_size=4", "--dry_run", check=False)
     assert result.returncode == 2
     assert "model has no field 'blok_size'; did you mean block_size" in result.stderr
+
+
+def halo_leads(point):
+    return {"halo": 0.85, "sasa": 0.83, "conv3x3": 0.80}[point["model.spatial_layer"]] + 0.002 * point["seed"]
+
+
+@pytest.mark.parametrize(("still_rising", "expected"), [(False, "reproduced"), (True, "not tested")])
+def test_reproduce_claims_gate_accuracy_on_the_test_curves_and_count_parameters(tmp_path, still_rising, expected):
+    accuracy, params = reproduce.claims(
+        fabricate_reproduction(tmp_path, reproduce.SWEEP_FILE, halo_leads, still_rising)
+    )
+    assert accuracy.verdict == expected and accuracy.plateau is not still_rising
+    assert (
+        accuracy.figure == "halonet_reproduce_curves.png" and "85.20% (halo) vs 80.20% (conv3x3)" in accuracy.measured
+    )
+    assert params.verdict == "reproduced" and params.measured.startswith("25,202 (halo) vs 33,090 (conv3x3)")
+
+
+def test_reproduce_render_writes_the_table_verdicts_and_both_figures(tmp_path):
+    text = reproduce.render(fabricate_reproduction(tmp_path, reproduce.SWEEP_FILE, halo_leads))
+    assert "| halo | 25,202 |" in text and "| 85.20 ± 0.20 | 85.00 - 85.40 | 3 |" in text
+    assert "cifar_stride2 stem" in text and text.count("**reproduced**") == 2
+    for name in ("halonet_reproduce.png", "halonet_reproduce_curves.png"):
+        assert f"]({name})" in text and (tmp_path / name).stat().st_size > 0

@@ -1,4 +1,5 @@
-"""Stand-alone self-attention end to end through its main.py, and its model sizes against the paper's Table 1."""
+"""Stand-alone self-attention end to end through its main.py, its model sizes against the paper's Table 1, and its
+reproduce report on fabricated runs."""
 
 import re
 
@@ -12,7 +13,7 @@ from common.nn.local_attention import LocalSelfAttention
 from papers.stand_alone_attention import config as sasa_config
 from papers.stand_alone_attention import model as sasa_model
 from papers.stand_alone_attention import reproduce, train
-from tests.helpers import assert_smoke_run_learns, run_main
+from tests.helpers import assert_smoke_run_learns, fabricate_reproduction, run_main
 
 CONFIG = "--config=papers/stand_alone_attention/config.py"
 
@@ -125,3 +126,56 @@ def test_ablation_report_tables_and_plot(tmp_path):
     assert grid.count("\n") == 2 + 4 - 1  # header, rule and one row per (k, positional) cell
     sweep.render_factor_plot(results, reproduce.FACTORS, str(tmp_path / "plot.png"), "title", "acc")
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def fabricated_reproduction(tmp_path, accuracy_of, still_rising=False):
+    """The reproduce sweep's runs, each ending at `accuracy_of(cell label, seed)`."""
+    base = sweep.load_config(sweep.load_sweep(reproduce.SWEEP_FILE).config)
+
+    def final_accuracy(point):
+        return accuracy_of(reproduce.cell_label(reproduce.cell(point, base)), point["seed"])
+
+    return fabricate_reproduction(tmp_path, reproduce.SWEEP_FILE, final_accuracy, still_rising)
+
+
+def base_cell_leads(label, seed):
+    return (0.85 if label.endswith("relative") and "late" in label and "k = 7" in label else 0.80) + 0.002 * seed
+
+
+def test_reproduce_sweep_changes_one_factor_of_the_base_per_cell():
+    base = sweep.load_config(sweep.load_sweep(reproduce.SWEEP_FILE).config)
+    points = [point for definition in sweep.load_sweeps(reproduce.SWEEP_FILE) for point in definition.points()]
+    base_cell = reproduce.cell({}, base)
+    cells = {reproduce.cell(point, base) for point in points}
+    assert base_cell in cells and len(cells) == 6
+    assert all(sum(a != b for a, b in zip(c, base_cell, strict=True)) <= 1 for c in cells)
+    assert {point["seed"] for point in points} == {0, 1, 2}
+    assert not reproduce.is_grid([(point, {}) for point in points])
+    assert reproduce.is_grid(
+        [({"model.kernel_size": 3, "model.positional": "none", "model.attention_stages": "late"}, {})]
+    )
+
+
+@pytest.mark.parametrize(("still_rising", "expected"), [(False, "reproduced"), (True, "not tested")])
+def test_reproduce_claims_compare_the_base_cell_with_each_one_factor_variant(tmp_path, still_rising, expected):
+    claims = reproduce.claims(fabricated_reproduction(tmp_path, base_cell_leads, still_rising))
+    assert len(claims) == 4 and {claim.verdict for claim in claims} == {expected}
+    assert all(claim.plateau is not still_rising for claim in claims)
+    assert "(attention late, k = 7, relative) vs" in claims[1].measured and "k = 3" in claims[1].measured
+    assert claims[3].measured.endswith("larger seed sd 0.20") and "3x3 conv (baseline)" in claims[3].measured
+    assert claims[0].figure == "sasa_reproduce_curves.png"
+
+
+def test_reproduce_claims_say_when_the_base_cell_is_behind(tmp_path):
+    claims = reproduce.claims(fabricated_reproduction(tmp_path, lambda label, seed: 0.9 - base_cell_leads(label, 0)))
+    assert {claim.verdict for claim in claims} == {"not reproduced at this scale"}
+    assert all("behind by more than the seed spread" in claim.why for claim in claims)
+
+
+def test_reproduce_render_writes_the_cell_table_verdicts_and_both_figures(tmp_path):
+    text = reproduce.render(fabricated_reproduction(tmp_path, base_cell_leads))
+    assert "| attention late, k = 7, relative (base) | 27,058 | 85.20 ± 0.20 | 85.00 / 85.20 / 85.40 | 3 |" in text
+    assert "| 3x3 conv (baseline) | 33,090 | 80.20 ± 0.20 |" in text
+    assert text.count("**reproduced**") == 4
+    for name in ("sasa_reproduce.png", "sasa_reproduce_curves.png"):
+        assert f"]({name})" in text and (tmp_path / name).stat().st_size > 0
