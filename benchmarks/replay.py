@@ -4,8 +4,8 @@ Environment steps/s, learner updates/s and the replay ratio achieved, measured i
   single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table (inserts on an
                                 insert thread, batches sampled ahead on a prefetching thread: common/rl/replay.py)
   single-process + ring buffer  the same runner on a plain numpy ring buffer (common/rl/ring_buffer.py): the reference
-  distributed + Reverb          a Reverb server process, 2 actor processes over gRPC, the learner
-                                (common/rl/distributed.py)
+  distributed + Reverb          a Reverb server process, 1, 2 or 4 actor processes over gRPC, the learner
+                                (common/rl/distributed.py): how the layout scales with its actors
 Rates are medians over the logged windows after the first (which holds compilation, the replay warm-up and, when
 distributed, process start-up). The single-process layouts run in back-to-back pairs, several times, so each Reverb
 rate is compared with a ring-buffer rate measured under the same load from the other jobs of a shared machine.
@@ -34,19 +34,26 @@ from papers.replay_fundamentals import config as paper_config
 
 reverb = import_reverb()
 
-SETTINGS = (("single-process", "reverb"), ("single-process", "ring"), ("distributed (2 actors)", "reverb"))
+ACTOR_COUNTS = (1, 2, 4)
+SETTINGS = (
+    ("single-process", "reverb"),
+    ("single-process", "ring"),
+    *((f"distributed ({n} actor{'s' if n > 1 else ''})", "reverb") for n in ACTOR_COUNTS),
+)
 REFERENCE = ("single-process", "ring")
 
 
 def benchmark_config(mode: str, backend: str, total_updates: int):
+    """The cartpole_dqn config of one layout; `mode` is "single-process" or "distributed (N actors)"."""
     config = paper_config.get_config("cartpole_dqn")
     config.replay.update(backend=backend, replay_ratio=0.25, batch_size=32, min_size_to_sample=500)
+    distributed_layout = mode.startswith("distributed")
     config.run.update(
-        mode="distributed" if mode.startswith("distributed") else "single_process",
+        mode="distributed" if distributed_layout else "single_process",
         total_updates=total_updates,
         log_every=max(total_updates // 2, 100),  # env steps per window: 8 windows per run at ratio 0.25
         checkpoint_every=0,
-        num_actors=2,
+        num_actors=int(mode.split("(")[1].split()[0]) if distributed_layout else config.run.num_actors,
     )
     return config
 
@@ -76,14 +83,16 @@ def measure(mode: str, backend: str, total_updates: int) -> dict:
 def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
     """The section: the single-process layouts measured in `rounds` back-to-back pairs (the other jobs on a shared
     machine change the rates from one minute to the next, so each Reverb run is compared with the ring-buffer run
-    next to it), then the distributed layout once."""
+    next to it), then the distributed layout once per actor count."""
     load_before = os.getloadavg()[0]
     runs = {setting: [] for setting in SETTINGS}
     for _ in range(rounds):
         for setting in SETTINGS:
             if setting[0] == "single-process":
                 runs[setting].append(measure(*setting, total_updates))
-    runs[SETTINGS[2]].append(measure(*SETTINGS[2], total_updates))
+    for setting in SETTINGS:
+        if setting[0].startswith("distributed"):
+            runs[setting].append(measure(*setting, total_updates))
     reference = runs[REFERENCE]
     rows = []
     for (mode, backend), results in runs.items():
@@ -123,7 +132,9 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             f"{total_updates:,} updates (batch 32) per run, MLP 64-64. A run's rate is the median over its logged"
             " windows after the first; the table gives the median over runs. The single-process layouts ran in"
             f" {rounds} back-to-back pairs (Reverb, then the ring buffer), and their share is the median of the"
-            " pairs' ratios; the distributed run's share is against the ring buffer's median. The replay ratio is"
+            " pairs' ratios; each distributed run's share is against the ring buffer's median. Every distributed"
+            " layout adds a Reverb server process and its actor processes to the learner's: on a machine with few"
+            " cores the actors share them with the learner. The replay ratio is"
             " updates / (environment steps - warm-up) over a whole run, the run furthest from 0.25 shown."
             f" Measured on {report.machine_description()} by `python -m benchmarks.run_all --only replay`; the"
             f" 1-minute load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the cores are"

@@ -12,8 +12,11 @@ def test_measure_reads_rates_from_the_runs_metrics():
     assert result["windows"] >= 5  # 1,301 environment steps logged every 100, the first window dropped
     assert result["env_steps_per_second"] > 0 and result["updates_per_second"] > 0
     assert abs(result["replay_ratio"] / 0.25 - 1) < 0.05
-    config = replay.benchmark_config("distributed (2 actors)", "reverb", 200)
-    assert (config.run.mode, config.run.num_actors, config.replay.replay_ratio) == ("distributed", 2, 0.25)
+    for actors in replay.ACTOR_COUNTS:
+        label = f"distributed ({actors} actor{'s' if actors > 1 else ''})"
+        assert (label, "reverb") in replay.SETTINGS
+        config = replay.benchmark_config(label, "reverb", 200)
+        assert (config.run.mode, config.run.num_actors, config.replay.replay_ratio) == ("distributed", actors, 0.25)
 
 
 def test_the_profile_prices_every_insert_and_sample_path():
