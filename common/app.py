@@ -71,6 +71,9 @@ POSITIVE_FIELDS = (
     "num_actors",
 )
 NON_NEGATIVE_FIELDS = ("eval_every", "interim_eval_batches", "warmup_steps", "max_to_keep")
+# Full keys that may be 0 although their field name is in POSITIVE_FIELDS: the RL runner's checkpoint interval
+# (0: no checkpoints, common/rl/config.py), unlike the supervised loop's, which also places the resume points.
+NON_NEGATIVE_KEYS = ("run.checkpoint_every",)
 
 
 PAPERS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "papers")
@@ -236,7 +239,8 @@ def _load_config(spec: str) -> ConfigDict:
 
 def check_config(config: ConfigDict) -> None:
     """Fails with ConfigError, naming the field and its valid range, on a count or interval that cannot work
-    (`POSITIVE_FIELDS` > 0, `NON_NEGATIVE_FIELDS` >= 0, in any section) or a batch the devices cannot share."""
+    (`POSITIVE_FIELDS` > 0, `NON_NEGATIVE_FIELDS` >= 0, in any section; `NON_NEGATIVE_KEYS` >= 0) or a batch
+    the devices cannot share."""
     import jax
 
     def walk(section: ConfigDict, prefix: str):
@@ -246,9 +250,9 @@ def check_config(config: ConfigDict) -> None:
                 walk(value, f"{key}.")
             elif isinstance(value, bool) or not isinstance(value, int):
                 continue
-            elif name in POSITIVE_FIELDS and value <= 0:
+            elif name in POSITIVE_FIELDS and key not in NON_NEGATIVE_KEYS and value <= 0:
                 raise ConfigError(f"{key}={value}: must be a positive integer")
-            elif name in NON_NEGATIVE_FIELDS and value < 0:
+            elif (name in NON_NEGATIVE_FIELDS or key in NON_NEGATIVE_KEYS) and value < 0:
                 raise ConfigError(f"{key}={value}: must be >= 0 (0 turns it off)")
 
     walk(config, "")

@@ -41,6 +41,16 @@ def test_a_valid_config_passes():
     app.check_config(config())
 
 
+def test_the_rl_runs_checkpoint_interval_may_be_zero_but_not_negative():
+    """run.checkpoint_every = 0 turns the RL runner's checkpoints off (common/rl/config.py); the supervised loop's
+    train.checkpoint_every must stay positive (above)."""
+    rl_config = ConfigDict({"run": {"total_updates": 10, "log_every": 5, "checkpoint_every": 0}})
+    app.check_config(rl_config)
+    rl_config.run.checkpoint_every = -1
+    with pytest.raises(ConfigError, match=r"run.checkpoint_every=-1: must be >= 0"):
+        app.check_config(rl_config)
+
+
 def test_resuming_with_a_different_model_is_refused_naming_the_fields(tmp_path):
     (tmp_path / "config.json").write_text(config().to_json())
     (tmp_path / "metrics.jsonl").write_text("{}\n")  # the run has started
