@@ -18,6 +18,7 @@ import os
 import shlex
 import statistics
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 
@@ -148,7 +149,7 @@ def plot_group_curves(
     ax.set_ylabel(f"{metric}{' (%)' if scale == 100 else ''}, mean over runs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right" if scale == 100 else "upper right", ncol=2)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=9)  # long settings wrap, not clip
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -278,9 +279,13 @@ def rerun_command(module: str) -> str:
     return f"`{shlex.join(['python', '-m', module, *sys.argv[1:]])}`"
 
 
-def record(claims: Sequence[Claim], sweep_file: str, command: str, minutes: float) -> dict:
-    """The JSON object of one finished sweep's claims, with where and when they were measured."""
-    return {
+def record(
+    claims: Sequence[Claim], sweep_file: str, command: str, minutes: float, run_minutes: float | None = None
+) -> dict:
+    """The JSON object of one finished sweep's claims, with where and when they were measured. `minutes`: the
+    invocation that wrote it; `run_minutes`: the runs' own time summed (where the runner recorded it), which a
+    rerun that only re-reads finished runs would otherwise hide."""
+    data = {
         "sweep": sweep_file,
         "command": command,
         "machine": report.machine_description(),
@@ -288,6 +293,9 @@ def record(claims: Sequence[Claim], sweep_file: str, command: str, minutes: floa
         "date": time.strftime("%Y-%m-%d"),
         "claims": [dataclasses.asdict(claim) for claim in claims],
     }
+    if run_minutes:
+        data["run_minutes"] = round(run_minutes, 1)
+    return data
 
 
 def write_record(path: str, data: dict) -> None:
@@ -340,8 +348,9 @@ def build_report(papers_dir: str, output: str) -> str:
                 summary.append([paper, f"`{name}`", _cell(claim.claim), claim.verdict])
                 lines.append(_render_claim(claim, paper, link_root))
             resumable = " (runs already finished in its workdir are only re-read or re-evaluated)"
+            runs = f"; the runs took {data['run_minutes']:g} min summed over runs" if "run_minutes" in data else ""
             lines.append(
-                f"Measured by {data['command']} on {data['machine']}, {data['date']}; that invocation took "
+                f"Measured by {data['command']} on {data['machine']}, {data['date']}{runs}; that invocation took "
                 f"{data['minutes']:g} min{resumable if data['sweep'].startswith('configs/sweeps/') else ''}."
             )
         sections.append("\n\n".join(lines))

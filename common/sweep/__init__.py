@@ -22,6 +22,7 @@ Markdown that `render(Reproduction)` returns into the README's block, plots besi
 import dataclasses
 import importlib.util
 import itertools
+import json
 import os
 import statistics
 import time
@@ -254,7 +255,8 @@ def reproduce_main(
         print(text, flush=True)
         if claims is not None:
             path = os.path.join(os.path.dirname(os.path.abspath(FLAGS.readme)), "results", f"{stem}.json")
-            record = results.record(claims(reproduction), FLAGS.sweep, f"`{command}`", finished.minutes)
+            run_minutes = trial_minutes(reproduction.workdir, finished.results)
+            record = results.record(claims(reproduction), FLAGS.sweep, f"`{command}`", finished.minutes, run_minutes)
             results.write_record(path, record)
             print(f"wrote {path}", flush=True)
 
@@ -271,15 +273,32 @@ def median_steps_per_second(root: str, results: Sequence[tuple[dict, dict]]) -> 
     return statistics.median(rates) if rates else float("nan")
 
 
+def trial_minutes(root: str, results: Sequence[tuple[dict, dict]]) -> float | None:
+    """The runs' wall time summed, from the records the Ray runner leaves in each run's workdir (trial.json);
+    None where a run has none (trained in-process)."""
+    from common.sweep import trials
+
+    total = 0.0
+    for point, _ in results:
+        path = os.path.join(root, point_name(point), trials.RECORD)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            total += float(json.load(f).get("seconds", 0.0))
+    return total / 60
+
+
 def provenance(
     command: str, sweep_file: str, root: str, results: Sequence[tuple[dict, dict]], setting: str, minutes: float
 ) -> str:
     """The closing line of a sweep's README block: the command, the machine, the runs and how long they took."""
     speed = median_steps_per_second(root, results)
+    summed = trial_minutes(root, results)
+    training = f"; the runs took {summed:.0f} min summed over runs" if summed else ""
     return (
         f"Measured by {command}, sweep `{sweep_file}`, on {report.machine_description()}; {len(results)} runs of "
-        f"{setting} at a median {speed:.1f} steps/s; this invocation took {minutes:.0f} min (runs already finished "
-        "in the workdir are only re-evaluated)."
+        f"{setting} at a median {speed:.1f} steps/s{training}; this invocation took {minutes:.0f} min (runs already "
+        "finished in the workdir are only re-evaluated)."
     )
 
 

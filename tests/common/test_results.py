@@ -136,7 +136,7 @@ def write_papers(root):
         os.makedirs(root / name)
         (root / name / "__init__.py").write_text("")
     claim = results.Claim("A beats B", "+2.0", "+1.5", "reproduced", "ahead", "plot.png", True)
-    record = {**results.record([claim], "configs/sweeps/alpha.py", "`cmd`", 3.0), "date": "2026-01-01"}
+    record = {**results.record([claim], "configs/sweeps/alpha.py", "`cmd`", 3.0, 46.0), "date": "2026-01-01"}
     results.write_record(str(root / "alpha" / "results" / "alpha.json"), record)
 
 
@@ -148,6 +148,7 @@ def test_the_report_lists_every_paper_folder_and_rebuilds_byte_for_byte(tmp_path
     assert "| alpha | `alpha.json` | A beats B | reproduced |" in text
     assert "## beta\n\nNot tested: run `make reproduce-beta`." in text
     assert "[plot.png](../alpha/plot.png)" in text
+    assert "2026-01-01; the runs took 46 min summed over runs; that invocation took 3 min" in text
     assert text.index("## alpha") < text.index("## beta") < text.index("## gamma")
 
 

@@ -63,6 +63,12 @@ def test_provenance_names_the_command_runs_and_median_speed(tmp_path):
     text = sweep.provenance("`cmd`", "configs/sweeps/x.py", str(tmp_path), results, "a net", minutes=12.4)
     assert text.startswith("Measured by `cmd`, sweep `configs/sweeps/x.py`, on ")
     assert "; 2 runs of a net at a median 2.0 steps/s; this invocation took 12 min" in text
+    for (point, _), seconds in zip(results, (1500.0, 1260.0), strict=True):  # what the Ray runner records per run
+        (tmp_path / sweep.point_name(point) / "trial.json").write_text(
+            f'{{"status": "finished", "seconds": {seconds}}}'
+        )
+    text = sweep.provenance("`cmd`", "configs/sweeps/x.py", str(tmp_path), results, "a net", minutes=0.2)
+    assert "at a median 2.0 steps/s; the runs took 46 min summed over runs; this invocation took 0 min" in text
 
 
 def test_where_keeps_only_the_matching_points_and_sweeps_run_in_the_files_order(tmp_path):
