@@ -129,7 +129,12 @@ def figure_names(reproduction, plot: str, curves: str) -> tuple[str, str | None]
 
 
 def plot_group_curves(
-    reproduction, group: Callable[[dict], str], path: str, title: str, metric: str = "eval/accuracy"
+    reproduction,
+    group: Callable[[dict], str],
+    path: str,
+    title: str,
+    metric: str = "eval/accuracy",
+    xlabel: str = "training step",
 ) -> None:
     """The figure a plateau verdict stands on: per group of runs (`group(point)` -> label), the mean over its runs
     (seeds) of `metric` along training (mean_curve); accuracies in percent."""
@@ -145,10 +150,10 @@ def plot_group_curves(
         workdirs = workdirs_where(reproduction, lambda point, _, label=label: group(point) == label)
         steps, values = mean_curve(workdirs, metric)
         ax.plot(steps, scale * values, marker="o", markersize=3, label=f"{label} ({len(workdirs)} runs)")
-    ax.set_xlabel("training step")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{metric}{' (%)' if scale == 100 else ''}, mean over runs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right" if scale == 100 else "upper right", ncol=2)
+    ax.legend(fontsize=7, loc="lower right" if scale == 100 else "best", ncol=2)
     ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=9)  # long settings wrap, not clip
     fig.tight_layout()
     fig.savefig(path)

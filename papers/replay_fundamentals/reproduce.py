@@ -7,11 +7,13 @@ improvement of each cell over the baseline cell; the median over games, as a tab
 
 A sweep file holds SWEEP (common/sweep; its `where` skips the lowest replay ratios) plus BASELINE (the
 baseline cell), GAME_KEY and AGENT_KEY (the config keys that name the game and the agent variant). The block
-`replay_grid_<sweep file's stem>` of the README gets the table, and <stem>_heatmap.png and <stem>_bars.png are
-written beside it. Each run's final metrics are kept in its workdir (final.json), so an interrupted grid resumes
-where it stopped.
+`replay_grid_<sweep file's stem>` of the README gets the table, each cell's final returns per seed, and
+<stem>_heatmap.png, <stem>_bars.png and <stem>_curves.png (episode return along training in the cells the capacity
+claim compares) written beside it. Each run's final metrics are kept in its workdir (final.json), so an
+interrupted grid resumes where it stopped.
 """
 
+import dataclasses
 import json
 import os
 import statistics
@@ -113,6 +115,31 @@ def render_table(summary: dict, agent_key: str) -> str:
     return report.markdown_table(header, rows)
 
 
+def render_scores(results, spec: dict, base_game: str) -> str:
+    """One row per agent, game and cell: each seed's final return and their mean (what the % table is made of)."""
+    scores: dict = {}
+    for point, final in results:
+        key = (point.get(spec["AGENT_KEY"]), point.get(spec["GAME_KEY"], base_game), point[CAPACITY], point[AGE])
+        scores.setdefault(key, []).append(final["final_return"])
+    rows = [
+        [f"{spec['AGENT_KEY']}={agent}", game, f"{capacity:,}", f"{age:,}"]
+        + [" / ".join(f"{v:.2f}" for v in values), f"{statistics.mean(values):.2f}"]
+        for (agent, game, capacity, age), values in sorted(
+            scores.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
+        )
+    ]
+    header = ["agent", "game", "capacity", "oldest policy (updates)", "final return per seed", "mean"]
+    return report.markdown_table(header, rows)
+
+
+def claim_cells(summary: dict, baseline: dict) -> set[tuple[int, int]]:
+    """The cells the capacity claim compares: the baseline and each agent's largest capacity at its ratio."""
+    cells = {(baseline[CAPACITY], baseline[AGE])}
+    for capacity, _ in capacity_gains(summary, baseline).values():
+        cells.add((capacity, baseline[AGE] * capacity // baseline[CAPACITY]))
+    return cells
+
+
 def render_plots(summary: dict, agent_key: str, paths: tuple[str, str]) -> None:
     """A heat map per agent (capacity x age) and one bar plot of all cells, at `paths` (heat map, bars)."""
     import matplotlib
@@ -168,15 +195,46 @@ def render(reproduction: sweep.Reproduction) -> str:
     stem = reproduction.stem
     plots = (f"{stem}_heatmap.png", f"{stem}_bars.png")
     render_plots(summary, spec["AGENT_KEY"], tuple(reproduction.plot_path(plot) for plot in plots))
+    base = finished.base
+    compared = claim_cells(summary, spec["BASELINE"])
+
+    def label(point: dict) -> str:
+        game = point.get(spec["GAME_KEY"], base.env.name)
+        return f"{game}, {spec['AGENT_KEY']}={point.get(spec['AGENT_KEY'])}, {point[CAPACITY]:,} / {point[AGE]:,}"
+
+    curves = f"{stem}_curves.png"
+    results.plot_group_curves(
+        _only_cells(reproduction, compared),
+        label,
+        reproduction.plot_path(curves),
+        "episode return along training, the cells the capacity claim compares (game, agent, capacity / oldest "
+        "policy), mean over seeds",
+        metric="episode_return",
+        xlabel="environment step",
+    )
+    updates = sorted({point.get("run.total_updates", base.run.total_updates) for point, _ in finished.results})
+    games = sorted({point.get(spec["GAME_KEY"], base.env.name) for point, _ in finished.results})
+    summed = sweep.trial_minutes(reproduction.workdir, finished.results)
     return "\n\n".join(
         [
             render_table(summary, spec["AGENT_KEY"]),
             " ".join(f"![{plot}]({plot})" for plot in plots),
+            render_scores(finished.results, spec, base.env.name),
+            f"![episode return along training]({curves})",
             f"Measured by {reproduction.command} on {report.machine_description()}: {len(finished.results)} runs of "
-            f"{finished.base.run.total_updates:,} gradient updates on {finished.base.env.name}; this invocation took "
-            f"{finished.minutes:.0f} min (runs already finished in the workdir are only re-read).",
+            f"{' / '.join(f'{u:,}' for u in updates)} gradient updates on {', '.join(games)}"
+            + (f"; the runs took {summed:.0f} min summed over runs" if summed else "")
+            + f"; this invocation took {finished.minutes:.0f} min (runs already finished in the workdir are only "
+            "re-read).",
         ]
     )
+
+
+def _only_cells(reproduction: sweep.Reproduction, cells: set) -> sweep.Reproduction:
+    """The reproduction restricted to the runs in `cells` ((capacity, age) pairs)."""
+    finished = reproduction.finished
+    kept = [(point, final) for point, final in finished.results if (point[CAPACITY], point[AGE]) in cells]
+    return dataclasses.replace(reproduction, finished=dataclasses.replace(finished, results=kept))
 
 
 if __name__ == "__main__":

@@ -36,3 +36,19 @@ def test_improvement_is_per_game_over_the_baseline_then_median_over_games():
     assert summary[3][(1000, 25)] == pytest.approx(200.0)
     table = reproduce.render_table(summary, "agent.n_step")
     assert "| agent.n_step=1 | 1,000 | 25 | 0.025 | +50.0 |" in table
+
+
+def test_the_score_table_lists_every_seed_in_numeric_order_and_the_claims_cells_are_the_same_ratio_ones():
+    results = [
+        result("a", 100, 25, 0, 10.0),
+        result("a", 100, 25, 1, 30.0),
+        result("a", 400, 100, 0, 12.5),
+        result("a", 400, 25, 0, 8.0),  # another ratio: in the table, not among the claim's cells
+        result("a", 1000, 250, 0, 40.0),
+    ]
+    table = reproduce.render_scores(results, SPEC, base_game="unused")
+    rows = [line for line in table.splitlines() if line.startswith("| agent.n_step=1")]
+    assert rows[0] == "| agent.n_step=1 | a | 100 | 25 | 10.00 / 30.00 | 20.00 |"
+    assert [row.split(" | ")[2] for row in rows] == ["100", "400", "400", "1,000"]  # numbers, not strings
+    summary = reproduce.improvements(results, SPEC, base_game="unused")
+    assert reproduce.claim_cells(summary, SPEC["BASELINE"]) == {(100, 25), (1000, 250)}
