@@ -145,7 +145,8 @@ def plot_group_curves(
 
     labels = list(dict.fromkeys(group(point) for point, _ in reproduction.finished.results))  # sweep order
     scale = 100 if metric.endswith("accuracy") else 1
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    below = scale != 100  # returns and losses fill the plot's corners: their legend goes under the axes
+    fig, ax = plt.subplots(figsize=(7, 4 + 0.2 * len(labels) * below), dpi=120)
     for label in labels:
         workdirs = workdirs_where(reproduction, lambda point, _, label=label: group(point) == label)
         steps, values = mean_curve(workdirs, metric)
@@ -153,8 +154,11 @@ def plot_group_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{metric}{' (%)' if scale == 100 else ''}, mean over runs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right" if scale == 100 else "best", ncol=2)
-    ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=9)  # long settings wrap, not clip
+    if below:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1)
+    else:
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)  # long settings wrap, not clip
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -2,8 +2,8 @@
 
 Base: papers/halonet/config.py:reproduce (the fashion_comparison network with the strided stem: stages at 14, 7
 and 4 px; 1,000 steps of batch 128 on offline Fashion-MNIST, test accuracy every 50 steps). The one factor is the
-spatial layer of every bottleneck, as in configs/sweeps/halonet_comparison.py: 9 runs, estimated from the measured
-step costs at about 30 min on 2 CPU cores as two 1-core trials at a time on Ray. The default sweep of
+spatial layer of every bottleneck, as in configs/sweeps/halonet_comparison.py: 9 runs, which took 90 min summed,
+46 min of wall time on 2 CPU cores as two 1-core trials at a time on Ray. The default sweep of
 `python -m papers.halonet.reproduce` (add `--max-concurrent 2` for Ray).
 """
 

@@ -3,8 +3,8 @@
 Base: papers/stand_alone_attention/config.py:reproduce (attention in the last stage, k = 7, relative positions,
 width 8, 2 heads, strided stem; 800 steps of batch 128 on offline Fashion-MNIST, test accuracy every 50 steps).
 Each variant changes one factor of the base: k = 3; positions none / absolute; attention in the first stage
-instead; the 3x3 conv everywhere (the paper's baseline). Three seeds each: 18 runs, estimated from the measured
-step costs at about 30 min on 2 CPU cores as two 1-core trials at a time on Ray. A one-factor design rather than
+instead; the 3x3 conv everywhere (the paper's baseline). Three seeds each: 18 runs, which took 77 min summed, about
+40 min of wall time on 2 CPU cores as two 1-core trials at a time on Ray. A one-factor design rather than
 the fast scale's full grid (configs/sweeps/sasa_ablation.py), so every comparison is between two cells that differ
 in one factor only. The default sweep of `python -m papers.stand_alone_attention.reproduce` (add
 `--max-concurrent 2` for Ray).

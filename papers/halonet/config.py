@@ -105,8 +105,8 @@ def _fashion_comparison() -> ConfigDict:
 
 def _reproduce() -> ConfigDict:
     """fashion_comparison trained to a plateau: the strided stem cuts the step cost about 4x (measured at batch 128
-    on one core: halo 0.33 s, SASA 0.59 s, conv 0.06 s), so the 9 runs of 1,000 steps (2.1 epochs) fit in about
-    30 minutes of 2 CPU cores."""
+    on one core: halo 0.33 s, SASA 0.59 s, conv 0.06 s), so the 9 runs of 1,000 steps (2.1 epochs) took 46 minutes on
+    2 CPU cores."""
     config = presets.fashion_mnist_reproduce(1000, eval_every=50)
     config.model = _model("halonet_small", spatial_layer="halo", stem="cifar_stride2", width=8)
     return config

@@ -52,3 +52,17 @@ def test_the_score_table_lists_every_seed_in_numeric_order_and_the_claims_cells_
     assert [row.split(" | ")[2] for row in rows] == ["100", "400", "400", "1,000"]  # numbers, not strings
     summary = reproduce.improvements(results, SPEC, base_game="unused")
     assert reproduce.claim_cells(summary, SPEC["BASELINE"]) == {(100, 25), (1000, 250)}
+
+
+def test_seed_spread_is_the_largest_seed_sd_of_the_compared_cells_as_a_share_of_the_baseline():
+    results = [
+        result("a", 100, 25, 0, 18.0),
+        result("a", 100, 25, 1, 22.0),  # baseline mean 20, sd 2.83 -> 14.1%
+        result("a", 1000, 250, 0, 21.0),
+        result("a", 1000, 250, 1, 21.0),
+        result("a", 400, 25, 0, 0.0),  # not a compared cell: ignored
+        result("a", 400, 25, 1, 100.0),
+    ]
+    spread = reproduce.seed_spread(results, SPEC, "unused", {(100, 25), (1000, 250)})
+    assert spread == pytest.approx(100 * 2.828427 / 20, rel=1e-5)
+    assert reproduce.seed_spread(results[:1] + results[2:3], SPEC, "unused", {(100, 25), (1000, 250)}) is None
