@@ -76,29 +76,29 @@ def test_a_trials_command_line_gives_main_the_config_the_trial_trains():
 
 
 CLAIM = """
-import os, sys, time
+import os, sys
 from common.sweep import trials
 print(trials.claim_cores(int(sys.argv[1])), sorted(os.sched_getaffinity(0)), trials.claim_cores(1), flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()  # holds its cores until the test closes its stdin (or kills it), however slow the machine
 """
 
 
 def test_claimed_cores_pin_the_process_and_are_not_given_to_another_until_it_exits(tmp_path):
     locks, cores = str(tmp_path / "cores"), sorted(os.sched_getaffinity(0))
 
-    def claim(count: int, hold_s: float):
-        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), str(hold_s)], cwd=REPO,
+    def claim(count: int, hold: bool):
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count)], cwd=REPO,
                                 env={**subprocess_env(), "REPRISE_CORE_LOCKS": locks}, stdout=subprocess.PIPE,
-                                text=True)  # fmt: skip
+                                stdin=subprocess.PIPE if hold else subprocess.DEVNULL, text=True)  # fmt: skip
 
-    holder = claim(1, 30)
+    holder = claim(1, hold=True)
     assert holder.stdout.readline() == f"[{cores[0]}] [{cores[0]}] [{cores[0]}]\n"  # pinned; a second claim: same
     # Every core asked for while one is held: none given, the process keeps all of its cores.
-    everything = claim(len(cores), 0).communicate()[0]
+    everything = claim(len(cores), hold=False).communicate()[0]
     assert everything == f"[] {cores} {[cores[1]] if len(cores) > 1 else []}\n"
     holder.kill()
     holder.wait()
-    assert claim(len(cores), 0).communicate()[0] == f"{cores} {cores} {cores}\n"
+    assert claim(len(cores), hold=False).communicate()[0] == f"{cores} {cores} {cores}\n"
 
 
 def test_failing_trials_are_reported_and_leave_the_process_and_workdir_free(tmp_path):

@@ -142,7 +142,7 @@ def test_a_fresh_process_yields_the_same_batches(data_dir):
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a fresh TensorFlow import on a loaded 2-core machine can take minutes
         check=True,
     )
     ds = images.load_image_dataset("digits_local", batch_size=100, augment="flip_crop", seed=3, data_dir=data_dir)
