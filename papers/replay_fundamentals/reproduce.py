@@ -44,17 +44,23 @@ def train_once(config: ConfigDict, workdir: str) -> dict:
         return json.load(f)
 
 
+def final_returns(results, spec: dict, base_game: str) -> dict:
+    """(agent, game, capacity, age) -> the final returns of its runs (one per seed), in sweep order."""
+    scores: dict = {}
+    for point, final in results:
+        key = (point.get(spec["AGENT_KEY"]), point.get(spec["GAME_KEY"], base_game), point[CAPACITY], point[AGE])
+        scores.setdefault(key, []).append(final["final_return"])
+    return scores
+
+
 def improvements(results, spec: dict, base_game: str) -> dict:
     """agent -> {(capacity, age): median over games of the % improvement over the baseline cell}.
 
     A game's score in a cell is the mean over seeds of the final return (the mean return of the episodes in the
     last run.final_fraction of training).
     """
-    game_key, agent_key, baseline = spec["GAME_KEY"], spec["AGENT_KEY"], spec["BASELINE"]
-    scores: dict = {}
-    for point, final in results:
-        key = (point.get(agent_key), point.get(game_key, base_game), point[CAPACITY], point[AGE])
-        scores.setdefault(key, []).append(final["final_return"])
+    baseline = spec["BASELINE"]
+    scores = final_returns(results, spec, base_game)
     table: dict = {}
     for (agent, game, capacity, age), values in scores.items():
         base_values = scores[(agent, game, baseline[CAPACITY], baseline[AGE])]
@@ -67,11 +73,8 @@ def improvements(results, spec: dict, base_game: str) -> dict:
 def seed_spread(results, spec: dict, base_game: str, cells: set) -> float | None:
     """The seed noise of the % table in `cells`: per game, the largest standard deviation over seeds of a compared
     cell's final return (any agent), as % of that game's baseline mean; the median over games. None with one seed."""
-    game_key, agent_key, baseline = spec["GAME_KEY"], spec["AGENT_KEY"], spec["BASELINE"]
-    scores: dict = {}
-    for point, final in results:
-        key = (point.get(agent_key), point.get(game_key, base_game), point[CAPACITY], point[AGE])
-        scores.setdefault(key, []).append(final["final_return"])
+    baseline = spec["BASELINE"]
+    scores = final_returns(results, spec, base_game)
     per_game: dict = {}
     for (agent, game, capacity, age), values in scores.items():
         if (capacity, age) in cells and len(values) > 1:
@@ -142,10 +145,7 @@ def render_table(summary: dict, agent_key: str) -> str:
 
 def render_scores(results, spec: dict, base_game: str) -> str:
     """One row per agent, game and cell: each seed's final return and their mean (what the % table is made of)."""
-    scores: dict = {}
-    for point, final in results:
-        key = (point.get(spec["AGENT_KEY"]), point.get(spec["GAME_KEY"], base_game), point[CAPACITY], point[AGE])
-        scores.setdefault(key, []).append(final["final_return"])
+    scores = final_returns(results, spec, base_game)
     rows = [
         [f"{spec['AGENT_KEY']}={agent}", game, f"{capacity:,}", f"{age:,}"]
         + [" / ".join(f"{v:.2f}" for v in values), f"{statistics.mean(values):.2f}"]
