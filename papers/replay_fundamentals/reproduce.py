@@ -149,9 +149,7 @@ def render_scores(results, spec: dict, base_game: str) -> str:
     rows = [
         [f"{spec['AGENT_KEY']}={agent}", game, f"{capacity:,}", f"{age:,}"]
         + [" / ".join(f"{v:.2f}" for v in values), f"{statistics.mean(values):.2f}"]
-        for (agent, game, capacity, age), values in sorted(
-            scores.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
-        )
+        for (agent, game, capacity, age), values in sorted(scores.items())
     ]
     header = ["agent", "game", "capacity", "oldest policy (updates)", "final return per seed", "mean"]
     return report.markdown_table(header, rows)
