@@ -11,7 +11,8 @@ distributed, process start-up). The single-process layouts run in back-to-back p
 rate is compared with a ring-buffer rate measured under the same load from the other jobs of a shared machine.
 
 python -m benchmarks.run_all --only replay      the section of docs/benchmarks.md
-python -m benchmarks.replay --profile           what each Reverb operation costs (CPU time per item, all threads)
+python -m benchmarks.replay --profile [--output docs/benchmarks.md]
+                                                what each Reverb operation costs (CPU time per item, all threads)
 """
 
 from __future__ import annotations  # reverb.* annotations stay unevaluated where dm-reverb is missing
@@ -175,6 +176,27 @@ def _structured_writer(client: reverb.Client, num_columns: int):
     return client.structured_writer([reverb.structured_writer.create_config([column[-1] for column in step], "replay")])
 
 
+def _trajectory_dataset_batches(port: int, observation_shape, batch_size: int):
+    """next-batch calls of Reverb's tf.data sampler over the table's STORED_COLUMNS, batched and prefetched by
+    tf.data and read as numpy: the alternative to replay.PrefetchingDataset."""
+    import tensorflow as tf
+
+    dataset = reverb.TrajectoryDataset(
+        server_address=f"localhost:{port}",
+        table="replay",
+        max_in_flight_samples_per_worker=2 * batch_size,
+        dtypes={"observations": tf.float32, "scalars": tf.float32},
+        shapes={"observations": tf.TensorShape([2, *observation_shape]), "scalars": tf.TensorShape([3])},
+    )
+    batches = iter(dataset.batch(batch_size, drop_remainder=True).prefetch(2))
+
+    def next_batch():
+        sample = next(batches)
+        return sample.info.key.numpy(), {name: column.numpy() for name, column in sample.data.items()}
+
+    return next_batch
+
+
 def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str]]:
     """[operation, CPU us per item] for each way of inserting and sampling one transition."""
     rng = np.random.default_rng(0)
@@ -252,6 +274,8 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
     cost = _cpu_microseconds(dataset.sample, items // 32) / 32
     rows.append(["sample: replay.PrefetchingDataset.sample (batches of 32, prefetching thread)", f"{cost:.0f}"])
     dataset.close()
+    cost = _cpu_microseconds(_trajectory_dataset_batches(server.port, observation_shape, 32), items // 32) / 32
+    rows.append(["sample: reverb.TrajectoryDataset (tf.data, batch 32, prefetch 2)", f"{cost:.0f}"])
     writer.close()
     server.stop()
 
@@ -282,5 +306,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="store_true", help="the cost of each replay operation, not the runs")
     parser.add_argument("--updates", type=int, default=2_000, help="updates per run (without --profile)")
+    parser.add_argument("--output", help="with --profile: also write the table into this markdown file's block")
     arguments = parser.parse_args()
-    print(profile_markdown() if arguments.profile else markdown(arguments.updates))
+    text = profile_markdown() if arguments.profile else markdown(arguments.updates)
+    print(text)
+    if arguments.profile and arguments.output:
+        report.replace_block(arguments.output, "replay_profile", text)
