@@ -6,6 +6,11 @@ update built for one particle (the SVGD coupling, timed too, needs all particles
 compares one jitted action call for all 16 x E environments per step against 16 calls (one per particle); both
 step the same simulators, which bound the rollout. Interleaved call by call in one process.
 
+The bound: the vmapped update's FLOPs (XLA's cost analysis of the compiled update) over its time, against this
+machine's float32 matmul rate measured in the same run. A loop can only be much slower than the vmapped update
+where the update is far from that rate (per-call overhead dominating); where the vmapped update already runs near
+it, no batching can make it 8x faster than the loop.
+
 python -m benchmarks.run_all --only svpg
 """
 
@@ -14,6 +19,7 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from common import report
@@ -21,6 +27,27 @@ from common.sweep import apply_overrides, load_config
 from papers.svpg import train
 
 CONFIG = "papers/svpg/config.py:cartpole"
+MATMUL_SIZE, MATMUL_CHAIN = 512, 20
+
+
+def compiled_flops(jitted, *args) -> float:
+    """XLA's FLOP count of one call of `jitted` on `args` (a multiply-add counted as 2)."""
+    analysis = jitted.lower(*args).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis  # a list of one dict on older JAX
+    return float(analysis["flops"])
+
+
+def matmul_rate(repeats: int) -> float:
+    """FLOP/s of this machine's float32 matmul: MATMUL_CHAIN dependent [512, 512] x [512, 512] products in one
+    compiled call, the median over `repeats`."""
+
+    def chain(x, w):
+        return jax.lax.fori_loop(0, MATMUL_CHAIN, lambda _, x: jnp.tanh(x @ w), x)
+
+    x = jnp.ones((MATMUL_SIZE, MATMUL_SIZE), jnp.float32) / MATMUL_SIZE
+    run = jax.jit(chain)
+    seconds = _timed(lambda: run(x, x), repeats)
+    return MATMUL_CHAIN * 2 * MATMUL_SIZE**3 / seconds
 
 
 def _timed(call, repeats: int) -> float:
@@ -78,7 +105,11 @@ def measure(num_particles: int, envs: int, steps: int, repeats: int, config: str
         "update_svpg": _timed(lambda: update_svpg(state, arrays), repeats),
         "update_loop": _timed(lambda: [update_one(s, b) for s, b in zip(states, slices, strict=True)], repeats),
     }
+    flops = compiled_flops(update_vmap, state, arrays)
     return {
+        "update_gflop": flops / 1e9,
+        "update_gflops_vmap": flops / times["update_vmap"] / 1e9,
+        "matmul_gflops": matmul_rate(repeats) / 1e9,
         "env_steps_per_second_vmap": samples / min(rollout_times["vmap"]),
         "env_steps_per_second_loop": samples / min(rollout_times["loop"]),
         "updates_per_second_vmap": 1 / times["update_vmap"],
@@ -109,7 +140,10 @@ def markdown(num_particles: int = 16, envs: int = 3, steps: int = 200, repeats: 
     return (
         f"{table}\n\nThe coupled SVGD update (kernel on the flattened policies) runs at "
         f"{m['updates_per_second_svpg']:.2f} updates/s. {num_particles} particles x {envs} CartPole environments x "
-        f"{steps} steps ({m['samples']:,.0f} samples) per update; {config}'s networks. "
+        f"{steps} steps ({m['samples']:,.0f} samples) per update; {config}'s networks. The vmapped update is "
+        f"{m['update_gflop']:.2f} GFLOP (XLA's count) and runs at {m['update_gflops_vmap']:.1f} GFLOP/s, "
+        f"{m['update_gflops_vmap'] / m['matmul_gflops']:.0%} of this machine's float32 matmul rate measured in the "
+        f"same run ({m['matmul_gflops']:.1f} GFLOP/s, [{MATMUL_SIZE}, {MATMUL_SIZE}] products). "
         f"`python -m benchmarks.run_all --only svpg` on {report.machine_description()}, load average {load:.1f}, "
         f"{time.perf_counter() - started:.0f} s."
     )

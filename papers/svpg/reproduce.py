@@ -5,7 +5,9 @@ machine's scale, the learning curves and the diversity view into papers/svpg/REA
 
 Per run the "best agent" is the particle with the highest mean return over the last quarter of the iterations
 (the paper reports the agent with the best average return); its return is that mean, and "iterations to 95%" is
-the first iteration where its return, averaged over a 3-iteration window, reaches 95% of it. Each run's final
+the first iteration where its return, averaged over a 3-iteration window, reaches 95% of it; "episodes to 95%" (the
+paper's Table 1 unit) counts the episodes an agent finished up to that iteration (the joint agent's 16x the
+environments finish 16x the episodes per iteration). Each run's final
 metrics are kept in its workdir (final.json), so an interrupted sweep resumes where it stopped.
 """
 
@@ -24,6 +26,26 @@ SWEEP_FILE = "configs/sweeps/svpg_cartpole.py"
 # Table 1 (REINFORCE; best agent's return) and the diversity figure (agents above a return of 100, of 16).
 PAPER_BEST = "Cartpole Swing-Up 426.69 (SVPG) vs 391.46 (independent); Double Pendulum -319.66 vs -797.45"
 PAPER_DIVERSITY = "10 of 16 SVPG agents above a return of 100 vs 2 of 16 independent ones (swing-up)"
+# Table 1 of the paper: (estimator, task) -> method -> "best return / episodes to 95% of it" (rllab's tasks; the
+# swing-up's returns are on a scale like dm_control's 500-step one, the double pendulum's are negative costs).
+PAPER_TABLE1 = {
+    ("a2c", "cartpole_swingup"): {"joint": "308.71 / 189", "independent": "419.62 / 474", "svpg": "436.84 / 171"},
+    ("a2c", "inverted_double_pendulum"): {
+        "joint": "-938.73 / 46",
+        "independent": "-256.64 / 638",
+        "svpg": "-244.85 / 199",
+    },
+    ("reinforce", "cartpole_swingup"): {
+        "joint": "232.96 / 253",
+        "independent": "391.46 / 594",
+        "svpg": "426.69 / 238",
+    },
+    ("reinforce", "inverted_double_pendulum"): {
+        "joint": "-892.31 / 446",
+        "independent": "-797.45 / 443",
+        "svpg": "-319.66 / 327",
+    },
+}
 DIVERSE_RETURN = 100
 BLOCK = "svpg_{sweep}"
 METHOD, ALPHA, SEED = "svpg.method", "svpg.alpha", "seed"
@@ -41,13 +63,14 @@ def train_once(config: ConfigDict, workdir: str) -> dict:
 
 
 def run_curves(workdir: str) -> dict[str, np.ndarray]:
-    """metrics.jsonl -> best [I], mean [I], samples [I] (per agent), particles [I, P]."""
+    """metrics.jsonl -> best [I], mean [I], samples [I] and episodes [I] (cumulative, per agent), particles [I, P]."""
     rows = sorted(read_metrics(workdir), key=lambda row: row["step"])
     names = sorted(key for key in rows[0] if key.startswith("particle/"))
     return {
         "best": np.array([row["return_best"] for row in rows]),
         "mean": np.array([row["return_mean"] for row in rows]),
         "samples": np.array([row["samples_per_particle"] for row in rows]),
+        "episodes": np.cumsum([row["episodes_per_particle"] for row in rows]),
         "particles": np.array([[row[name] for name in names] for row in rows]),
     }
 
@@ -73,8 +96,16 @@ def summarise(reproduction: sweep.Reproduction) -> dict:
         alpha = point.get(ALPHA, finished.base.svpg.alpha)
         key = (point[METHOD], alpha if point[METHOD] == "svpg" else None)
         final_returns = np.sort(curves["particles"][-1])[::-1]
+        episodes = float(curves["episodes"][iterations - 1])
         groups.setdefault(key, []).append(
-            {"best": best, "iterations": iterations, "final": final_returns, "curves": curves, "seed": point[SEED]}
+            {
+                "best": best,
+                "iterations": iterations,
+                "episodes": episodes,
+                "final": final_returns,
+                "curves": curves,
+                "seed": point[SEED],
+            }
         )
     return groups
 
@@ -85,7 +116,8 @@ def _mean_sd(values) -> str:
     return f"{statistics.mean(values):.1f} ± {sd:.1f}"
 
 
-def render_table(groups: dict, alpha: float) -> str:
+def render_table(groups: dict, alpha: float, paper: dict | None = None) -> str:
+    """Table 1's shape per method; `paper` (method -> the paper's "best / episodes") adds its column."""
     rows = []
     for method in ("joint", "independent", "svpg"):
         runs = groups.get((method, alpha if method == "svpg" else None), [])
@@ -97,8 +129,10 @@ def render_table(groups: dict, alpha: float) -> str:
                 len(runs),
                 _mean_sd(run["best"] for run in runs),
                 _mean_sd(run["iterations"] for run in runs),
+                f"{statistics.mean(run['episodes'] for run in runs):,.0f}",
                 _mean_sd(float(np.mean(run["final"])) for run in runs),
                 _mean_sd(agents_above(run) for run in runs),
+                *([paper[method]] if paper else []),
             ]
         )
     header = [
@@ -106,8 +140,10 @@ def render_table(groups: dict, alpha: float) -> str:
         "seeds",
         "best agent's return",
         "iterations to 95%",
+        "episodes to 95%",
         "mean agent, last iteration",
         "agents > 100, last iteration",
+        *(["paper's Table 1: best / episodes to 95%"] if paper else []),
     ]
     return report.markdown_table(header, rows)
 
@@ -245,17 +281,21 @@ def render(reproduction: sweep.Reproduction) -> str:
     render_plots(groups, alpha, tuple(reproduction.plot_path(plot) for plot in plots))
     base = finished.base
     samples = base.rollout.envs_per_particle * base.rollout.steps
+    summed = sweep.trial_minutes(reproduction.workdir, finished.results)
+    alphas = {a for method, a in groups if method == "svpg"}
     return "\n\n".join(
         [
-            render_table(groups, alpha),
+            render_table(groups, alpha, PAPER_TABLE1.get((base.agent.estimator, base.env.name))),
             verdict(groups, alpha),
-            "Temperature (seed 0):\n\n" + render_ablation(groups),
+            *(["Temperature (seed 0):\n\n" + render_ablation(groups)] if len(alphas) > 1 else []),
             " ".join(f"![{plot}]({plot})" for plot in plots),
             f"Measured by {reproduction.command} on {report.machine_description()} (shared with other jobs): "
             f"{len(finished.results)} runs of {base.run.iterations} iterations, {base.svpg.num_particles} agents x "
             f"{samples} samples per iteration on {base.env.name} (episodes capped at {base.env.max_episode_steps} "
-            f"steps), {base.agent.estimator}; this invocation took {finished.minutes:.0f} min (runs already finished "
-            f"in the workdir are only re-read).",
+            f"steps), {base.agent.estimator}"
+            + (f"; the runs took {summed:.0f} min summed over runs" if summed else "")
+            + f"; this invocation took {finished.minutes:.0f} min (runs already finished in the workdir are only "
+            "re-read).",
         ]
     )
 
