@@ -6,6 +6,8 @@ python -m papers.fast_generation.bench [--quick] [--json] [--repeats N] [--model
 Models (random weights, seed 0: speed does not depend on them; dropout off):
   cifar10  the paper's model: 32 x 32 x 3, nr_resnet 5, 160 filters, 10 logistic mixtures.
   small    this repo's default model: 28 x 28 x 1 (Fashion-MNIST), nr_resnet 1, 16 filters, 5 mixtures.
+  wavenet20  (on request) the Fast WaveNet paper's gated 20-layer WaveNet, residual 64, skip 128, timed by
+           papers/fast_wavenet/bench.py: a "pixel" in its rows is one audio sample, samples/s audio samples/s.
 Batches 1, 4, 16, 64, 256; --quick: the small model at batch 1 and 4 (about a minute of CPU time, most of it
 compiling; 7 min wall-clock on 2 cores shared with load 12). Each configuration compiles both generators, then times
 whole compiled generation loops (sampling included) and keeps the fastest of `repeats` runs. The naive generator
@@ -75,11 +77,19 @@ MODELS = {
 }
 
 
+# The paper's other model: the Fast WaveNet paper's gated 20-layer WaveNet (2 blocks of dilations 1..512, residual
+# 64, skip 128), timed by papers/fast_wavenet/bench.py's `measure` so its curve shares the speed-up figure. In its
+# rows a "pixel" is one generated audio sample and samples/s counts audio samples.
+WAVENET = "wavenet20"
+MODEL_NAMES = {**{name: "PixelCNN++" for name in MODELS}, WAVENET: "WaveNet"}
+
+
 def configurations(quick: bool, models: list[str] | None = None, batches: list[int] | None = None):
-    """(model name, batch) pairs: the small model first (it finishes quickly), then cifar10."""
+    """(model name, batch) pairs: the small model first (it finishes quickly), then cifar10 (wavenet20 on
+    request)."""
     names = models or (["small"] if quick else ["small", "cifar10"])
     for name in names:
-        lookup(MODELS, name, "bench model")
+        lookup(MODEL_NAMES, name, "bench model")
     return [(name, batch) for name in names for batch in (batches or (QUICK_BATCHES if quick else BATCHES))]
 
 
@@ -94,7 +104,33 @@ def time_generator(run, repeats: int):
     return wall, cpu, result
 
 
+def measure_wavenet(batch: int, *, repeats: int) -> dict:
+    """papers/fast_wavenet/bench.py's naive vs fast measurement of WAVENET at `batch`, in this bench's row keys."""
+    from papers.fast_wavenet import bench as wavenet_bench
+
+    config = wavenet_bench.BenchConfig(f"{WAVENET}_b{batch}", "gated", 2, 10, 64, 128, batch)
+    row = wavenet_bench.measure(config, quick=False, impl="auto", repeats=repeats)
+    return {
+        "model": WAVENET,
+        "batch": batch,
+        "naive_pixels": row["naive_samples"],
+        "fast_pixels": row["fast_samples"],
+        "naive_samples_per_s": row["naive_samples_per_s"],
+        "fast_samples_per_s": row["fast_samples_per_s"],
+        "speedup": row["speedup"],
+        "naive_ms_per_pixel": row["naive_ms_per_step"],
+        "fast_ms_per_pixel": row["fast_ms_per_step"],
+        "cpu_speedup": row["cpu_speedup"],
+        "max_abs_logit_diff": row["max_abs_logit_diff"],
+        "same_pixels": row["same_samples"],
+        "device": jax.devices()[0].platform,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
 def measure(name: str, batch: int, *, repeats: int) -> dict:
+    if name == WAVENET:
+        return measure_wavenet(batch, repeats=repeats)
     spec = lookup(MODELS, name, "bench model")
     model = spec.build()
     height, width, _ = spec.image_shape
@@ -146,8 +182,9 @@ def run(*, quick=False, repeats=2, models=None, batches=None, on_result=None) ->
 
 
 def table(rows: list[dict]) -> str:
-    header = ["model", "batch", "naive images/s", "cached images/s", "speedup", "CPU-time speedup"]
-    header += ["naive ms/pixel", "cached ms/pixel", "timed naive / cached pixels", "max abs logit diff", "same pixels"]
+    """Rows as `measure` returns them; for wavenet20 read samples/s as audio samples/s and a pixel as a sample."""
+    header = ["model", "batch", "naive samples/s", "cached samples/s", "speedup", "CPU-time speedup"]
+    header += ["naive ms/step", "cached ms/step", "timed naive / cached steps", "max abs logit diff", "same samples"]
     body = [
         [
             row["model"],
@@ -175,7 +212,7 @@ def curve_name(row: dict) -> str:
 
 def plot_speedup(rows: list[dict], path: str) -> None:
     """Left: speedup (wall-clock, solid; CPU time, dashed) vs batch per model, with the paper's K40 numbers;
-    right: the cached generator's images/s vs batch. Log axes; rows as `measure` returns them."""
+    right: the cached generator's samples/s vs batch. Log axes; rows as `measure` returns them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +222,7 @@ def plot_speedup(rows: list[dict], path: str) -> None:
     fig, (speed_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
     paper = sorted(PAPER_SPEEDUP.items())
     speed_ax.plot(*zip(*paper, strict=True), "k-o", markersize=3, label="paper: PixelCNN++ CIFAR-10, K40")
+    rate_ax.set_title("cached samples/s (images; WaveNet: audio samples)", fontsize=8)
     for index, name in enumerate(dict.fromkeys(map(curve_name, rows))):
         mine = sorted((row for row in rows if curve_name(row) == name), key=lambda row: row["batch"])
         batches, color = [row["batch"] for row in mine], f"C{index}"
@@ -192,7 +230,7 @@ def plot_speedup(rows: list[dict], path: str) -> None:
         cpu = [row["cpu_speedup"] for row in mine]
         speed_ax.plot(batches, cpu, "--", color=color, alpha=0.7, label=f"{name} (CPU time)")
         rate_ax.plot(batches, [row["fast_samples_per_s"] for row in mine], "-o", color=color, markersize=3, label=name)
-    for ax, ylabel in [(speed_ax, "speedup over naive"), (rate_ax, "cached images / s")]:
+    for ax, ylabel in [(speed_ax, "speedup over naive"), (rate_ax, "cached samples / s")]:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_yscale("log")
@@ -200,7 +238,8 @@ def plot_speedup(rows: list[dict], path: str) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.suptitle(f"Fast PixelCNN++ generation, {rows[0]['device'] if rows else ''}", fontsize=9)
+    models = " and ".join(dict.fromkeys(MODEL_NAMES.get(row["model"], row["model"]) for row in rows))
+    fig.suptitle(f"Fast {models} generation, {rows[0]['device'] if rows else ''}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -301,7 +340,8 @@ def speedup_claim(rows: Sequence[dict]) -> results.Claim:
 
 def claims(rows: Sequence[dict]) -> list[results.Claim]:
     """The paper's two generation claims from measured rows (as `measure` returns them); plateau None."""
-    return [pixels_claim(rows), speedup_claim(rows)]
+    pixelcnn_rows = [row for row in rows if row["model"] in MODELS]  # the paper's claims are PixelCNN++'s
+    return [pixels_claim(pixelcnn_rows), speedup_claim(pixelcnn_rows)]
 
 
 def write_generation_record(rows: Sequence[dict], command: str, minutes: float, path: str = RECORD) -> None:
@@ -332,10 +372,12 @@ def define_flags() -> None:
     flags.DEFINE_bool("quick", False, "The small model at batch 1 and 4: about a minute of CPU time.")
     flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
     flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
-    flags.DEFINE_list("models", None, f"Models to time (default: all; --quick: small); of {sorted(MODELS)}.")
+    flags.DEFINE_list(
+        "models", None, f"Models to time (default: small, cifar10; --quick: small); of {sorted(MODEL_NAMES)}."
+    )
     flags.DEFINE_list("batches", None, f"Batch sizes (default {BATCHES}; --quick {QUICK_BATCHES}).")
     flags.DEFINE_bool("single_thread", False, "XLA:CPU matmuls and convs on one thread (a CPU shared with others).")
-    flags.DEFINE_string("plot", None, "Also draw speedup and cached images/s vs batch to this PNG.")
+    flags.DEFINE_string("plot", None, "Also draw speedup and cached samples/s vs batch to this PNG.")
     flags.DEFINE_string("from_json", None, "Rows saved by --json (one per line) to use instead of measuring.")
     flags.DEFINE_bool("record", False, f"Also write the claims these rows decide to {os.path.relpath(RECORD)}.")
 

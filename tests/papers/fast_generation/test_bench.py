@@ -28,7 +28,7 @@ def test_configurations_and_bad_model_name():
     assert bench.configurations(quick=True) == [("small", 1), ("small", 4)]
     full = bench.configurations(quick=False)
     assert {batch for _, batch in full} == {1, 4, 16, 64, 256} and {name for name, _ in full} == {"small", "cifar10"}
-    with pytest.raises(UnknownNameError, match="unknown bench model 'imagenet'; valid choices: cifar10, small"):
+    with pytest.raises(UnknownNameError, match="unknown bench model 'imagenet'; valid choices: cifar10, small, wavenet20"):
         bench.configurations(quick=False, models=["imagenet"])
 
 
@@ -47,3 +47,34 @@ def test_speedup_figure_is_written(tmp_path):
     path = tmp_path / "speedup.png"
     bench.plot_speedup(rows, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_wavenet_rows_come_from_the_fast_wavenet_measurement_in_this_benchs_keys(monkeypatch):
+    from papers.fast_wavenet import bench as wavenet_bench
+
+    seen = {}
+
+    def fake_measure(config, *, quick, impl, repeats):
+        seen.update(config=config, repeats=repeats)
+        return {
+            "naive_samples": 2,
+            "fast_samples": 4000,
+            "naive_samples_per_s": 20.0,
+            "fast_samples_per_s": 8000.0,
+            "speedup": 400.0,
+            "naive_ms_per_step": 50.0,
+            "fast_ms_per_step": 0.125,
+            "cpu_speedup": 500.0,
+            "max_abs_logit_diff": 1e-7,
+            "same_samples": True,
+        }
+
+    monkeypatch.setattr(wavenet_bench, "measure", fake_measure)
+    (row,) = bench.run(models=[bench.WAVENET], batches=[16], repeats=2)
+    config = seen["config"]
+    assert (config.num_blocks * config.layers_per_block, config.residual_channels, config.skip_channels) == (20, 64, 128)
+    assert (config.batch, seen["repeats"]) == (16, 2)
+    assert KEYS <= set(row) and row["model"] == "wavenet20" and row["same_pixels"] and row["speedup"] == 400.0
+    assert "| wavenet20 | 16 |" in bench.table([row])
+    # the paper's claims are judged on PixelCNN++ rows only
+    assert all(claim.verdict == "not tested" for claim in bench.claims([row]))
