@@ -4,7 +4,8 @@ gradients, critic regression, Adam) and for acting in the rollout, on real CartP
 The update compares equal work: the vmapped update of 16 independent particles against 16 calls of the same jitted
 update built for one particle (the SVGD coupling, timed too, needs all particles in one call anyway). The rollout
 compares one jitted action call for all 16 x E environments per step against 16 calls (one per particle); both
-step the same simulators, which bound the rollout. Interleaved call by call in one process.
+step the same simulators, which bound the rollout: the bench also times the simulators stepped alone (fixed
+actions). Interleaved call by call in one process.
 
 The bound: the vmapped update's FLOPs (XLA's cost analysis of the compiled update) over its time, against this
 machine's float32 matmul rate measured in the same run. A loop can only be much slower than the vmapped update
@@ -88,10 +89,16 @@ def measure(num_particles: int, envs: int, steps: int, repeats: int, config: str
         return act_all(state["policy"], observations, jax.random.fold_in(key, t))
 
     rollouts = setup.rollouts
+    discrete = rollouts.num_actions > 0
+    fixed = np.zeros((num_particles, envs, *rollouts.action_shape), np.int32 if discrete else np.float32)
+
+    def simulator_only(observations, t):  # no policy: what stepping the simulators alone costs
+        return fixed
+
     samples = num_particles * envs * steps
-    rollout_times = {"vmap": [], "loop": []}
+    rollout_times = {"vmap": [], "loop": [], "simulator": []}
     for _ in range(2):
-        for name, act in (("vmap", vmap_act), ("loop", loop_act)):
+        for name, act in (("vmap", vmap_act), ("loop", loop_act), ("simulator", simulator_only)):
             start = time.perf_counter()
             batch = rollouts.collect(act, 0)
             rollout_times[name].append(time.perf_counter() - start)
@@ -112,6 +119,7 @@ def measure(num_particles: int, envs: int, steps: int, repeats: int, config: str
         "matmul_gflops": matmul_rate(repeats) / 1e9,
         "env_steps_per_second_vmap": samples / min(rollout_times["vmap"]),
         "env_steps_per_second_loop": samples / min(rollout_times["loop"]),
+        "env_steps_per_second_simulator": samples / min(rollout_times["simulator"]),
         "updates_per_second_vmap": 1 / times["update_vmap"],
         "updates_per_second_svpg": 1 / times["update_svpg"],
         "updates_per_second_loop": 1 / times["update_loop"],
@@ -139,7 +147,10 @@ def markdown(num_particles: int = 16, envs: int = 3, steps: int = 200, repeats: 
     table = report.markdown_table(["", "vmapped over particles", "Python loop over particles", "ratio"], rows)
     return (
         f"{table}\n\nThe coupled SVGD update (kernel on the flattened policies) runs at "
-        f"{m['updates_per_second_svpg']:.2f} updates/s. {num_particles} particles x {envs} CartPole environments x "
+        f"{m['updates_per_second_svpg']:.2f} updates/s. The simulators stepped alone (fixed actions, no policy, "
+        f"the same Python loop) run {m['env_steps_per_second_simulator']:,.0f} env steps/s: the vmapped rollout "
+        f"reaches {m['env_steps_per_second_vmap'] / m['env_steps_per_second_simulator']:.0%} of that bound. "
+        f"{num_particles} particles x {envs} CartPole environments x "
         f"{steps} steps ({m['samples']:,.0f} samples) per update; {config}'s networks. The vmapped update is "
         f"{m['update_gflop']:.2f} GFLOP (XLA's count) and runs at {m['update_gflops_vmap']:.1f} GFLOP/s, "
         f"{m['update_gflops_vmap'] / m['matmul_gflops']:.0%} of this machine's float32 matmul rate measured in the "

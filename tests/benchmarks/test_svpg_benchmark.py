@@ -10,7 +10,7 @@ from benchmarks import svpg
 def test_svpg_benchmark_renders_update_and_rollout_rows():
     text = svpg.markdown(num_particles=2, envs=1, steps=5, repeats=1, config="papers/svpg/config.py:smoke")
     assert "| update |" in text and "| rollout (acting + simulator) |" in text and "x |" in text
-    assert "GFLOP/s" in text and "matmul rate" in text
+    assert "GFLOP/s" in text and "matmul rate" in text and "simulators stepped alone" in text
 
 
 def test_compiled_flops_counts_a_matmul_as_two_flops_per_multiply_add():
