@@ -350,20 +350,24 @@ def write_generation_record(rows: Sequence[dict], command: str, minutes: float, 
 
 
 def markdown(repeats: int = 1) -> str:
-    """The docs section: the table (cifar10 at batches 1 and 4 only on a CPU) and how it was measured."""
+    """The docs section: the table (cifar10 at batches 1 and 4 only on a CPU; wavenet20 at every batch) and how it
+    was measured."""
     start = time.perf_counter()
     # On CPU a naive cifar10 pass takes seconds per image: its larger batches are left to an accelerator.
     on_cpu = jax.devices()[0].platform == "cpu"
     rows = run(models=["small"], repeats=repeats)
     rows += run(models=["cifar10"], batches=CPU_CIFAR10_BATCHES if on_cpu else None, repeats=repeats)
+    rows += run(models=[WAVENET], repeats=repeats)
     minutes = (time.perf_counter() - start) / 60
     return (
-        "## Fast PixelCNN++ generation: naive vs cached\n\n"
+        "## Fast PixelCNN++ (and WaveNet) generation: naive vs cached\n\n"
         f"{table(rows)}\n\n"
         "Whole compiled generation loops (sampling included), float32, random weights, the fastest of "
         f"{repeats} run(s) after compilation; images/s extrapolated from the timed pixels (naive: each pixel is a "
         "full forward pass; cached: whole images for the small model, the first 4 rows for cifar10). The logit "
         "difference and the pixels compare both generators on the naive run's pixels with the same key. "
+        f"{WAVENET}: the Fast WaveNet paper's model through papers/fast_wavenet/bench.py (samples are audio samples, "
+        "a step one sample; naive timed on 2 or more steps, cached on 4,000). "
         f"`python -m papers.fast_generation.bench`, {minutes:.1f} min on {report.machine_description()}.\n"
     )
 
