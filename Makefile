@@ -145,8 +145,11 @@ reproduce-fast-wavenet: setup
 reproduce-fast-generation: setup
 	$(PY) -m papers.fast_generation.bench --quick --batches=1,4,16 --single_thread --repeats=1 --record
 
+# CartPole (REINFORCE, with the temperature ablation), then the paper's tasks at 1% of its samples (A2C, ~1 h).
 reproduce-svpg: setup
-	$(PY) -m papers.svpg.reproduce
+	$(PY) -m papers.svpg.reproduce --max-concurrent 2
+	$(PY) -m papers.svpg.reproduce --sweep configs/sweeps/svpg_double_pendulum.py --max-concurrent 2
+	$(PY) -m papers.svpg.reproduce --sweep configs/sweeps/svpg_swingup.py --max-concurrent 2
 
 reproduce-seq2seq-pretraining: setup
 	$(PY) -m papers.seq2seq_pretraining.reproduce

@@ -155,7 +155,8 @@ def markdown(num_particles: int = 16, envs: int = 3, steps: int = 200, repeats: 
         f"{m['update_gflop']:.2f} GFLOP (XLA's count) and runs at {m['update_gflops_vmap']:.1f} GFLOP/s, "
         f"{m['update_gflops_vmap'] / m['matmul_gflops']:.0%} of this machine's float32 matmul rate measured in the "
         f"same run ({m['matmul_gflops']:.1f} GFLOP/s, [{MATMUL_SIZE}, {MATMUL_SIZE}] products). "
-        f"`python -m benchmarks.run_all --only svpg` on {report.machine_description()}, load average {load:.1f}, "
+        f"`python -m benchmarks.run_all --only svpg` on {report.machine_description()} (at the end; {load:.1f} at "
+        "the start), "
         f"{time.perf_counter() - started:.0f} s."
     )
 
