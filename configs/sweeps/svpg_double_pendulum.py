@@ -1,17 +1,11 @@
-"""SVPG against its baselines on the paper's inverted double pendulum (gymnasium MuJoCo), at the scale this 2-core
-CPU affords.
-
-papers/svpg/config.py:double_pendulum_cpu: the paper's task and networks (100-50-25 tanh Gaussian policy, 500-step
-episodes, 16 particles, alpha = 10, A2C) with 1,000 samples per particle per iteration instead of 10,000 and 100
-iterations instead of up to 1,000. SVPG, 16 independent agents and one joint agent with 16 times the samples, 2 seeds.
+"""SVPG against its baselines on the paper's inverted double pendulum (gymnasium MuJoCo): the comparison of
+configs/sweeps/svpg_swingup.py on papers/svpg/config.py:double_pendulum_cpu (the same scale: 1% of the paper's
+samples, 100 iterations, 2 seeds).
 Measured: 29 min summed over the 6 runs, 15 min of wall time as two 1-core trials side by side.
 Run: python -m papers.svpg.reproduce --sweep configs/sweeps/svpg_double_pendulum.py --max-concurrent 2
 """
 
-from common.sweep import Sweep
+from configs.sweeps.svpg_swingup import paper_task_sweep
 
-SWEEP = Sweep(
-    config="papers/svpg/config.py:double_pendulum_cpu",
-    axes={"svpg.method": ["svpg", "independent", "joint"], "seed": [0, 1]},
-)
+SWEEP = paper_task_sweep("double_pendulum_cpu")
 SWEEPS = [SWEEP]

@@ -9,8 +9,14 @@ Run: python -m papers.svpg.reproduce --sweep configs/sweeps/svpg_swingup.py --ma
 
 from common.sweep import Sweep
 
-SWEEP = Sweep(
-    config="papers/svpg/config.py:cartpole_swingup_cpu",
-    axes={"svpg.method": ["svpg", "independent", "joint"], "seed": [0, 1]},
-)
+
+def paper_task_sweep(variant: str) -> Sweep:
+    """SVPG, independent and joint agents, 2 seeds, on one of papers/svpg/config.py's paper-task variants."""
+    return Sweep(
+        config=f"papers/svpg/config.py:{variant}",
+        axes={"svpg.method": ["svpg", "independent", "joint"], "seed": [0, 1]},
+    )
+
+
+SWEEP = paper_task_sweep("cartpole_swingup_cpu")
 SWEEPS = [SWEEP]
