@@ -32,3 +32,12 @@ def test_table_sets_the_papers_table_1_beside_each_method_when_given():
     assert lines[0].endswith("| paper's Table 1: best / episodes to 95% |")
     assert lines[2].startswith("| joint |") and lines[2].endswith("| 308.71 / 189 |")
     assert lines[4].startswith("| svpg (alpha 10) |") and lines[4].endswith("| 436.84 / 171 |")
+
+
+def test_the_claims_cite_the_papers_row_for_the_sweeps_estimator_and_task():
+    from ml_collections import ConfigDict
+
+    swingup = ConfigDict({"agent": {"estimator": "a2c"}, "env": {"name": "cartpole_swingup"}})
+    assert reproduce.paper_best(swingup).endswith("436.84 (SVPG) vs 419.62 (independent) vs 308.71 (joint)")
+    cartpole = ConfigDict({"agent": {"estimator": "reinforce"}, "env": {"name": "cartpole"}})
+    assert reproduce.paper_best(cartpole) == reproduce.PAPER_BEST
