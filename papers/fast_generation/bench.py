@@ -81,7 +81,11 @@ MODELS = {
 # 64, skip 128), timed by papers/fast_wavenet/bench.py's `measure` so its curve shares the speed-up figure. In its
 # rows a "pixel" is one generated audio sample and samples/s counts audio samples.
 WAVENET = "wavenet20"
-MODEL_NAMES = {**{name: "PixelCNN++" for name in MODELS}, WAVENET: "WaveNet"}
+
+
+def model_families() -> dict[str, str]:
+    """Bench model name -> architecture, read when called so that a model added to MODELS is known."""
+    return {**{name: "PixelCNN++" for name in MODELS}, WAVENET: "WaveNet"}
 
 
 def configurations(quick: bool, models: list[str] | None = None, batches: list[int] | None = None):
@@ -89,7 +93,7 @@ def configurations(quick: bool, models: list[str] | None = None, batches: list[i
     request)."""
     names = models or (["small"] if quick else ["small", "cifar10"])
     for name in names:
-        lookup(MODEL_NAMES, name, "bench model")
+        lookup(model_families(), name, "bench model")
     return [(name, batch) for name in names for batch in (batches or (QUICK_BATCHES if quick else BATCHES))]
 
 
@@ -238,7 +242,8 @@ def plot_speedup(rows: list[dict], path: str) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    models = " and ".join(dict.fromkeys(MODEL_NAMES.get(row["model"], row["model"]) for row in rows))
+    families = model_families()
+    models = " and ".join(dict.fromkeys(families.get(row["model"], row["model"]) for row in rows))
     fig.suptitle(f"Fast {models} generation, {rows[0]['device'] if rows else ''}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -377,7 +382,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("json", False, "One JSON object per configuration and line instead of the table.")
     flags.DEFINE_integer("repeats", 2, "Timed runs per generator after the compiling one; the fastest is kept.")
     flags.DEFINE_list(
-        "models", None, f"Models to time (default: small, cifar10; --quick: small); of {sorted(MODEL_NAMES)}."
+        "models", None, f"Models to time (default: small, cifar10; --quick: small); of {sorted(model_families())}."
     )
     flags.DEFINE_list("batches", None, f"Batch sizes (default {BATCHES}; --quick {QUICK_BATCHES}).")
     flags.DEFINE_bool("single_thread", False, "XLA:CPU matmuls and convs on one thread (a CPU shared with others).")
