@@ -13,15 +13,29 @@ Layout: the rings of a stack of layers with the same channel count share one buf
 known when a step starts, so a step can read all of them at once (`read_slots`, one gather) and write all
 layers' current inputs at its end (`write_slots`, one scatter): two memory operations per step, whatever the
 depth (kernels/cached_dilated_conv does the reads, the layers and the writes).
-A 2-D cache (PixelCNN's rows of a filter height, Fast PixelCNN++) is the same buffer with rows of width
-`image width` instead of 1; what changes is only which rows a step reads and writes.
 
-`sample_autoregressively` is the compiled loop shared by every cached (or naive) generator: one `lax.scan`
-over time, sampling from the softmax with noise drawn up front (per step, from the key and the step index), so
-two generators given the same key see the same noise and, given the same logits, pick the same samples.
+Images (Fast PixelCNN++) generate in raster order and their convs read 2-D windows, so they get two 2-D caches
+with the same zero start, position-major ([..., W, B, C]: what one position reads or writes is one contiguous
+[B, C] block whatever the batch):
+  row cache   a vertical-stream conv of height 2 (down-shifted) runs once per row and needs its input's previous
+              row [W, B, C] (`row_conv`); the new row replaces it after use.
+  pixel ring  a horizontal-stream 2 x 2 conv (down-right-shifted) runs once per pixel and needs columns c - 1, c of
+              the previous and the current row: 2 rows [2, W + 1, B, C], row r in slot r % 2, one zero column on the
+              left (`pixel_ring_write`, `pixel_ring_window`, `window_conv`).
+A strided conv keeps the same cache of its input as a stride-1 conv and runs only at every `every`-th position
+(`run_every`), the paper's run_every; a transposed conv runs when its input is computed and its outputs are
+cached until the finer positions read them (the paper's cache_every).
+
+`generate_in_raster_order` is the compiled loop every generator runs (cached or naive, WaveNet or PixelCNN++):
+positions in raster order (a sequence is one column), a step computing the distribution's parameters, a sampling
+hook drawing from them with position t's noise (`sample_codes` for WaveNet's categorical codes, the logistic
+mixture channel by channel for PixelCNN++) and a feed storing the sample where later steps read it. Noise is a
+function of (key, position) only, so two generators given the same key and the same parameters draw the same
+samples.
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +120,115 @@ def sample_codes(logits: jax.Array, gumbel_noise: jax.Array, temperature: float)
     return jnp.argmax(logits / temperature + gumbel_noise, axis=-1).astype(jnp.int32)
 
 
+# ----- 2-D caches (images in raster order) ---------------------------------------------------------------------
+
+ConvWeights = dict  # {"kernel": [kh, kw, in, out], "bias": [out]}
+
+
+def conv_row(conv: ConvWeights, window: jax.Array, *, stride: int = 1) -> jax.Array:
+    """A VALID conv at one output row as one matmul per tap: window [kh, Wp, B, C] (its input rows, padded) ->
+    [(Wp - kw) / stride + 1, B, F]. Position-major rows make every tap a contiguous slice (a gathered copy of the
+    taps costs 3x the matmuls at batch 256)."""
+    kh, kw, _, _ = conv["kernel"].shape
+    width = (window.shape[1] - kw) // stride + 1
+    out = conv["bias"]
+    for dh in range(kh):
+        for dw in range(kw):
+            out = out + window[dh, dw : dw + stride * (width - 1) + 1 : stride] @ conv["kernel"][dh, dw]
+    return out
+
+
+def row_conv(conv: ConvWeights, previous: jax.Array, current: jax.Array, *, stride: int = 1) -> jax.Array:
+    """A down-shifted conv (height 2, odd width, centred) at one output row from its row cache: input rows r - 1
+    (`previous`, zeros above the image) and r, each [W, B, C] -> [W / stride, B, F]. With stride 2 it is the
+    strided conv's output row r / 2 (run on even rows only: `run_every`)."""
+    half = (conv["kernel"].shape[1] - 1) // 2
+    window = jnp.pad(jnp.stack([previous, current]), ((0, 0), (half, half), (0, 0), (0, 0)))  # [2, W + 2h, B, C]
+    return conv_row(conv, window, stride=stride)
+
+
+def init_pixel_ring(width: int, batch: int, channels: int, dtype=jnp.float32) -> jax.Array:
+    """All-zero pixel ring [2, W + 1, B, C]: the top and left zero padding."""
+    return jnp.zeros((2, width + 1, batch, channels), dtype)
+
+
+def pixel_ring_write(ring: jax.Array, row: jax.Array, col: jax.Array, value: jax.Array) -> jax.Array:
+    """Stores input (row, col) [B, C] in the ring [2, W + 1, B, C] (slot row % 2, column col + 1)."""
+    return jax.lax.dynamic_update_slice(ring, value[None, None], (row % 2, col + 1, 0, 0))
+
+
+def pixel_ring_window(ring: jax.Array, row: jax.Array, col: jax.Array) -> jax.Array:
+    """The 2 x 2 window a down-right conv reads at (row, col): inputs (row - 1 .. row, col - 1 .. col)
+    [2, 2, B, C], zeros where they fall outside the image."""
+    _, _, batch, channels = ring.shape
+    above = jax.lax.dynamic_slice(ring, ((row + 1) % 2, col, 0, 0), (1, 2, batch, channels))
+    here = jax.lax.dynamic_slice(ring, (row % 2, col, 0, 0), (1, 2, batch, channels))
+    return jnp.concatenate([above, here], axis=0)
+
+
+def window_conv(conv: ConvWeights, window: jax.Array) -> jax.Array:
+    """A conv at one output position from its whole input window [kh, kw, B, C] -> [B, F] (stride plays no part
+    here), as one [B, kh * kw * C] matmul."""
+    batch = window.shape[2]
+    kernel = conv["kernel"]
+    return window.transpose(2, 0, 1, 3).reshape(batch, -1) @ kernel.reshape(-1, kernel.shape[-1]) + conv["bias"]
+
+
+def run_every(every: int, run: Callable[[Any], Any], state: Any, *indices: jax.Array) -> Any:
+    """`run(state)` where every index (the row; the row and the column) is a multiple of `every`, else `state`
+    unchanged: a strided conv, and everything coarser behind it, runs at its own positions only."""
+    here = functools.reduce(jnp.logical_and, [index % every == 0 for index in indices])
+    return jax.lax.cond(here, run, lambda state: state, state)
+
+
+# ----- the generation loop ------------------------------------------------------------------------------------
+
+PositionFn = Callable[[Any, jax.Array, jax.Array], tuple[Any, Any]]  # (state, row, col) -> (state, params)
+SampleFn = Callable[[Any, jax.Array], Any]  # (params, position) -> sample: the sampling hook
+FeedFn = Callable[[Any, jax.Array, jax.Array, Any], Any]  # (state, row, col, sample) -> state
+
+
+def generate_in_raster_order(
+    step_fn: PositionFn,
+    sample_fn: SampleFn,
+    feed_fn: FeedFn,
+    state: Any,
+    *,
+    num_positions: int,
+    width: int = 1,
+    row_fn: Callable[[Any, jax.Array], Any] | None = None,
+    unroll: int = 1,
+) -> tuple[Any, Any]:
+    """The compiled generation loop (call it under jit): positions t = 0 .. num_positions - 1 at row t // width,
+    column t % width (width 1: a sequence, row = t).
+
+    At each position step_fn computes the distribution's parameters, sample_fn draws the sample from them (with
+    position t's noise) and feed_fn stores it where later steps read it. row_fn(state, row) -> state, when given,
+    runs once before each row's positions (a vertical stream's row): the loop is then a scan over rows around a
+    scan over the row's columns, and the last started row is run to its end. Returns (samples, params), each a
+    pytree stacked over the first num_positions positions [num_positions, ...].
+    """
+
+    def position(state, row, col):
+        state, params = step_fn(state, row, col)
+        sample = sample_fn(params, row * width + col)
+        return feed_fn(state, row, col, sample), (sample, params)
+
+    if row_fn is None:
+        steps = jnp.arange(num_positions, dtype=jnp.int32)
+        _, outputs = jax.lax.scan(lambda state, t: position(state, t // width, t % width), state, steps, unroll=unroll)
+        return outputs
+
+    def row_step(state, row):
+        state = row_fn(state, row)
+        columns = jnp.arange(width, dtype=jnp.int32)
+        return jax.lax.scan(lambda state, col: position(state, row, col), state, columns, unroll=unroll)
+
+    rows = jnp.arange(-(-num_positions // width), dtype=jnp.int32)
+    _, outputs = jax.lax.scan(row_step, state, rows)
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:num_positions], outputs)
+
+
 StepFn = Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
 
 
@@ -120,7 +243,7 @@ def sample_autoregressively(
     temperature: float = 1.0,
     unroll: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
-    """The generation loop, one `lax.scan` over time (call it under jit).
+    """A sequence of categorical codes (WaveNet) through `generate_in_raster_order` (call it under jit).
 
     step_fn(state, codes [B] int32, step int32) -> (state, logits [B, K]) predicts the code after `codes`.
     first_codes int32 [B]: the input of step 0. Returns (samples int32 [num_steps, B], logits [num_steps, B, K]).
@@ -131,12 +254,17 @@ def sample_autoregressively(
     steps = jnp.arange(num_steps, dtype=jnp.int32)
     noise = jax.vmap(lambda t: jax.random.gumbel(jax.random.fold_in(key, t), (batch, num_classes)))(steps)
 
-    def body(carry, inputs):
+    def step(carry, row, col):
+        del col  # a sequence is one column
         state, codes = carry
-        step, step_noise = inputs
-        state, logits = step_fn(state, codes, step)
-        samples = sample_codes(logits.astype(jnp.float32), step_noise, temperature)
-        return (state, samples), (samples, logits)
+        state, logits = step_fn(state, codes, row)
+        return (state, codes), logits
 
-    _, (samples, logits) = jax.lax.scan(body, (state, first_codes.astype(jnp.int32)), (steps, noise), unroll=unroll)
-    return samples, logits
+    def sample(logits, t):
+        return sample_codes(logits.astype(jnp.float32), noise[t], temperature)
+
+    def feed(carry, row, col, codes):
+        return carry[0], codes
+
+    carry = (state, first_codes.astype(jnp.int32))
+    return generate_in_raster_order(step, sample, feed, carry, num_positions=num_steps, unroll=unroll)

@@ -1,14 +1,12 @@
 """Fast (cached) PixelCNN++ generation (Ramachandran et al. 2017) with the model's own weights.
 
 The naive generator (`pixelcnn.make_naive_sampler`) reruns the whole network over the whole image for every pixel.
-Here each layer keeps what its shifted conv still needs and computes each of its outputs once:
-  u  (vertical stream) once per row of its scale. A down-shifted conv of height 2 needs its input's previous row:
-     a row cache [Ws, B, C] per conv (the new row replaces it after use).
-  ul (horizontal stream) once per pixel of its scale. A down-right 2 x 2 conv needs the previous row's and the
-     current row's two columns (c - 1, c): a ring of 2 rows [2, Ws + 1, B, C] per conv, row r in slot r % 2, one
-     zero column on the left (the conv's left padding). Slots start as zeros: the top padding.
+Here each layer keeps what its shifted conv still needs and computes each of its outputs once, on the 2-D caches of
+common/nn/cached_conv.py:
+  u  (vertical stream) once per row of its scale: a row cache [Ws, B, C] per down-shifted conv.
+  ul (horizontal stream) once per pixel of its scale: a pixel ring [2, Ws + 1, B, C] per down-right conv.
   strided convs (down-sampling) keep the same cache of their input as a stride-1 conv and run only where they
-     produce an output: every 2nd row (u) or every 2nd row and column (ul) of their input's scale (run_every).
+     produce an output: every 2nd row (u) or every 2nd row and column (ul) of their input's scale (`run_every`).
   transposed convs (up-sampling) run when their input row / pixel is computed and cache the 2 x 2 block (2 rows
      for u) of outputs it covers, read at the next scale's positions (cache_every).
   scale s (0, 1, 2) runs at the full-resolution rows i with i % 2^s == 0 (and columns j % 2^s == 0 for ul): the
@@ -17,22 +15,20 @@ Caches hold the inputs before concat_elu (elu(0) = 0, so a zero cache is the zer
 conv computes exactly the full network's value at that position (no approximation): the per-pixel parameters equal
 the naive generator's to float rounding, and the same key draws the same images.
 
-Each conv's weight-normalised kernel is computed once per run (`freeze`), then the whole generation is one
-`lax.scan` over rows (each runs its u row) around a `lax.scan` over the row's pixels; the coarser scales run
-under `lax.cond`. Dropout is off. Every buffer is position-major (width before batch: [..., Ws, B, C]), so what a
-pixel reads or writes is one contiguous [B, C] block and a row's convs are one matmul per tap on contiguous slices:
-batch-major buffers made each pixel touch B scattered pieces, and the per-pixel cost grew faster than the batch.
-
-`cached_conv.RingLayout` reads taps x[t - j d] of one sequence; a 2 x 2 window in raster order reads t - W' - 1,
-t - W', t - 1 and t (W' the padded width), no single dilation, and the vertical stream advances by whole rows. So
-the rings here are indexed by (row, column): the same zero-started buffer, with rows of the image width.
+Each conv's weight-normalised kernel is computed once per run (`freeze`), then the whole generation is
+`cached_conv.generate_in_raster_order` with a row step (the u row), a pixel step (the ul pixel and the head) and
+the logistic mixture as its sampling hook. Dropout is off. Every buffer is position-major (width before batch),
+so a row's convs are one matmul per tap on contiguous slices: batch-major buffers made each pixel touch B
+scattered pieces, and the per-pixel cost grew faster than the batch.
 """
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from common.nn import logistic_mixture
+from common.nn import cached_conv, logistic_mixture
+from common.nn.cached_conv import ConvWeights as Conv
+from common.nn.cached_conv import pixel_ring_window, pixel_ring_write, row_conv, run_every, window_conv
 from common.nn.pixelcnn import (
     PixelCNNPlusPlus,
     apply_conv,
@@ -40,10 +36,8 @@ from common.nn.pixelcnn import (
     concat_elu,
     crop_transposed,
     pixel_noise,
+    raster_to_images,
 )
-
-Conv = dict  # {"kernel": [kh, kw, in, out], "bias": [out]}
-
 
 # ----- weights ------------------------------------------------------------------------------------------------
 
@@ -85,27 +79,6 @@ def freeze(model: PixelCNNPlusPlus) -> dict:
 # ----- one row of the vertical stream ---------------------------------------------------------------------------
 
 
-def conv_rows(conv: Conv, window: jax.Array, *, stride: int = 1) -> jax.Array:
-    """A VALID conv at one output row as a sum of one matmul per tap: window [kh, Wp, B, C] (input rows, already
-    padded) -> [(Wp - kw) / stride + 1, B, F]. Position-major rows make every tap a contiguous slice (no
-    gathered copy of the taps: that costs 3x the matmuls at batch 256)."""
-    kh, kw, _, _ = conv["kernel"].shape
-    width = (window.shape[1] - kw) // stride + 1
-    out = conv["bias"]
-    for dh in range(kh):
-        for dw in range(kw):
-            out = out + window[dh, dw : dw + stride * (width - 1) + 1 : stride] @ conv["kernel"][dh, dw]
-    return out
-
-
-def down_row(conv: Conv, previous: jax.Array, current: jax.Array, *, stride: int = 1) -> jax.Array:
-    """A down-shifted conv (height 2, odd width) at one output row: its input's rows r - 1 and r [W, B, C] ->
-    [W / stride, B, F]. With stride 2 it is the down-sampling conv's row r / 2 (run on even rows r only)."""
-    half = (conv["kernel"].shape[1] - 1) // 2
-    window = jnp.pad(jnp.stack([previous, current]), ((0, 0), (half, half), (0, 0), (0, 0)))  # [2, W + 2h, B, C]
-    return conv_rows(conv, window, stride=stride)
-
-
 def transposed_row(conv: Conv, row: jax.Array) -> jax.Array:
     """The down-shifted transposed (up-sampling) conv's outputs that row r [W, B, F] covers: rows 2r, 2r + 1
     [2, 2W, B, F] (a height-2, stride-2 kernel: no other input row reaches them)."""
@@ -121,36 +94,14 @@ def one_by_one(conv: Conv, x: jax.Array) -> jax.Array:
 def block_row(block: dict, cache: dict, x: jax.Array, aux: jax.Array | None) -> tuple[jax.Array, dict]:
     """GatedResnet ("down") at one row: x [W, B, F], aux [W, B, A] or None; cache {"x", "h"}: the previous row of
     both convs' inputs (before concat_elu). Returns (output row [W, B, F], cache holding this row)."""
-    hidden = down_row(block["conv_in"], concat_elu(cache["x"]), concat_elu(x))
+    hidden = row_conv(block["conv_in"], concat_elu(cache["x"]), concat_elu(x))
     if aux is not None:
         hidden = hidden + one_by_one(block["aux_in"], concat_elu(aux))
-    a, b = jnp.split(down_row(block["conv_out"], concat_elu(cache["h"]), concat_elu(hidden)), 2, axis=-1)
+    a, b = jnp.split(row_conv(block["conv_out"], concat_elu(cache["h"]), concat_elu(hidden)), 2, axis=-1)
     return x + a * jax.nn.sigmoid(b), {"x": x, "h": hidden}
 
 
 # ----- one pixel of the horizontal stream -----------------------------------------------------------------------
-
-
-def ring_write(ring: jax.Array, row: jax.Array, col: jax.Array, value: jax.Array) -> jax.Array:
-    """Stores input (row, col) [B, C] in the 2-row ring [2, W + 1, B, C] (slot row % 2, column col + 1): one
-    contiguous block."""
-    return jax.lax.dynamic_update_slice(ring, value[None, None], (row % 2, col + 1, 0, 0))
-
-
-def ring_window(ring: jax.Array, row: jax.Array, col: jax.Array) -> jax.Array:
-    """The 2 x 2 window a down-right conv reads at (row, col): inputs (row - 1 .. row, col - 1 .. col) [2, 2, B, C]."""
-    _, _, batch, channels = ring.shape
-    above = jax.lax.dynamic_slice(ring, ((row + 1) % 2, col, 0, 0), (1, 2, batch, channels))
-    here = jax.lax.dynamic_slice(ring, (row % 2, col, 0, 0), (1, 2, batch, channels))
-    return jnp.concatenate([above, here], axis=0)
-
-
-def pixel_conv(conv: Conv, window: jax.Array) -> jax.Array:
-    """A conv at one output position: its whole input window [kh, kw, B, C] -> [B, F] (stride plays no part), as
-    one [B, kh * kw * C] matmul."""
-    kh, kw, batch, _ = window.shape
-    kernel = conv["kernel"]
-    return window.transpose(2, 0, 1, 3).reshape(batch, -1) @ kernel.reshape(-1, kernel.shape[-1]) + conv["bias"]
 
 
 def transposed_pixel(conv: Conv, x: jax.Array) -> jax.Array:
@@ -163,11 +114,11 @@ def transposed_pixel(conv: Conv, x: jax.Array) -> jax.Array:
 def block_pixel(block: dict, cache: dict, row, col, x: jax.Array, aux: jax.Array) -> tuple[jax.Array, dict]:
     """GatedResnet ("down_right") at one pixel: x [B, F], aux [B, A]; cache {"x", "h"}: rings of both convs'
     inputs. Returns (output [B, F], cache with this pixel written)."""
-    ring_x = ring_write(cache["x"], row, col, x)
-    hidden = pixel_conv(block["conv_in"], concat_elu(ring_window(ring_x, row, col)))
+    ring_x = pixel_ring_write(cache["x"], row, col, x)
+    hidden = window_conv(block["conv_in"], concat_elu(pixel_ring_window(ring_x, row, col)))
     hidden = hidden + one_by_one(block["aux_in"], concat_elu(aux))
-    ring_h = ring_write(cache["h"], row, col, hidden)
-    a, b = jnp.split(pixel_conv(block["conv_out"], concat_elu(ring_window(ring_h, row, col))), 2, axis=-1)
+    ring_h = pixel_ring_write(cache["h"], row, col, hidden)
+    a, b = jnp.split(window_conv(block["conv_out"], concat_elu(pixel_ring_window(ring_h, row, col))), 2, axis=-1)
     return x + a * jax.nn.sigmoid(b), {"x": ring_x, "h": ring_h}
 
 
@@ -186,7 +137,7 @@ def init_state(model: PixelCNNPlusPlus, batch: int) -> dict:
         return jnp.zeros((width >> s, batch, filters))
 
     def ring(s):
-        return jnp.zeros((2, (width >> s) + 1, batch, filters))
+        return cached_conv.init_pixel_ring(width >> s, batch, filters)
 
     def caches(make, counts):
         return [[{"x": make(s), "h": make(s)} for _ in range(counts[s])] for s in scales]
@@ -223,10 +174,10 @@ def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dic
         last = u
 
         def coarser(state):
-            entry = down_row(weights["downsample_u"][scale], previous, last, stride=2)
+            entry = row_conv(weights["downsample_u"][scale], previous, last, stride=2)
             return u_rows(weights, state, scale + 1, row // 2, entry)
 
-        state = jax.lax.cond(row % 2 == 0, coarser, lambda state: state, state)
+        state = run_every(2, coarser, state, row)
         u = jax.lax.dynamic_index_in_dim(state["u_upsampled"][scale], row % 2, keepdims=False)
     else:
         u = skips.pop()
@@ -253,14 +204,14 @@ def ul_pixel(weights: dict, state: dict, scale: int, row, col, entry: jax.Array)
         ul, state["ul_down"][scale][b] = block_pixel(block, state["ul_down"][scale][b], row, col, ul, aux)
         skips.append(ul)
     if scale + 1 < len(weights["down_ul"]):
-        state["ul_downsample"][scale] = ring_write(state["ul_downsample"][scale], row, col, ul)
+        state["ul_downsample"][scale] = pixel_ring_write(state["ul_downsample"][scale], row, col, ul)
 
         def coarser(state):
-            window = ring_window(state["ul_downsample"][scale], row, col)
-            entry = pixel_conv(weights["downsample_ul"][scale], window)
+            window = pixel_ring_window(state["ul_downsample"][scale], row, col)
+            entry = window_conv(weights["downsample_ul"][scale], window)
             return ul_pixel(weights, state, scale + 1, row // 2, col // 2, entry)[0]
 
-        state = jax.lax.cond((row % 2 == 0) & (col % 2 == 0), coarser, lambda state: state, state)
+        state = run_every(2, coarser, state, row, col)
         upsampled = jax.lax.dynamic_index_in_dim(state["ul_upsampled"][scale], row % 2, keepdims=False)
         ul = at_col(upsampled)
     else:
@@ -280,7 +231,7 @@ def first_u_row(weights: dict, canvas: jax.Array, row) -> jax.Array:
     """u before the blocks at full-resolution row `row`: u_init over image rows row - 2, row - 1 (down_shift);
     zeros on row 0. canvas [H + 2, W + 2, B, C + 1] -> [W, B, F]."""
     window = jax.lax.dynamic_slice_in_dim(canvas, row, 2)  # [2, W + 2, B, C + 1]
-    return conv_rows(weights["u_init"], window) * (row > 0)
+    return cached_conv.conv_row(weights["u_init"], window) * (row > 0)
 
 
 def first_ul_pixel(weights: dict, canvas: jax.Array, row, col) -> jax.Array:
@@ -289,7 +240,8 @@ def first_ul_pixel(weights: dict, canvas: jax.Array, row, col) -> jax.Array:
     _, _, batch, channels = canvas.shape
     above = jax.lax.dynamic_slice(canvas, (row + 1, col, 0, 0), (1, 3, batch, channels))  # image row - 1, col +- 1
     left = jax.lax.dynamic_slice(canvas, (row + 1, col, 0, 0), (2, 1, batch, channels))  # rows row - 1, row; col - 1
-    return pixel_conv(weights["ul_init_up"], above) * (row > 0) + pixel_conv(weights["ul_init_left"], left) * (col > 0)
+    up_part = window_conv(weights["ul_init_up"], above) * (row > 0)
+    return up_part + window_conv(weights["ul_init_left"], left) * (col > 0)
 
 
 def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | None = None):
@@ -302,38 +254,31 @@ def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | N
     num_pixels = check_num_pixels(model, num_pixels)
     model.eval()
     graphdef, params_state = nnx.split(model)
-    height, width, channels = model.image_shape
+    _, width, channels = model.image_shape
     num_mix = model.nr_logistic_mix
-    num_params = logistic_mixture.num_params(channels, num_mix)
-    num_rows = -(-num_pixels // width)
 
     @jax.jit
     def run(params_state, key):
         weights = freeze(nnx.merge(graphdef, params_state))
 
-        def pixel_step(row, state, col):
-            entry = first_ul_pixel(weights, state["canvas"], row, col)
-            state, ul = ul_pixel(weights, state, 0, row, col, entry)
-            pixel_params = one_by_one(weights["head"], jax.nn.elu(ul))  # [B, P]
-            noise = pixel_noise(key, row * width + col, batch, channels, num_mix)
-            pixel = logistic_mixture.sample(pixel_params, noise, channels)
+        def u_row(state, row):  # once per row, before its pixels: no per-pixel branch over the whole state
+            return u_rows(weights, state, 0, row, first_u_row(weights, state["canvas"], row))
+
+        def ul_pixel_params(state, row, col):
+            state, ul = ul_pixel(weights, state, 0, row, col, first_ul_pixel(weights, state["canvas"], row, col))
+            return state, one_by_one(weights["head"], jax.nn.elu(ul))  # [B, P]
+
+        def sample(pixel_params, t):
+            return logistic_mixture.sample(pixel_params, pixel_noise(key, t, batch, channels, num_mix), channels)
+
+        def feed(state, row, col, pixel):
             unit = logistic_mixture.pixels_to_unit(pixel)[None, None]  # [1, 1, B, C]
             state["canvas"] = jax.lax.dynamic_update_slice(state["canvas"], unit, (row + 2, col + 1, 0, 0))
-            return state, (pixel, pixel_params)
+            return state
 
-        def row_step(state, row):  # the u row, then the row's pixels: no per-pixel branch over the whole state
-            state = u_rows(weights, state, 0, row, first_u_row(weights, state["canvas"], row))
-            columns = jnp.arange(width, dtype=jnp.int32)
-            return jax.lax.scan(lambda state, col: pixel_step(row, state, col), state, columns)
-
-        rows = jnp.arange(num_rows, dtype=jnp.int32)
-        _, (pixels, pixel_params) = jax.lax.scan(row_step, init_state(model, batch), rows)
-
-        def to_image(per_step, depth):  # [rows, W, B, D] -> [B, H, W, D], positions past num_pixels 0
-            per_step = per_step.reshape(num_rows * width, batch, depth)[:num_pixels]
-            full = jnp.zeros((height * width, batch, depth), per_step.dtype).at[:num_pixels].set(per_step)
-            return full.reshape(height, width, batch, depth).transpose(2, 0, 1, 3)
-
-        return to_image(pixels, channels), to_image(pixel_params, num_params)
+        pixels, pixel_params = cached_conv.generate_in_raster_order(
+            ul_pixel_params, sample, feed, init_state(model, batch), num_positions=num_pixels, width=width, row_fn=u_row
+        )
+        return raster_to_images(pixels, model.image_shape), raster_to_images(pixel_params, model.image_shape)
 
     return lambda key: run(params_state, key)

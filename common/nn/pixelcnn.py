@@ -25,6 +25,7 @@ from flax import nnx
 
 from common.compat import List
 from common.nn import logistic_mixture
+from common.nn.cached_conv import generate_in_raster_order
 from common.registry import lookup
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
@@ -263,36 +264,47 @@ class PixelCNNPlusPlus(nnx.Module):
 
 def make_naive_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | None = None):
     """The paper's baseline: one full forward pass over the whole image per pixel, in raster order, its channels
-    drawn one after another from that pixel's mixture (`logistic_mixture.sample`). Compiled (one `fori_loop`).
+    drawn one after another from that pixel's mixture (`logistic_mixture.sample`). Compiled: the generation loop
+    of common/nn/cached_conv.py (`generate_in_raster_order`), which the cached generator runs too.
 
     Returns run(key) -> (images int32 [B, H, W, C], params float32 [B, H, W, P]: the mixture parameters each pixel
-    was drawn from). Pixel t = i * W + j uses noise `logistic_mixture.sample_noise(fold_in(key, t), ...)`, so any
-    generator with the same key and the same parameters draws the same image. num_pixels (default H * W): stop
-    after the first num_pixels in raster order, the rest left 0 (to time a few of its equally costly steps).
+    was drawn from). Pixel t = i * W + j uses noise `pixel_noise(key, t, ...)`, so any generator with the same key
+    and the same parameters draws the same image. num_pixels (default H * W): stop after the first num_pixels in
+    raster order, the rest left 0 (to time a few of its equally costly steps).
     """
     num_pixels = check_num_pixels(model, num_pixels)
     model.eval()
     graphdef, state = nnx.split(model)
     height, width, channels = model.image_shape
-    num_params = logistic_mixture.num_params(channels, model.nr_logistic_mix)
 
     @jax.jit
     def run(state, key):
         network = nnx.merge(graphdef, state)
 
-        def step(t, carry):
-            images, params = carry
-            row, col = t // width, t % width
-            pixel_params = network(logistic_mixture.pixels_to_unit(images))[:, row, col]  # [B, P]
+        def forward(images, row, col):  # the whole network for one pixel's parameters [B, P]
+            return images, network(logistic_mixture.pixels_to_unit(images))[:, row, col]
+
+        def sample(pixel_params, t):
             noise = pixel_noise(key, t, batch, channels, model.nr_logistic_mix)
-            pixel = logistic_mixture.sample(pixel_params, noise, channels)
-            return images.at[:, row, col].set(pixel), params.at[:, row, col].set(pixel_params)
+            return logistic_mixture.sample(pixel_params, noise, channels)
+
+        def feed(images, row, col, pixel):
+            return images.at[:, row, col].set(pixel)
 
         images = jnp.zeros((batch, height, width, channels), jnp.int32)
-        params = jnp.zeros((batch, height, width, num_params), jnp.float32)
-        return jax.lax.fori_loop(0, num_pixels, step, (images, params))
+        pixels, params = generate_in_raster_order(forward, sample, feed, images, num_positions=num_pixels, width=width)
+        return raster_to_images(pixels, model.image_shape), raster_to_images(params, model.image_shape)
 
     return lambda key: run(state, key)
+
+
+def raster_to_images(per_pixel: jax.Array, image_shape: tuple[int, int, int]) -> jax.Array:
+    """A generation loop's per-pixel outputs [num_pixels, B, D] (raster order) -> [B, H, W, D], the pixels past
+    num_pixels 0."""
+    height, width, _ = image_shape
+    num_pixels, batch, depth = per_pixel.shape
+    full = jnp.zeros((height * width, batch, depth), per_pixel.dtype).at[:num_pixels].set(per_pixel)
+    return full.reshape(height, width, batch, depth).transpose(2, 0, 1, 3)
 
 
 def pixel_noise(key: jax.Array, t: jax.Array, batch: int, channels: int, num_mix: int) -> dict[str, jax.Array]:

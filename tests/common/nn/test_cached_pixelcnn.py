@@ -1,6 +1,6 @@
-"""Cached PixelCNN++ generation: each cached conv (row cache, pixel ring, strided, transposed) equals its full-image
-counterpart at every position, and the whole cached generator gives the naive generator's mixture parameters and
-the same images under the same key."""
+"""Cached PixelCNN++ generation: the transposed convs' cached output blocks and the gated resnet blocks equal their
+full-image counterparts at every position (the row cache and the pixel ring themselves: test_cached_conv.py), and
+the whole cached generator gives the naive generator's mixture parameters and the same images under the same key."""
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from common.nn import cached_conv, pixelcnn
 from common.nn import cached_pixelcnn as cached
-from common.nn import pixelcnn
 
 FILTERS = 3
 
@@ -29,35 +29,6 @@ def conv_and_input(kind, stride=1, transpose=False, shape=(2, 8, 6, 4)):
     conv = pixelcnn.ShiftedConv(kind, shape[-1], FILTERS, size, stride=stride, transpose=transpose, rngs=nnx.Rngs(1))
     conv.conv.bias.value = jax.random.normal(jax.random.key(2), (FILTERS,))  # a non-zero bias, so padding shows
     return conv, jax.random.normal(jax.random.key(0), shape)
-
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_row_cache_gives_the_down_shifted_convs_rows(stride):
-    conv, x = conv_and_input("down", stride)
-    full = conv(x)  # [B, H / s, W / s, F]
-    weights = cached.conv_weights(conv)
-    previous = jnp.zeros_like(position_major(x[:, 0]))  # the top padding
-    for row in range(x.shape[1]):
-        current = position_major(x[:, row])
-        if row % stride == 0:
-            got = cached.down_row(weights, previous, current, stride=stride)
-            np.testing.assert_allclose(got, position_major(full[:, row // stride]), atol=1e-5, err_msg=f"row {row}")
-        previous = current  # cached every row, run every stride-th
-
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_pixel_ring_gives_the_down_right_convs_pixels(stride):
-    conv, x = conv_and_input("down_right", stride)
-    full = conv(x)
-    weights = cached.conv_weights(conv)
-    batch, height, width, channels = x.shape
-    ring = jnp.zeros((2, width + 1, batch, channels))
-    for row in range(height):
-        for col in range(width):
-            ring = cached.ring_write(ring, row, col, x[:, row, col])
-            if row % stride == 0 and col % stride == 0:
-                got = cached.pixel_conv(weights, cached.ring_window(ring, row, col))
-                np.testing.assert_allclose(got, full[:, row // stride, col // stride], atol=1e-5)
 
 
 def test_transposed_convs_cache_the_outputs_their_input_covers():
@@ -81,7 +52,7 @@ def test_gated_resnet_blocks_row_by_row_and_pixel_by_pixel():
     vertical = pixelcnn.GatedResnet("down", FILTERS, 2, 0.0, rngs=nnx.Rngs(0))
     horizontal = pixelcnn.GatedResnet("down_right", FILTERS, 2, 0.0, rngs=nnx.Rngs(1))
     rows_cache = {"x": jnp.zeros((width, batch, FILTERS)), "h": jnp.zeros((width, batch, FILTERS))}
-    ring = jnp.zeros((2, width + 1, batch, FILTERS))
+    ring = cached_conv.init_pixel_ring(width, batch, FILTERS)
     pixels_cache = {"x": ring, "h": ring}
     frozen = {name: cached.freeze_block(block) for name, block in [("u", vertical), ("ul", horizontal)]}
     full_u, full_ul = jax.jit(vertical)(x, aux), jax.jit(horizontal)(x, aux)
