@@ -141,9 +141,10 @@ reproduce-fast-wavenet: setup
 	$(PY) -m papers.fast_wavenet.main --config=papers/fast_wavenet/config.py --workdir=workdirs/fast_wavenet/default
 	$(PY) -m papers.fast_wavenet.bench --quick --demo_layers=2,4,6,8,10,12 --record
 
-# Cached vs naive PixelCNN++ generation: same pixels, speed-up per batch (results/generation.json).
+# Cached vs naive generation of the paper's CIFAR-10 PixelCNN++ at batch 1-256: same pixels, speed-up per batch
+# (results/generation.json; about 30 min on one core).
 reproduce-fast-generation: setup
-	$(PY) -m papers.fast_generation.bench --quick --batches=1,4,16 --single_thread --repeats=1 --record
+	$(PY) -m papers.fast_generation.bench --record --models cifar10 --batches 1,4,16,64,256 --repeats 1 --single_thread
 
 # CartPole (REINFORCE, with the temperature ablation), then the paper's tasks at 1% of its samples (A2C, ~1 h).
 reproduce-svpg: setup
