@@ -247,12 +247,11 @@ def sample_autoregressively(
 
     step_fn(state, codes [B] int32, step int32) -> (state, logits [B, K]) predicts the code after `codes`.
     first_codes int32 [B]: the input of step 0. Returns (samples int32 [num_steps, B], logits [num_steps, B, K]).
-    The noise of step t is `gumbel(fold_in(key, t), [B, K])`, drawn for all steps before the loop: a run of n
-    steps sees the first n steps' noise of any longer run with the same key.
+    The noise of step t is `gumbel(fold_in(key, t), [B, K])`, drawn inside the loop: a run of n steps sees the
+    first n steps' noise of any longer run with the same key. (Drawn for all steps before the loop it took another
+    [num_steps, B, K] beside the returned logits, 1 GB for 4,000 steps at batch 256, and measured no faster.)
     """
     batch = first_codes.shape[0]
-    steps = jnp.arange(num_steps, dtype=jnp.int32)
-    noise = jax.vmap(lambda t: jax.random.gumbel(jax.random.fold_in(key, t), (batch, num_classes)))(steps)
 
     def step(carry, row, col):
         del col  # a sequence is one column
@@ -261,7 +260,8 @@ def sample_autoregressively(
         return (state, codes), logits
 
     def sample(logits, t):
-        return sample_codes(logits.astype(jnp.float32), noise[t], temperature)
+        noise = jax.random.gumbel(jax.random.fold_in(key, t), (batch, num_classes))
+        return sample_codes(logits.astype(jnp.float32), noise, temperature)
 
     def feed(carry, row, col, codes):
         return carry[0], codes
