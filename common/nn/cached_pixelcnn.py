@@ -27,8 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from common.nn import cached_conv, logistic_mixture
-from common.nn.cached_conv import ConvWeights as Conv
-from common.nn.cached_conv import pixel_ring_window, pixel_ring_write, row_conv, run_every, window_conv
+from common.nn.cached_conv import ConvWeights, pixel_ring_window, pixel_ring_write, row_conv, run_every, window_conv
 from common.nn.pixelcnn import (
     PixelCNNPlusPlus,
     apply_conv,
@@ -42,7 +41,7 @@ from common.nn.pixelcnn import (
 # ----- weights ------------------------------------------------------------------------------------------------
 
 
-def conv_weights(conv) -> Conv:
+def conv_weights(conv) -> ConvWeights:
     """A WeightNormConv (or the ShiftedConv around it) -> its kernel and bias."""
     conv = getattr(conv, "conv", conv)
     return {"kernel": conv.kernel(), "bias": conv.bias.value}
@@ -79,14 +78,14 @@ def freeze(model: PixelCNNPlusPlus) -> dict:
 # ----- one row of the vertical stream ---------------------------------------------------------------------------
 
 
-def transposed_row(conv: Conv, row: jax.Array) -> jax.Array:
+def transposed_row(conv: ConvWeights, row: jax.Array) -> jax.Array:
     """The down-shifted transposed (up-sampling) conv's outputs that row r [W, B, F] covers: rows 2r, 2r + 1
     [2, 2W, B, F] (a height-2, stride-2 kernel: no other input row reaches them)."""
     y = apply_conv(row.transpose(1, 0, 2)[:, None], conv["kernel"], conv["bias"], stride=2, transpose=True)
     return crop_transposed(y, "down", conv["kernel"].shape[1], 2, 2 * row.shape[0]).transpose(1, 2, 0, 3)
 
 
-def one_by_one(conv: Conv, x: jax.Array) -> jax.Array:
+def one_by_one(conv: ConvWeights, x: jax.Array) -> jax.Array:
     """A 1 x 1 conv on [..., in] -> [..., out]."""
     return x @ conv["kernel"][0, 0] + conv["bias"]
 
@@ -104,7 +103,7 @@ def block_row(block: dict, cache: dict, x: jax.Array, aux: jax.Array | None) -> 
 # ----- one pixel of the horizontal stream -----------------------------------------------------------------------
 
 
-def transposed_pixel(conv: Conv, x: jax.Array) -> jax.Array:
+def transposed_pixel(conv: ConvWeights, x: jax.Array) -> jax.Array:
     """The down-right transposed (up-sampling) conv's outputs that input pixel (r, c) [B, F] covers:
     (2r .. 2r + 1, 2c .. 2c + 1) [2, 2, B, F] (a 2 x 2, stride-2 kernel: no other input pixel reaches them)."""
     y = apply_conv(x[:, None, None], conv["kernel"], conv["bias"], stride=2, transpose=True)
