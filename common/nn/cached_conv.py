@@ -18,7 +18,7 @@ Images (Fast PixelCNN++) generate in raster order and their convs read 2-D windo
 with the same zero start, position-major ([..., W, B, C]: what one position reads or writes is one contiguous
 [B, C] block whatever the batch):
   row cache   a vertical-stream conv of height 2 (down-shifted) runs once per row and needs its input's previous
-              row [W, B, C] (`row_conv`); the new row replaces it after use.
+              row [W, B, C] (`row_cache_conv`); the new row replaces it after use.
   pixel ring  a horizontal-stream 2 x 2 conv (down-right-shifted) runs once per pixel and needs columns c - 1, c of
               the previous and the current row: 2 rows [2, W + 1, B, C], row r in slot r % 2, one zero column on the
               left (`pixel_ring_write`, `pixel_ring_window`, `window_conv`).
@@ -125,7 +125,7 @@ def sample_codes(logits: jax.Array, gumbel_noise: jax.Array, temperature: float)
 ConvWeights = dict  # {"kernel": [kh, kw, in, out], "bias": [out]}
 
 
-def conv_row(conv: ConvWeights, window: jax.Array, *, stride: int = 1) -> jax.Array:
+def valid_conv_at_row(conv: ConvWeights, window: jax.Array, *, stride: int = 1) -> jax.Array:
     """A VALID conv at one output row as one matmul per tap: window [kh, Wp, B, C] (its input rows, padded) ->
     [(Wp - kw) / stride + 1, B, F]. Position-major rows make every tap a contiguous slice (a gathered copy of the
     taps costs 3x the matmuls at batch 256)."""
@@ -138,13 +138,13 @@ def conv_row(conv: ConvWeights, window: jax.Array, *, stride: int = 1) -> jax.Ar
     return out
 
 
-def row_conv(conv: ConvWeights, previous: jax.Array, current: jax.Array, *, stride: int = 1) -> jax.Array:
+def row_cache_conv(conv: ConvWeights, previous: jax.Array, current: jax.Array, *, stride: int = 1) -> jax.Array:
     """A down-shifted conv (height 2, odd width, centred) at one output row from its row cache: input rows r - 1
     (`previous`, zeros above the image) and r, each [W, B, C] -> [W / stride, B, F]. With stride 2 it is the
     strided conv's output row r / 2 (run on even rows only: `run_every`)."""
     half = (conv["kernel"].shape[1] - 1) // 2
     window = jnp.pad(jnp.stack([previous, current]), ((0, 0), (half, half), (0, 0), (0, 0)))  # [2, W + 2h, B, C]
-    return conv_row(conv, window, stride=stride)
+    return valid_conv_at_row(conv, window, stride=stride)
 
 
 def init_pixel_ring(width: int, batch: int, channels: int, dtype=jnp.float32) -> jax.Array:

@@ -27,7 +27,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from common.nn import cached_conv, logistic_mixture
-from common.nn.cached_conv import ConvWeights, pixel_ring_window, pixel_ring_write, row_conv, run_every, window_conv
+from common.nn.cached_conv import (
+    ConvWeights,
+    pixel_ring_window,
+    pixel_ring_write,
+    row_cache_conv,
+    run_every,
+    window_conv,
+)
 from common.nn.pixelcnn import (
     PixelCNNPlusPlus,
     apply_conv,
@@ -93,10 +100,10 @@ def one_by_one(conv: ConvWeights, x: jax.Array) -> jax.Array:
 def block_row(block: dict, cache: dict, x: jax.Array, aux: jax.Array | None) -> tuple[jax.Array, dict]:
     """GatedResnet ("down") at one row: x [W, B, F], aux [W, B, A] or None; cache {"x", "h"}: the previous row of
     both convs' inputs (before concat_elu). Returns (output row [W, B, F], cache holding this row)."""
-    hidden = row_conv(block["conv_in"], concat_elu(cache["x"]), concat_elu(x))
+    hidden = row_cache_conv(block["conv_in"], concat_elu(cache["x"]), concat_elu(x))
     if aux is not None:
         hidden = hidden + one_by_one(block["aux_in"], concat_elu(aux))
-    a, b = jnp.split(row_conv(block["conv_out"], concat_elu(cache["h"]), concat_elu(hidden)), 2, axis=-1)
+    a, b = jnp.split(row_cache_conv(block["conv_out"], concat_elu(cache["h"]), concat_elu(hidden)), 2, axis=-1)
     return x + a * jax.nn.sigmoid(b), {"x": x, "h": hidden}
 
 
@@ -173,7 +180,7 @@ def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dic
         last = u
 
         def coarser(state):
-            entry = row_conv(weights["downsample_u"][scale], previous, last, stride=2)
+            entry = row_cache_conv(weights["downsample_u"][scale], previous, last, stride=2)
             return u_rows(weights, state, scale + 1, row // 2, entry)
 
         state = run_every(2, coarser, state, row)
@@ -230,7 +237,7 @@ def first_u_row(weights: dict, canvas: jax.Array, row) -> jax.Array:
     """u before the blocks at full-resolution row `row`: u_init over image rows row - 2, row - 1 (down_shift);
     zeros on row 0. canvas [H + 2, W + 2, B, C + 1] -> [W, B, F]."""
     window = jax.lax.dynamic_slice_in_dim(canvas, row, 2)  # [2, W + 2, B, C + 1]
-    return cached_conv.conv_row(weights["u_init"], window) * (row > 0)
+    return cached_conv.valid_conv_at_row(weights["u_init"], window) * (row > 0)
 
 
 def first_ul_pixel(weights: dict, canvas: jax.Array, row, col) -> jax.Array:

@@ -41,7 +41,7 @@ def test_row_cache_gives_a_down_shifted_convs_rows(batch, height, width, channel
     for row in range(height):
         current = jnp.swapaxes(x[:, row], 0, 1)  # position-major [W, B, C]
         if row % stride == 0:
-            got = cached_conv.row_conv(conv, previous, current, stride=stride)
+            got = cached_conv.row_cache_conv(conv, previous, current, stride=stride)
             want = jnp.swapaxes(full[:, row // stride], 0, 1)
             np.testing.assert_allclose(got, want, atol=1e-4, err_msg=f"row {row}")
         previous = current  # cached every row, run every stride-th

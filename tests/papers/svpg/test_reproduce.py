@@ -1,6 +1,7 @@
 """The SVPG report's reading of runs: the best agent, when it reaches 95% of its return, and the table."""
 
 import numpy as np
+from ml_collections import ConfigDict
 
 from papers.svpg import reproduce
 
@@ -35,8 +36,6 @@ def test_table_sets_the_papers_table_1_beside_each_method_when_given():
 
 
 def test_the_claims_cite_the_papers_row_for_the_sweeps_estimator_and_task():
-    from ml_collections import ConfigDict
-
     swingup = ConfigDict({"agent": {"estimator": "a2c"}, "env": {"name": "cartpole_swingup"}})
     assert reproduce.paper_best(swingup).endswith("436.84 (SVPG) vs 419.62 (independent) vs 308.71 (joint)")
     cartpole = ConfigDict({"agent": {"estimator": "reinforce"}, "env": {"name": "cartpole"}})
