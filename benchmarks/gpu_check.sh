@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check of both Pallas kernels, sized for ~8 minutes on one H100/H200 (each step has its own time limit,
+# The GPU check of both Pallas kernels, sized for ~9 minutes on one H100/H200 (each step has its own time limit,
 # so a hang costs that step only):
 #   1. the hardware tests of both kernels (`pytest -m hardware tests/kernels`): compiled kernels against the
 #      float32 reference, values and gradients;
 #   2. benchmarks/halo_attention_gpu.py: bfloat16 (b = 8, 12, 16), bfloat16 kept queries (stride 2), float32;
-#   3. benchmarks/cached_dilated_conv_gpu.py: the cached step at batch 1, 4, 16, 64, 256;
+#   3. benchmarks/cached_dilated_conv_gpu.py: the cached step at batch 1, 4, 16, 64, 256, WaveNet's stack (gated)
+#      and a PixelCNN++ pass (gated_resnet, 5 blocks of 128 channels);
 # then prints the GOAL lines (PASS / FAIL / UNTESTED: the tests, then each benchmark's) and writes them to
 # $OUT/goals.txt; exits 1 if any goal failed.
 #
@@ -47,6 +48,8 @@ step halo_bf16_stride2 60 "$PYTHON" -m benchmarks.halo_attention_gpu --output "$
 step halo_f32 80 "$PYTHON" -m benchmarks.halo_attention_gpu --output "$OUT/halo_f32.md" "${roofline[@]}" \
   --dtype float32 --shape 32,64,64,8,32,8,3 --shape 32,48,48,8,32,12,2
 step cached_conv 90 "$PYTHON" -m benchmarks.cached_dilated_conv_gpu --output "$OUT/cached_conv.md" "${roofline[@]}"
+step cached_conv_pixelcnn 90 "$PYTHON" -m benchmarks.cached_dilated_conv_gpu --cell gated_resnet --channels 128 \
+  --output "$OUT/cached_conv_pixelcnn.md" "${roofline[@]}"
 
 echo "--- goals"
 verdict=PASS

@@ -5,9 +5,9 @@ resnet       RESNETS, make_resnet, ResNet: one ResNet family with a pluggable sp
 counting     count_params, count_flops, count_model_flops: the sizes a paper's `--dry_run` prints.
 locally_connected  LowRankLocallyConnected2D, LocallyConnected2D, matched_conv_width: LRLC / LC layers and the
              parameter-matched wide conv rule.
-cached_conv  RingLayout, row_cache_conv, pixel_ring_write/window, run_every, generate_in_raster_order: the cached-conv
-             engine of fast autoregressive generation (1-D rings, 2-D row caches and pixel rings, the compiled loop
-             with a sampling hook), shared by WaveNet and PixelCNN++.
+cached_conv  RingLayout, PixelRingLayout, row_cache_conv, pixel_ring_write/window, run_every,
+             generate_in_raster_order: the cached-conv engine of fast autoregressive generation (1-D rings, 2-D row
+             caches and pixel rings, the compiled loop with a sampling hook), shared by WaveNet and PixelCNN++.
 wavenet      WaveNet, make_generator, generate: WaveNet (gated or plain ReLU) with naive and cached generation.
 pixelcnn     PixelCNNPlusPlus, ShiftedConv, make_naive_sampler: PixelCNN++ (two causal streams, 3 scales, weight
              normalisation) and its naive one-forward-pass-per-pixel generator.

@@ -21,7 +21,9 @@ with the same zero start, position-major ([..., W, B, C]: what one position read
               row [W, B, C] (`row_cache_conv`); the new row replaces it after use.
   pixel ring  a horizontal-stream 2 x 2 conv (down-right-shifted) runs once per pixel and needs columns c - 1, c of
               the previous and the current row: 2 rows [2, W + 1, B, C], row r in slot r % 2, one zero column on the
-              left (`pixel_ring_write`, `pixel_ring_window`, `window_conv`).
+              left (`pixel_ring_write`, `pixel_ring_window`, `window_conv`). A stack of such convs keeps its
+              rings in one [slots, B, C] cache (`PixelRingLayout`) and runs as one step of the same conv-stack
+              kernel as WaveNet's rings: a 2-D window is three cache rows (past taps) and the current input.
 A strided conv keeps the same cache of its input as a stride-1 conv and runs only at every `every`-th position
 (`run_every`), the paper's run_every; a transposed conv runs when its input is computed and its outputs are
 cached until the finer positions read them (the paper's cache_every).
@@ -101,11 +103,18 @@ def init_cache(layout: RingLayout, batch: int, channels: int, dtype=jnp.float32)
     return jnp.zeros((layout.num_slots, batch, channels), dtype)
 
 
-def split_causal_kernel(kernel: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A causal conv kernel [k, Cin, Cout] (tap k-1 is the current input) -> (past [(k-1)*Cin, Cout] with the
-    oldest tap's rows first, as `RingLayout.read_slots` orders the taps, and current [Cin, Cout])."""
-    width, in_channels, out_channels = kernel.shape
-    return kernel[:-1].reshape((width - 1) * in_channels, out_channels), kernel[-1]
+def tap_weights(kernel: jax.Array, groups: int = 1) -> tuple[jax.Array, jax.Array]:
+    """A causal conv kernel [*taps, Cin, Cout] whose last tap in raster order is the current input (WaveNet's
+    [k, Cin, Cout], a down-right [2, 2, Cin, Cout]) -> (past [G, R, (T-1)*Cin], the earlier taps in raster order,
+    oldest first, as the layouts' read_slots order them; current [G, R, Cin]): the cached step's layout
+    (kernels/cached_dilated_conv), one [outputs, inputs] slab per group of R = Cout / G outputs."""
+    in_channels, out_channels = kernel.shape[-2:]
+    taps = kernel.reshape(-1, in_channels, out_channels)
+
+    def grouped(matrix):  # [inputs, G*R] -> [G, R, inputs]
+        return matrix.reshape(matrix.shape[0], groups, out_channels // groups).transpose(1, 2, 0)
+
+    return grouped(taps[:-1].reshape(-1, out_channels)), grouped(taps[-1])
 
 
 def sample_codes(logits: jax.Array, gumbel_noise: jax.Array, temperature: float) -> jax.Array:
@@ -150,6 +159,39 @@ def row_cache_conv(conv: ConvWeights, previous: jax.Array, current: jax.Array, *
 def init_pixel_ring(width: int, batch: int, channels: int, dtype=jnp.float32) -> jax.Array:
     """All-zero pixel ring [2, W + 1, B, C]: the top and left zero padding."""
     return jnp.zeros((2, width + 1, batch, channels), dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelRingLayout:
+    """The pixel rings of a stack of down-right 2 x 2 convs in one shared cache [num_slots, B, C], for the cached
+    step kernel: conv v of layer l owns 2 * (W + 1) rows from (l * convs_per_layer + v) * 2 * (W + 1), laid out as
+    `init_pixel_ring`'s [2, W + 1] (row r in ring row r % 2, column c in ring column c + 1; ring column 0 is the
+    left zero padding and is never written)."""
+
+    width: int
+    num_layers: int
+    convs_per_layer: int = 1
+
+    @property
+    def num_slots(self) -> int:
+        return self.num_layers * self.convs_per_layer * 2 * (self.width + 1)
+
+    def _ring_rows(self, ring_row: jax.Array, ring_col: jax.Array) -> jax.Array:
+        """[L, convs] cache rows of (ring_row, ring_col) in every conv's ring."""
+        starts = np.arange(self.num_layers * self.convs_per_layer, dtype=np.int32) * 2 * (self.width + 1)
+        return (starts + ring_row * (self.width + 1) + ring_col).reshape(self.num_layers, self.convs_per_layer)
+
+    def read_slots(self, row: jax.Array, col: jax.Array) -> jax.Array:
+        """int32 [L, convs * 3]: each conv's past taps at (row, col), in the 2 x 2 kernel's raster order: (row - 1,
+        col - 1), (row - 1, col), (row, col - 1); zero rows where they fall outside the image."""
+        above, here = (row + 1) % 2, row % 2
+        taps = [self._ring_rows(above, col), self._ring_rows(above, col + 1), self._ring_rows(here, col)]
+        return jnp.stack(taps, axis=-1).reshape(self.num_layers, -1).astype(jnp.int32)
+
+    def write_slots(self, row: jax.Array, col: jax.Array) -> jax.Array:
+        """int32 [L] ([L, convs] for two or more convs per layer): where each conv stores its input at (row, col)."""
+        rows = self._ring_rows(row % 2, col + 1).astype(jnp.int32)
+        return rows[:, 0] if self.convs_per_layer == 1 else rows
 
 
 def pixel_ring_write(ring: jax.Array, row: jax.Array, col: jax.Array, value: jax.Array) -> jax.Array:

@@ -4,7 +4,10 @@ The naive generator (`pixelcnn.make_naive_sampler`) reruns the whole network ove
 Here each layer keeps what its shifted conv still needs and computes each of its outputs once, on the 2-D caches of
 common/nn/cached_conv.py:
   u  (vertical stream) once per row of its scale: a row cache [Ws, B, C] per down-shifted conv.
-  ul (horizontal stream) once per pixel of its scale: a pixel ring [2, Ws + 1, B, C] per down-right conv.
+  ul (horizontal stream) once per pixel of its scale: a pixel ring [2, Ws + 1, B, C] per down-right conv; a
+     pass's blocks at one scale are one step of the cached conv-stack kernel (kernels/cached_dilated_conv, cell
+     "gated_resnet", the same step WaveNet's layers run as cell "gated"), their rings in one cache
+     (`PixelRingLayout`).
   strided convs (down-sampling) keep the same cache of their input as a stride-1 conv and run only where they
      produce an output: every 2nd row (u) or every 2nd row and column (ul) of their input's scale (`run_every`).
   transposed convs (up-sampling) run when their input row / pixel is computed and cache the 2 x 2 block (2 rows
@@ -29,10 +32,12 @@ from flax import nnx
 from common.nn import cached_conv, logistic_mixture
 from common.nn.cached_conv import (
     ConvWeights,
+    PixelRingLayout,
     pixel_ring_window,
     pixel_ring_write,
     row_cache_conv,
     run_every,
+    tap_weights,
     window_conv,
 )
 from common.nn.pixelcnn import (
@@ -44,6 +49,8 @@ from common.nn.pixelcnn import (
     pixel_noise,
     raster_to_images,
 )
+from kernels.backend import resolve_impl
+from kernels.cached_dilated_conv import StackWeights, cached_dilated_conv_step
 
 # ----- weights ------------------------------------------------------------------------------------------------
 
@@ -60,8 +67,29 @@ def freeze_block(block) -> dict:
     return {"conv_in": conv_weights(block.conv_in), "aux_in": aux, "conv_out": conv_weights(block.conv_out)}
 
 
+def block_stack(blocks: list[dict]) -> dict:
+    """A scale's horizontal-stream blocks (freeze_block's) as one stack for the cached step kernel: "weights" (both
+    2 x 2 convs split into past taps and current input, kernels/cached_dilated_conv's gated_resnet cell) and the aux
+    projections stacked, "aux_kernel" [L, 2A, F], "aux_bias" [L, F]."""
+
+    def stacked(conv, groups):
+        past, current = zip(*(tap_weights(b[conv]["kernel"], groups) for b in blocks), strict=True)
+        bias = jnp.stack([b[conv]["bias"].reshape(groups, -1) for b in blocks])
+        return jnp.stack(past), jnp.stack(current), bias
+
+    past, current, bias = stacked("conv_in", 1)
+    out_past, out_current, out_bias = stacked("conv_out", 2)
+    weights = StackWeights(past, current, bias, out_past=out_past, out_current=out_current, out_bias=out_bias)
+    return {
+        "weights": weights,
+        "aux_kernel": jnp.stack([b["aux_in"]["kernel"][0, 0] for b in blocks]),
+        "aux_bias": jnp.stack([b["aux_in"]["bias"] for b in blocks]),
+    }
+
+
 def freeze(model: PixelCNNPlusPlus) -> dict:
-    """Every conv's kernel and bias, in the model's layout (lists per scale and block)."""
+    """Every conv's kernel and bias, in the model's layout (lists per scale and block), and the horizontal
+    stream's blocks as one stack per scale and pass ("ul_down_stack", "ul_up_stack": `block_stack`)."""
 
     def blocks(scales):
         return [[freeze_block(b) for b in scale] for scale in scales]
@@ -71,9 +99,9 @@ def freeze(model: PixelCNNPlusPlus) -> dict:
         "ul_init_up": conv_weights(model.ul_init_up),
         "ul_init_left": conv_weights(model.ul_init_left),
         "down_u": blocks(model.down_u),
-        "down_ul": blocks(model.down_ul),
         "up_u": blocks(model.up_u),
-        "up_ul": blocks(model.up_ul),
+        "ul_down_stack": [block_stack(scale) for scale in blocks(model.down_ul)],
+        "ul_up_stack": [block_stack(scale) for scale in blocks(model.up_ul)],
         "downsample_u": [conv_weights(c) for c in model.downsample_u],
         "downsample_ul": [conv_weights(c) for c in model.downsample_ul],
         "upsample_u": [conv_weights(c) for c in model.upsample_u],
@@ -117,15 +145,24 @@ def transposed_pixel(conv: ConvWeights, x: jax.Array) -> jax.Array:
     return crop_transposed(y, "down_right", conv["kernel"].shape[1], 2, 2).transpose(1, 2, 0, 3)
 
 
-def block_pixel(block: dict, cache: dict, row, col, x: jax.Array, aux: jax.Array) -> tuple[jax.Array, dict]:
-    """GatedResnet ("down_right") at one pixel: x [B, F], aux [B, A]; cache {"x", "h"}: rings of both convs'
-    inputs. Returns (output [B, F], cache with this pixel written)."""
-    ring_x = pixel_ring_write(cache["x"], row, col, x)
-    hidden = window_conv(block["conv_in"], concat_elu(pixel_ring_window(ring_x, row, col)))
-    hidden = hidden + one_by_one(block["aux_in"], concat_elu(aux))
-    ring_h = pixel_ring_write(cache["h"], row, col, hidden)
-    a, b = jnp.split(window_conv(block["conv_out"], concat_elu(pixel_ring_window(ring_h, row, col))), 2, axis=-1)
-    return x + a * jax.nn.sigmoid(b), {"x": ring_x, "h": ring_h}
+def stack_pixel(stack: dict, cache: jax.Array, row, col, x: jax.Array, aux: jax.Array, impl: str):
+    """A scale's stack of GatedResnet ("down_right") blocks at one pixel, as one cached step
+    (kernels/cached_dilated_conv, cell "gated_resnet"): x [B, F] the first block's input, aux [L, B, A] each
+    block's aux input, cache [slots, B, F] the blocks' pixel rings (`PixelRingLayout`, two convs per block).
+    Returns (every block's output [L, B, F], the cache with this pixel written)."""
+    layers = aux.shape[0]
+    rings = PixelRingLayout(cache.shape[0] // (4 * layers) - 1, layers, convs_per_layer=2)
+    aux = jnp.einsum("lba,laf->lbf", concat_elu(aux), stack["aux_kernel"]) + stack["aux_bias"][:, None]
+    return cached_dilated_conv_step(
+        x,
+        cache,
+        rings.read_slots(row, col),
+        rings.write_slots(row, col),
+        stack["weights"],
+        aux[:, None],  # [L, 1, B, F]: the conv_in group's per-pixel bias
+        cell="gated_resnet",
+        impl=impl,
+    )
 
 
 # ----- the generator --------------------------------------------------------------------------------------------
@@ -145,6 +182,9 @@ def init_state(model: PixelCNNPlusPlus, batch: int) -> dict:
     def ring(s):
         return cached_conv.init_pixel_ring(width >> s, batch, filters)
 
+    def stack_rings(s, blocks):  # one cache for a stack of blocks (two convs each): PixelRingLayout
+        return jnp.zeros((PixelRingLayout(width >> s, blocks, 2).num_slots, batch, filters))
+
     def caches(make, counts):
         return [[{"x": make(s), "h": make(s)} for _ in range(counts[s])] for s in scales]
 
@@ -159,8 +199,8 @@ def init_state(model: PixelCNNPlusPlus, batch: int) -> dict:
         "u_up_out": [[rows(s) for _ in range(up[s])] for s in scales],
         "u_downsample": [rows(s) for s in scales[:-1]],
         "u_upsampled": [jnp.zeros((2, width >> s, batch, filters)) for s in scales[:-1]],
-        "ul_down": caches(ring, down),
-        "ul_up": caches(ring, up),
+        "ul_down": [stack_rings(s, down[s]) for s in scales],
+        "ul_up": [stack_rings(s, up[s]) for s in scales],
         "ul_downsample": [ring(s) for s in scales[:-1]],
         "ul_upsampled": [jnp.zeros((2, width >> s, batch, filters)) for s in scales[:-1]],
     }
@@ -197,35 +237,37 @@ def u_rows(weights: dict, state: dict, scale: int, row, entry: jax.Array) -> dic
     return state
 
 
-def ul_pixel(weights: dict, state: dict, scale: int, row, col, entry: jax.Array) -> tuple[dict, jax.Array]:
+def ul_pixel(weights: dict, state: dict, scale: int, row, col, entry: jax.Array, impl: str) -> tuple[dict, jax.Array]:
     """The horizontal stream at pixel (row, col) of `scale` (and, at even row and column, the coarser scales'):
-    entry [B, F] -> (state, this scale's last up-block output [B, F])."""
+    entry [B, F] -> (state, this scale's last up-block output [B, F]). Each pass's blocks are one cached step
+    (`stack_pixel`, run by `impl`)."""
 
     def at_col(x):  # a stored row [Ws, B, D] -> this column [B, D]
         return jax.lax.dynamic_index_in_dim(x, col, keepdims=False)
 
-    skips, ul = [entry], entry
-    for b, block in enumerate(weights["down_ul"][scale]):
-        aux = at_col(state["u_down_out"][scale][b])
-        ul, state["ul_down"][scale][b] = block_pixel(block, state["ul_down"][scale][b], row, col, ul, aux)
-        skips.append(ul)
-    if scale + 1 < len(weights["down_ul"]):
+    aux = jnp.stack([at_col(out) for out in state["u_down_out"][scale]])  # [L, B, F]
+    down = weights["ul_down_stack"][scale]
+    outputs, state["ul_down"][scale] = stack_pixel(down, state["ul_down"][scale], row, col, entry, aux, impl)
+    skips = [entry, *outputs]
+    ul = skips[-1]
+    if scale + 1 < len(weights["ul_down_stack"]):
         state["ul_downsample"][scale] = pixel_ring_write(state["ul_downsample"][scale], row, col, ul)
 
         def coarser(state):
             window = pixel_ring_window(state["ul_downsample"][scale], row, col)
             entry = window_conv(weights["downsample_ul"][scale], window)
-            return ul_pixel(weights, state, scale + 1, row // 2, col // 2, entry)[0]
+            return ul_pixel(weights, state, scale + 1, row // 2, col // 2, entry, impl)[0]
 
         state = run_every(2, coarser, state, row, col)
         upsampled = jax.lax.dynamic_index_in_dim(state["ul_upsampled"][scale], row % 2, keepdims=False)
         ul = at_col(upsampled)
     else:
         ul = skips.pop()
-    up = len(weights["up_ul"]) - 1 - scale
-    for b, block in enumerate(weights["up_ul"][up]):
-        aux = jnp.concatenate([at_col(state["u_up_out"][scale][b]), skips.pop()], axis=-1)
-        ul, state["ul_up"][scale][b] = block_pixel(block, state["ul_up"][scale][b], row, col, ul, aux)
+    up = len(weights["ul_up_stack"]) - 1 - scale
+    aux = jnp.stack([jnp.concatenate([at_col(out), skips.pop()], axis=-1) for out in state["u_up_out"][scale]])
+    up_stack = weights["ul_up_stack"][up]
+    outputs, state["ul_up"][scale] = stack_pixel(up_stack, state["ul_up"][scale], row, col, ul, aux, impl)
+    ul = outputs[-1]
     if scale:
         covered = transposed_pixel(weights["upsample_ul"][up], ul)  # [2, 2, B, F]
         target = state["ul_upsampled"][scale - 1]
@@ -250,14 +292,16 @@ def first_ul_pixel(weights: dict, canvas: jax.Array, row, col) -> jax.Array:
     return up_part + window_conv(weights["ul_init_left"], left) * (col > 0)
 
 
-def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | None = None):
+def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | None = None, impl: str = "auto"):
     """The fast generator: the same interface, noise and results as `pixelcnn.make_naive_sampler`.
 
     Returns run(key) -> (images int32 [B, H, W, C], params float32 [B, H, W, P]); pixel t = i * W + j is drawn
     with `pixel_noise(key, t, ...)` from its parameters. num_pixels (default H * W): stop after that many pixels
     in raster order (the rest left 0), to time part of a large image; the last started row is run to its end.
+    impl: how the horizontal stream's block stacks run (kernels/cached_dilated_conv: "xla", "pallas" or "auto").
     """
     num_pixels = check_num_pixels(model, num_pixels)
+    resolve_impl(impl)  # an unknown name fails here, naming the valid ones
     model.eval()
     graphdef, params_state = nnx.split(model)
     _, width, channels = model.image_shape
@@ -271,7 +315,8 @@ def make_cached_sampler(model: PixelCNNPlusPlus, batch: int, num_pixels: int | N
             return u_rows(weights, state, 0, row, first_u_row(weights, state["canvas"], row))
 
         def ul_pixel_params(state, row, col):
-            state, ul = ul_pixel(weights, state, 0, row, col, first_ul_pixel(weights, state["canvas"], row, col))
+            entry = first_ul_pixel(weights, state["canvas"], row, col)
+            state, ul = ul_pixel(weights, state, 0, row, col, entry, impl)
             return state, one_by_one(weights["head"], jax.nn.elu(ul))  # [B, P]
 
         def sample(pixel_params, t):

@@ -27,6 +27,7 @@ from common.compat import List
 from common.nn import logistic_mixture
 from common.nn.cached_conv import generate_in_raster_order
 from common.registry import lookup
+from kernels.cached_dilated_conv import concat_elu  # [..., C] -> [..., 2C]: one definition for model and cached step
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
@@ -39,11 +40,6 @@ def down_shift(x: jax.Array) -> jax.Array:
 def right_shift(x: jax.Array) -> jax.Array:
     """[B, H, W, C]: column j takes column j - 1; column 0 becomes zeros."""
     return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
-
-
-def concat_elu(x: jax.Array) -> jax.Array:
-    """[..., C] -> [..., 2C]: elu of x and of -x, so no sign of the signal is thrown away."""
-    return jax.nn.elu(jnp.concatenate([x, -x], axis=-1))
 
 
 class WeightNormConv(nnx.Module):

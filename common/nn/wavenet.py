@@ -33,13 +33,14 @@ from common.nn import cached_conv
 from common.registry import lookup
 from kernels.backend import IMPLEMENTATIONS, resolve_impl
 from kernels.cached_dilated_conv import (
-    ACTIVATIONS,  # the gate forms the cached step supports, so a model and its fast generator always agree
     StackWeights,
     cached_dilated_conv_step,
     preferred_batch,
     project,
 )
 from kernels.cached_dilated_conv.reference import read_rows  # stacked dynamic slices: one copy of the rows
+
+ACTIVATIONS = ("gated", "relu")  # each a cell of the cached step (kernels/cached_dilated_conv CELLS) of that name
 
 
 def doubling_dilations(num_blocks: int, layers_per_block: int) -> tuple[int, ...]:
@@ -156,20 +157,14 @@ class WaveNet(nnx.Module):
 # ----------------------------------------------------------------------------------------- cached-step weights
 
 
-def _grouped(matrix: jax.Array, groups: int) -> jax.Array:
-    """[inputs, G*R] -> [G, R, inputs]: the kernel package's [outputs, inputs] layout, one slab per group."""
-    inputs, width = matrix.shape
-    return matrix.reshape(inputs, groups, width // groups).transpose(1, 2, 0)
-
-
 def stack_weights(model: WaveNet) -> StackWeights:
     """The model's conv stack in the layout of kernels/cached_dilated_conv (past taps, current tap, groups)."""
     groups = 2 if model.activation == "gated" else 1
     past, current, bias = [], [], []
     for conv in model.convs:
-        conv_past, conv_current = cached_conv.split_causal_kernel(conv.kernel.value)
-        past.append(_grouped(conv_past, groups))
-        current.append(_grouped(conv_current, groups))
+        conv_past, conv_current = cached_conv.tap_weights(conv.kernel.value, groups)
+        past.append(conv_past)
+        current.append(conv_current)
         bias.append(conv.bias.value.reshape(groups, -1))
     weights = StackWeights(past=jnp.stack(past), current=jnp.stack(current), bias=jnp.stack(bias))
     if model.activation == "relu":
@@ -219,7 +214,7 @@ def _fast_stepper(model: WaveNet, batch: int, speaker, impl: str):
             ring.write_slots(t),
             weights,
             gate_bias,
-            activation=model.activation,
+            cell=model.activation,
             impl=impl,
         )
         return cache, model.head(out, linear)

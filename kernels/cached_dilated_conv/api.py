@@ -23,19 +23,20 @@ def cached_dilated_conv_step(
     weights: StackWeights,
     gate_bias: jax.Array | None = None,
     *,
-    activation: str = "gated",
+    cell: str = "gated",
     impl: str = "auto",
 ) -> tuple[jax.Array, jax.Array]:
-    """One generation step of a stack of cached causal dilated conv layers (equations: layout.py).
+    """One generation step of a stack of cached conv layers (cells and equations: layout.py).
 
-    x [B, C], cache [S, B, C], read_slots int [L, k-1], write_slots int [L], gate_bias [L, G, B, R] or None
-    -> (out [B, S] skip sum for "gated" / [B, C] last output for "relu", the updated cache).
+    x [B, C], cache [S, B, C], read_slots int [L, convs * (k-1)], write_slots int [L] ([L, 2] for "gated_resnet"),
+    gate_bias [L, G, B, R] or None -> (out, the updated cache): out is the skip sum [B, S] for "gated", the last
+    output [B, C] for "relu", every layer's output [L, B, C] for "gated_resnet".
     impl: "xla" (pure jnp), "pallas" (one kernel, cache updated in place; interpreted on CPU) or "auto" (the
     kernel on GPU/TPU where its tiles fit the channel counts, else XLA).
     """
-    layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, activation)
+    layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, cell)
     choice = resolve_impl(
-        impl, kernel_fits=lambda platform: platform != "gpu" or not pallas.gpu_tile_misfits(weights, activation)
+        impl, kernel_fits=lambda platform: platform != "gpu" or not pallas.gpu_tile_misfits(weights, cell)
     )
     step = pallas.cached_dilated_conv_step_pallas if choice == "pallas" else cached_dilated_conv_step_reference
-    return step(x, cache, read_slots, write_slots, weights, gate_bias, activation=activation)
+    return step(x, cache, read_slots, write_slots, weights, gate_bias, cell=cell)

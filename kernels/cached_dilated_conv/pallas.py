@@ -3,12 +3,13 @@
 A generation step at small batch moves each layer's weights once and a few [B, C] activations: it is bound by
 launch latency and weight bandwidth, not FLOPs (nv-wavenet reaches real time by running all layers of a step in
 one persistent kernel). So one program runs every layer of the step: for each layer it reads the layer's past
-taps from the cache, computes the layer, and writes the layer's current input back into the same cache buffer
+taps from the cache, computes the layer's cell (layout.CELLS: WaveNet's gated unit and skips, relu, PixelCNN++'s
+gated resnet block) and writes its convs' current inputs back into the same cache buffer
 (`input_output_aliases`: the cache is updated in place, never copied). Rows a step does not write keep their
 contents. The batch is padded to a multiple of `KernelConfig.min_tile` rows (tensor-core dots need 16 on GPU).
 
 Reads and writes per layer follow the ring contract (layout.py): a layer reads its taps before it writes, and no
-layer reads another layer's write row, so reading the input ref and writing the aliased output ref give the
+conv reads another conv's write row, so reading the input ref and writing the aliased output ref give the
 same result whether they are one buffer (GPU, TPU) or two (the interpreter).
 
 Backend choice: `kernels.backend.Launch`, the one place the repo picks a Pallas
@@ -25,7 +26,7 @@ from jax.experimental import pallas as pl
 from kernels.backend import Launch, resolve_launch
 from kernels.base import MIN_TILE, KernelConfig, is_power_of_two
 from kernels.cached_dilated_conv import layout
-from kernels.cached_dilated_conv.layout import StackWeights
+from kernels.cached_dilated_conv.layout import CELLS, StackWeights
 
 
 def _dot(a, b):
@@ -33,31 +34,79 @@ def _dot(a, b):
     return jax.lax.dot_general(a, b, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
 
 
-def _kernel(*refs, layers: int, past_taps: int, channels: int, width: int, groups: int, activation: str):
+def _elu(v):
+    """elu without expm1 (exp and select lower everywhere): v > 0 ? v : exp(v) - 1."""
+    return jnp.where(v > 0, v, jnp.exp(jnp.minimum(v, 0.0)) - 1.0)
+
+
+def _tap_product(value, weight_ref, layer, group, tap: int, channels: int, input_map: str):
+    """One tap's share of a pre-activation: f(value) [B, C] times its columns of weight_ref[layer, group] -> [B, R].
+    concat_elu is two products, elu(v) and elu(-v) against the two halves of the tap's 2C columns (no value is
+    concatenated or sliced in the kernel)."""
+    if input_map == "identity":
+        return _dot(value, weight_ref[layer, group, :, pl.ds(tap * channels, channels)])
+    start = 2 * tap * channels
+    positive = _dot(_elu(value), weight_ref[layer, group, :, pl.ds(start, channels)])
+    return positive + _dot(_elu(-value), weight_ref[layer, group, :, pl.ds(start + channels, channels)])
+
+
+def _conv(current, taps, past_ref, current_ref, bias_ref, layer, groups, channels, input_map, extra=None):
+    """A conv's pre-activation at this step, one [B, R] per group: past taps, the current input, the bias."""
+    out = []
+    for group in range(groups):
+        acc = _tap_product(current, current_ref, layer, group, 0, channels, input_map) + bias_ref[layer, group][None]
+        if extra is not None:
+            acc = acc + extra[layer, group]
+        for j, tap in enumerate(taps):
+            acc = acc + _tap_product(tap, past_ref, layer, group, j, channels, input_map)
+        out.append(acc)
+    return out
+
+
+def _kernel(*refs, layers: int, taps: int, channels: int, cell: str):
+    spec = CELLS[cell]
+    convs, input_map = spec.convs, spec.input_map
     read_ref, write_ref, x_ref, past_ref, current_ref, bias_ref, gate_bias_ref = refs[:7]
-    if activation == "gated":
-        residual_ref, residual_bias_ref, skip_ref, skip_bias_ref, cache_ref, out_ref, new_cache_ref = refs[7:]
+    cell_refs = refs[7 : 7 + len(CELL_WEIGHTS[cell])]
+    cache_ref, out_ref, new_cache_ref = refs[7 + len(CELL_WEIGHTS[cell]) :]
+    if cell == "gated":
+        residual_ref, residual_bias_ref, skip_ref, skip_bias_ref = cell_refs
+        width = residual_ref.shape[2]
         skip = skip_bias_ref[...][None, :].astype(jnp.float32)
-    else:
-        cache_ref, out_ref, new_cache_ref = refs[7:]
     x = x_ref[...].astype(jnp.float32)
+
+    def read(layer, conv):
+        first = (layer * convs + conv) * taps
+        return [cache_ref[read_ref[first + j]].astype(jnp.float32) for j in range(taps)]
+
+    def write(layer, conv, value):
+        new_cache_ref[write_ref[layer * convs + conv]] = value.astype(new_cache_ref.dtype)
+
     for layer in range(layers):
-        taps = [cache_ref[read_ref[layer * past_taps + j]].astype(jnp.float32) for j in range(past_taps)]
-        new_cache_ref[write_ref[layer]] = x.astype(new_cache_ref.dtype)
-        a = []
-        for group in range(groups):
-            acc = _dot(x, current_ref[layer, group]) + bias_ref[layer, group][None, :] + gate_bias_ref[layer, group]
-            for j, tap in enumerate(taps):
-                acc = acc + _dot(tap, past_ref[layer, group, :, pl.ds(j * channels, channels)])
-            a.append(acc)
-        if activation == "relu":
+        tap_rows = [read(layer, conv) for conv in range(convs)]  # every read of the layer before its writes
+        write(layer, 0, x)
+        a = _conv(
+            x, tap_rows[0], past_ref, current_ref, bias_ref, layer, spec.groups[0], channels, input_map, gate_bias_ref
+        )
+        if cell == "relu":
             x = jnp.maximum(a[0], 0.0)
+            continue
+        if cell == "gated_resnet":
+            out_past_ref, out_current_ref, out_bias_ref = cell_refs
+            hidden = a[0]
+            write(layer, 1, hidden)
+            a = _conv(hidden, tap_rows[1], out_past_ref, out_current_ref, out_bias_ref, layer, 2, channels, input_map)
+            x = x + a[0] * jax.nn.sigmoid(a[1])
+            out_ref[layer] = x.astype(out_ref.dtype)
             continue
         z = jnp.tanh(a[0]) * jax.nn.sigmoid(a[1])
         skip = skip + _dot(z, skip_ref[:, pl.ds(layer * width, width)])
         if layer + 1 < layers:
             x = x + _dot(z, residual_ref[layer]) + residual_bias_ref[layer][None, :]
-    out_ref[...] = (skip if activation == "gated" else x).astype(out_ref.dtype)
+    if cell == "gated":
+        out_ref[...] = skip.astype(out_ref.dtype)
+    elif cell == "relu":
+        out_ref[...] = x.astype(out_ref.dtype)
 
 
 def cached_dilated_conv_step_pallas(
@@ -68,7 +117,7 @@ def cached_dilated_conv_step_pallas(
     weights: StackWeights,
     gate_bias: jax.Array | None = None,
     *,
-    activation: str = "gated",
+    cell: str = "gated",
     interpret: bool | None = None,
     config: KernelConfig | None = None,
 ) -> tuple[jax.Array, jax.Array]:
@@ -80,7 +129,7 @@ def cached_dilated_conv_step_pallas(
     """
     launch = resolve_launch(interpret, config)
     if not launch.interpret and launch.platform == "gpu":
-        _check_gpu_tiles(weights, activation)
+        _check_gpu_tiles(weights, cell)
     batch = x.shape[0]
     padded = padded_batch(batch, launch.config)
     if padded != batch:
@@ -89,23 +138,24 @@ def cached_dilated_conv_step_pallas(
         cache = jnp.pad(cache, ((0, 0), (0, pad), (0, 0)))
         if gate_bias is not None:
             gate_bias = jnp.pad(gate_bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
-    out, cache = _launch(x, cache, read_slots, write_slots, weights, gate_bias, activation, launch)
+    out, cache = _launch(x, cache, read_slots, write_slots, weights, gate_bias, cell, launch)
     if padded != batch:
-        out, cache = out[:batch], cache[:, :batch]
+        out = out[:, :batch] if cell == "gated_resnet" else out[:batch]
+        cache = cache[:, :batch]
     return out, cache
 
 
-def gpu_tile_misfits(weights: StackWeights, activation: str) -> dict[str, int]:
+def gpu_tile_misfits(weights: StackWeights, cell: str) -> dict[str, int]:
     """The channel counts a GPU launch cannot tile: Triton tiles are powers of two, its dots need 16 per edge."""
-    _, _, width, channels = weights.current.shape
-    sizes = {"channels": channels, "R": width}
-    if activation == "gated":
+    _, _, width, inputs = weights.current.shape
+    sizes = {"channels": inputs // CELLS[cell].input_factor, "R": width}
+    if cell == "gated":
         sizes["skip channels"] = weights.skip.shape[0]
     return {name: n for name, n in sizes.items() if n < MIN_TILE["gpu"] or not is_power_of_two(n)}
 
 
-def _check_gpu_tiles(weights: StackWeights, activation: str) -> None:
-    bad = gpu_tile_misfits(weights, activation)
+def _check_gpu_tiles(weights: StackWeights, cell: str) -> None:
+    bad = gpu_tile_misfits(weights, cell)
     if bad:
         raise ValueError(f"on GPU the kernel needs powers of two >= 16, got {bad}; use impl='xla' for these sizes")
 
@@ -115,32 +165,31 @@ def padded_batch(batch: int, config: KernelConfig) -> int:
     return -(-batch // config.min_tile) * config.min_tile
 
 
-def _launch(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, activation, launch: Launch):
-    layers, groups, width, channels = weights.current.shape
-    past_taps = read_slots.shape[1]
+CELL_WEIGHTS = {  # the cell's own weight arrays, in the kernel's ref order after the common ones
+    "gated": ("residual", "residual_bias", "skip", "skip_bias"),
+    "relu": (),
+    "gated_resnet": ("out_past", "out_current", "out_bias"),
+}
+
+
+def _launch(x, cache, read_slots, write_slots, weights: StackWeights, gate_bias, cell: str, launch: Launch):
+    layers, groups, width, _ = weights.current.shape
     if gate_bias is None:
         gate_bias = jnp.zeros((layers, groups, x.shape[0], width), jnp.float32)
     inputs = [
         read_slots.reshape(-1).astype(jnp.int32),
-        write_slots.astype(jnp.int32),
+        write_slots.reshape(-1).astype(jnp.int32),
         x,
         weights.past,
         weights.current,
         weights.bias,
         gate_bias,
     ]
-    if activation == "gated":
-        inputs += [weights.residual, weights.residual_bias, weights.skip, weights.skip_bias]
+    inputs += [getattr(weights, name) for name in CELL_WEIGHTS[cell]]
     inputs.append(cache)
-    out_shape = layout.output_shape(x, weights, activation)
+    out_shape = layout.output_shape(x, weights, cell)
     kernel = functools.partial(
-        _kernel,
-        layers=layers,
-        past_taps=past_taps,
-        channels=channels,
-        width=width,
-        groups=groups,
-        activation=activation,
+        _kernel, layers=layers, taps=layout.past_taps(read_slots, cell), channels=x.shape[1], cell=cell
     )
     return pl.pallas_call(
         kernel,

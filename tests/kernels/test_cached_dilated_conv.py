@@ -1,14 +1,16 @@
-"""The cached dilated-conv step: the Pallas kernel (interpreted on CPU) against the XLA reference, the reference
-against a per-layer oracle written here, the small-batch products against einsum, and the shape errors."""
+"""The cached conv-stack step, every cell (WaveNet's gated and relu stacks on 1-D rings, PixelCNN++'s gated resnet
+blocks on 2-D pixel rings): the Pallas kernel (interpreted on CPU) against the XLA reference, the reference against
+a per-layer oracle written here, the small-batch products against einsum, and the shape errors."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from common.nn.cached_conv import RingLayout
+from common.nn.cached_conv import PixelRingLayout, RingLayout
 from kernels import backend
 from kernels.cached_dilated_conv import (
     KernelConfig,
@@ -21,7 +23,7 @@ from kernels.cached_dilated_conv import (
 from kernels.cached_dilated_conv import layout as stack_layout
 from tests.kernels.kernel_test_base import Case, KernelUnderTest, cases, triton_kernel_calls
 
-# (activation, kernel_size, dilations, batch, channels, R, skip channels, speaker conditioning)
+# (cell, kernel_size, dilations, batch, channels, R, skip channels, speaker conditioning)
 CASES = [
     ("gated", 2, (1, 2, 4, 8), 1, 8, 8, 16, False),
     ("gated", 3, (1, 3, 2), 3, 4, 6, 8, True),
@@ -32,12 +34,12 @@ CASES = [
 
 
 def stack_inputs(key, sizes, dtype=jnp.float32):
-    """sizes (activation, kernel_size, dilations, batch, channels, R, skip channels, conditioned) -> x, a cache full
+    """sizes (cell, kernel_size, dilations, batch, channels, R, skip channels, conditioned) -> x, a cache full
     of random past rows, weights scaled like a trained net's, gate_bias or None, and the ring slots of a random
     step (the arguments of the step, in order)."""
-    activation, kernel_size, dilations, batch, channels, width, skip_channels, condition = sizes
+    cell, kernel_size, dilations, batch, channels, width, skip_channels, condition = sizes
     ring = RingLayout(dilations, kernel_size)
-    groups = stack_layout.GROUPS[activation]
+    groups = stack_layout.CELLS[cell].groups[0]
     layers = ring.num_layers
     keys = iter(jax.random.split(key, 12))
 
@@ -50,7 +52,7 @@ def stack_inputs(key, sizes, dtype=jnp.float32):
         current=normal((layers, groups, width, channels), fan_in**-0.5),
         bias=normal((layers, groups, width), 0.1),
     )
-    if activation == "gated":
+    if cell == "gated":
         weights = weights._replace(
             residual=normal((layers, channels, width), width**-0.5),
             residual_bias=normal((layers, channels), 0.1),
@@ -68,17 +70,86 @@ def inputs(seed, *sizes):
     return stack_inputs(jax.random.PRNGKey(seed), sizes)
 
 
+# PixelCNN++'s gated resnet blocks: (image width, layers, batch, channels, with an aux input)
+RESNET_CASES = [(3, 2, 1, 4, True), (5, 3, 2, 8, False), (2, 1, 6, 4, True)]  # the last above SMALL_BATCH
+
+
+def resnet_inputs(key, sizes, dtype=jnp.float32):
+    """sizes (image width, layers, batch, channels, aux) -> the step's arguments at a random pixel of a random
+    image row: a cache of random rings (zero padding column kept), both convs' 2 x 2 kernels per layer in the
+    layout's split (concat_elu: 2C inputs per tap), the aux projection as gate_bias or None."""
+    width, layers, batch, channels, aux = sizes
+    rings = PixelRingLayout(width, layers, convs_per_layer=2)
+    keys = iter(jax.random.split(key, 10))
+
+    def normal(shape, scale=1.0):
+        return (jax.random.normal(next(keys), shape, jnp.float32) * scale).astype(dtype)
+
+    fan_in = 4 * 2 * channels
+    weights = StackWeights(
+        past=normal((layers, 1, channels, 3 * 2 * channels), fan_in**-0.5),
+        current=normal((layers, 1, channels, 2 * channels), fan_in**-0.5),
+        bias=normal((layers, 1, channels), 0.1),
+        out_past=normal((layers, 2, channels, 3 * 2 * channels), fan_in**-0.5),
+        out_current=normal((layers, 2, channels, 2 * channels), fan_in**-0.5),
+        out_bias=normal((layers, 2, channels), 0.1),
+    )
+    row, col = (int(v) for v in jax.random.randint(next(keys), (2,), 0, jnp.array([7, width])))
+    cache = normal((rings.num_slots, batch, channels)).reshape(-1, 2, width + 1, batch, channels)
+    cache = cache.at[:, :, 0].set(0.0).reshape(rings.num_slots, batch, channels)  # the left padding column
+    gate_bias = normal((layers, 1, batch, channels), 0.5) if aux else None
+    x = normal((batch, channels))
+    return x, cache, rings.read_slots(row, col), rings.write_slots(row, col), weights, gate_bias
+
+
+RESNET = KernelUnderTest(
+    reference=cached_dilated_conv_step_reference,
+    pallas=cached_dilated_conv_step_pallas,
+    make_inputs=resnet_inputs,
+    static=lambda sizes: {"cell": "gated_resnet"},
+    tolerance={"float32": (1e-5, 1e-5)},
+    differentiable=False,
+)
+
+
+def resnet_oracle(x, cache, read_slots, write_slots, weights, gate_bias):
+    """PixelCNN++'s block at one pixel in numpy: each conv as one matmul of its whole 2 x 2 window (past taps then
+    the current input) after concat_elu; h = conv_in + aux, out = x + a * sigmoid(b). Every layer's output."""
+    x, cache = np.asarray(x, np.float64), np.array(cache, np.float64)
+    w = {k: None if v is None else np.asarray(v, np.float64) for k, v in weights._asdict().items()}
+
+    def concat_elu(v):
+        v = np.concatenate([v, -v], axis=-1)
+        return np.where(v > 0, v, np.expm1(np.minimum(v, 0)))
+
+    def conv(slots, current, past, now, bias):  # -> [G, B, R]
+        window = np.concatenate([concat_elu(cache[s]) for s in np.asarray(slots)] + [concat_elu(current)], axis=1)
+        return np.einsum("bi,gri->gbr", window, np.concatenate([past, now], axis=2)) + bias[:, None, :]
+
+    new_cache, outputs = cache.copy(), []
+    for layer in range(read_slots.shape[0]):
+        slots = np.asarray(read_slots[layer]).reshape(2, 3)
+        hidden = conv(slots[0], x, w["past"][layer], w["current"][layer], w["bias"][layer])[0]
+        if gate_bias is not None:
+            hidden = hidden + np.asarray(gate_bias[layer, 0], np.float64)
+        a, b = conv(slots[1], hidden, w["out_past"][layer], w["out_current"][layer], w["out_bias"][layer])
+        new_cache[int(write_slots[layer, 0])], new_cache[int(write_slots[layer, 1])] = x, hidden
+        x = x + a / (1.0 + np.exp(-b))
+        outputs.append(x)
+    return np.stack(outputs), new_cache
+
+
 STACK = KernelUnderTest(
     reference=cached_dilated_conv_step_reference,
     pallas=cached_dilated_conv_step_pallas,
     make_inputs=stack_inputs,
-    static=lambda sizes: {"activation": sizes[0]},
+    static=lambda sizes: {"cell": sizes[0]},
     tolerance={"float32": (1e-5, 1e-5)},
     differentiable=False,  # a generation step: no VJP
 )
 
 
-def oracle_step(x, cache, read_slots, write_slots, weights, gate_bias, activation):
+def oracle_step(x, cache, read_slots, write_slots, weights, gate_bias, cell):
     """Layer by layer in numpy: gather the layer's taps, one matmul with the whole [k*C] kernel, then the unit.
 
     Shares no code with the package: the taps are concatenated (oldest first) instead of split past/current.
@@ -94,18 +165,18 @@ def oracle_step(x, cache, read_slots, write_slots, weights, gate_bias, activatio
         if gate_bias is not None:
             a = a + np.asarray(gate_bias[layer], np.float64)
         new_cache[int(write_slots[layer])] = x
-        if activation == "relu":
+        if cell == "relu":
             x = np.maximum(a[0], 0.0)
             continue
         z = np.tanh(a[0]) / (1.0 + np.exp(-a[1]))
         skip = skip + z @ w["skip"][:, layer * width : (layer + 1) * width].T
         x = x + z @ w["residual"][layer].T + w["residual_bias"][layer]
-    out = skip + w["skip_bias"] if activation == "gated" else x
+    out = skip + w["skip_bias"] if cell == "gated" else x
     return out, new_cache
 
 
-def reference_step(args, activation):
-    return jax.jit(lambda *a: cached_dilated_conv_step_reference(*a, activation=activation))(*args)
+def reference_step(args, cell):
+    return jax.jit(lambda *a: cached_dilated_conv_step_reference(*a, cell=cell))(*args)
 
 
 def assert_cache_updated(kernel_cache, reference_cache, old_cache, write_slots):
@@ -119,10 +190,10 @@ def assert_cache_updated(kernel_cache, reference_cache, old_cache, write_slots):
 
 @pytest.mark.parametrize("case", cases(CASES))
 def test_reference_matches_per_layer_oracle(case: Case):
-    activation = case.sizes[0]
+    cell = case.sizes[0]
     args = STACK.inputs(case)
-    out, cache = reference_step(args, activation)
-    expected_out, expected_cache = oracle_step(*args, activation)
+    out, cache = reference_step(args, cell)
+    expected_out, expected_cache = oracle_step(*args, cell)
     np.testing.assert_allclose(out, expected_out, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(cache, expected_cache, atol=1e-5, rtol=1e-5)
 
@@ -132,6 +203,28 @@ def test_pallas_interpret_matches_reference(case: Case):
     result = STACK.check_pallas_against_reference(case)
     (_, kernel_cache), (_, cache) = result.actual, result.expected
     assert_cache_updated(kernel_cache, cache, result.inputs[1], result.inputs[3])
+
+
+@pytest.mark.parametrize("case", cases(RESNET_CASES))
+def test_gated_resnet_reference_matches_block_oracle(case: Case):
+    args = RESNET.inputs(case)
+    out, cache = reference_step(args, "gated_resnet")
+    expected_out, expected_cache = resnet_oracle(*args)
+    np.testing.assert_allclose(out, expected_out, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(cache, expected_cache, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", cases(RESNET_CASES))
+def test_gated_resnet_pallas_interpret_matches_reference(case: Case):
+    result = RESNET.check_pallas_against_reference(case)
+    (_, kernel_cache), (_, cache) = result.actual, result.expected
+    assert_cache_updated(kernel_cache, cache, result.inputs[1], result.inputs[3])
+
+
+def test_gated_resnet_pads_the_batch_to_its_tile():
+    result = RESNET.check_pallas_against_reference(Case((3, 2, 3, 4, True), config=KernelConfig(min_tile=4)))
+    (kernel_out, _), (out, _) = result.actual, result.expected
+    assert kernel_out.shape == out.shape == (2, 3, 4)
 
 
 def test_pallas_pads_the_batch_to_its_tile():
@@ -145,7 +238,7 @@ def test_pallas_pads_the_batch_to_its_tile():
 @pytest.mark.parametrize("impl", ["xla", "pallas", "auto"])
 def test_public_function_dispatches_every_impl(impl):
     args = inputs(5, "relu", 2, (1, 2), 2, 4, 4, 0, False)
-    out, cache = jax.jit(lambda *a: cached_dilated_conv_step(*a, activation="relu", impl=impl))(*args)
+    out, cache = jax.jit(lambda *a: cached_dilated_conv_step(*a, cell="relu", impl=impl))(*args)
     expected_out, expected_cache = oracle_step(*args, "relu")
     np.testing.assert_allclose(out, expected_out, atol=1e-5)
     np.testing.assert_allclose(cache, expected_cache, atol=1e-5)
@@ -171,7 +264,7 @@ def _replace(args, index, value):
 BAD_INPUTS = [
     (lambda a: _replace(a, 0, a[0][:, :-1]), "cache must be [slots, 3, 3]"),
     (lambda a: _replace(a, 0, a[0][0]), "x must be [batch, channels]"),
-    (lambda a: _replace(a, 2, a[2][:-1]), "read_slots must be [3 layers, taps - 1]"),
+    (lambda a: _replace(a, 2, a[2][:-1]), "read_slots must be [3 layers, 1 * (taps - 1)]"),
     (lambda a: _replace(a, 3, a[3][:-1]), "write_slots must have shape (3,)"),
     (lambda a: _replace(a, 3, a[3].astype(jnp.float32)), "write_slots must hold integers, got float32"),
     (lambda a: _replace(a, 5, a[5][:, :1]), "gate_bias must have shape (3, 2, 3, 6)"),
@@ -191,22 +284,40 @@ BAD_INPUTS = [
 def test_wrong_shapes_raise_clear_errors(corrupt, message, impl):
     args = corrupt(inputs(0, "gated", 3, (1, 2, 3), 3, 4, 6, 8, True))
     args[0] = args[0][:, :3] if message.startswith("cache must be") else args[0]
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-        cached_dilated_conv_step(*args, activation="gated", impl=impl)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cached_dilated_conv_step(*args, cell="gated", impl=impl)
+
+
+def test_gated_resnet_inputs_that_do_not_fit_raise_clear_errors():
+    args = list(resnet_inputs(jax.random.PRNGKey(0), RESNET_CASES[0]))
+    with pytest.raises(ValueError, match=re.escape("write_slots must have shape (2, 2)")):
+        cached_dilated_conv_step(*_replace(args, 3, args[3][:, 0]), cell="gated_resnet")
+    with pytest.raises(ValueError, match="a gated_resnet stack needs its second conv"):
+        cached_dilated_conv_step(*_replace(args, 4, args[4]._replace(out_current=None)), cell="gated_resnet")
+    with pytest.raises(ValueError, match=re.escape("weights.current must have shape (2, 1, 4, 8)")):
+        narrow = args[4]._replace(current=args[4].current[..., :4])
+        cached_dilated_conv_step(*_replace(args, 4, narrow), cell="gated_resnet")
 
 
 def test_bad_names_and_configs_list_the_valid_choices():
     args = inputs(0, "relu", 2, (1,), 1, 4, 4, 0, False)
     with pytest.raises(ValueError, match="unknown impl 'cuda'; valid choices: xla, pallas, auto"):
-        cached_dilated_conv_step(*args, activation="relu", impl="cuda")
-    with pytest.raises(ValueError, match="unknown activation 'tanh'; valid choices: gated, relu"):
-        cached_dilated_conv_step(*args, activation="tanh")
-    with pytest.raises(ValueError, match="activation 'gated' needs 2 groups, weights have 1"):
-        cached_dilated_conv_step(*args, activation="gated")
+        cached_dilated_conv_step(*args, cell="relu", impl="cuda")
+    with pytest.raises(ValueError, match="unknown cell 'tanh'; valid choices: gated, relu, gated_resnet"):
+        cached_dilated_conv_step(*args, cell="tanh")
+    with pytest.raises(ValueError, match="cell 'gated' needs 2 groups, weights have 1"):
+        cached_dilated_conv_step(*args, cell="gated")
     with pytest.raises(ValueError, match="unknown num_warps 3; valid choices"):
         KernelConfig(num_warps=3)
     with pytest.raises(ValueError, match="min_tile must be a power of two, got 0"):
         KernelConfig(min_tile=0)
+
+
+def any_inputs(seed, case):
+    """A case of either list: ("gated_resnet", *RESNET_CASES sizes) or a CASES tuple."""
+    if case[0] == "gated_resnet":
+        return resnet_inputs(jax.random.PRNGKey(seed), case[1:])
+    return inputs(seed, *case)
 
 
 # GPU tiles: powers of two >= 16 (the batch is padded to 16 rows by the kernel's launch).
@@ -214,41 +325,49 @@ HARDWARE_CASES = [
     ("gated", 2, (1, 2, 4, 8), 1, 64, 64, 128, False),
     ("gated", 3, (1, 3, 2), 3, 16, 32, 16, True),
     ("relu", 2, (1, 2, 4, 1), 2, 128, 128, 0, False),
+    ("gated_resnet", 16, 5, 4, 32, True),
 ]
 
 
-def test_kernel_lowers_to_triton_for_a_gpu(monkeypatch):
+@pytest.mark.parametrize("case", [HARDWARE_CASES[0], HARDWARE_CASES[-1]], ids=["gated", "gated_resnet"])
+def test_kernel_lowers_to_triton_for_a_gpu(monkeypatch, case):
     """On a pretended GPU the step takes its GPU launch (batch padded to 16, Triton params) and lowers, on CPU
     (`triton_kernel_calls`), to one Triton kernel: the whole stack in one program."""
     monkeypatch.setattr(backend, "accelerator", lambda: "gpu")
-    activation = HARDWARE_CASES[0][0]
-    args = inputs(13, *HARDWARE_CASES[0])
-    assert triton_kernel_calls(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation), *args) == 1
+    args = any_inputs(13, case)
+    assert triton_kernel_calls(lambda *a: cached_dilated_conv_step_pallas(*a, cell=case[0]), *args) == 1
 
 
 @pytest.mark.hardware
 @pytest.mark.skipif(backend.accelerator() is None, reason="needs a GPU or TPU")
 @pytest.mark.parametrize("case", HARDWARE_CASES)
 def test_compiled_kernel_matches_reference_on_hardware(case):
-    activation = case[0]
-    args = inputs(13, *case)
-    out, cache = reference_step(args, activation)
-    kernel_out, kernel_cache = jax.jit(lambda *a: cached_dilated_conv_step_pallas(*a, activation=activation))(*args)
+    cell = case[0]
+    args = any_inputs(13, case)
+    out, cache = reference_step(args, cell)
+    kernel_out, kernel_cache = jax.jit(lambda *a: cached_dilated_conv_step_pallas(*a, cell=cell))(*args)
     np.testing.assert_allclose(kernel_out, out, atol=2e-2, rtol=2e-2)  # TF32 dots on GPU
     np.testing.assert_allclose(kernel_cache, cache, atol=0)
 
 
 @pytest.mark.parametrize(
-    "case", [CASES[1], ("gated", 2, (1, 2), 8, 8, 4, 16, False), ("relu", 4, (2, 1), 5, 4, 4, 0, True)]
+    "case",
+    [
+        CASES[1],
+        ("gated", 2, (1, 2), 8, 8, 4, 16, False),
+        ("relu", 4, (2, 1), 5, 4, 4, 0, True),
+        ("gated_resnet", *RESNET_CASES[-1]),
+    ],
 )
 def test_step_cost_counts_the_reference_matmuls_and_the_minimum_bytes(case):
     """FLOPs: what common.nn.counting reads off the XLA path's jaxpr at a batch above SMALL_BATCH (every product
     a dot); bytes: each weight, x, gate_bias, the past rows once, plus the written rows and the output."""
     counting = pytest.importorskip("common.nn.counting")
-    activation, _, _, batch, channels, *_ = case
-    x, cache, read_slots, write_slots, weights, gate_bias = inputs(3, *case)
-    bytes_, flops = stack_layout.step_cost(x, cache, read_slots, weights, gate_bias, activation)
-    reference = functools.partial(cached_dilated_conv_step_reference, activation=activation)
+    cell = case[0]
+    x, cache, read_slots, write_slots, weights, gate_bias = any_inputs(3, case)
+    batch, channels = x.shape
+    bytes_, flops = stack_layout.step_cost(x, cache, read_slots, weights, gate_bias, cell)
+    reference = functools.partial(cached_dilated_conv_step_reference, cell=cell)
     if batch > stack_layout.SMALL_BATCH:
         assert flops == counting.count_flops(reference, x, cache, read_slots, write_slots, weights, gate_bias)
     arrays = [w for w in weights if w is not None] + ([gate_bias] if gate_bias is not None else [])
@@ -260,12 +379,14 @@ def test_step_cost_counts_the_reference_matmuls_and_the_minimum_bytes(case):
 
 @pytest.mark.long
 @pytest.mark.slow
-def test_gpu_benchmark_runs_quick_on_cpu(tmp_path):
-    """The GPU benchmark's --quick run on CPU: both impls at batch 1 and 4, agreeing, and its goal line."""
+@pytest.mark.parametrize("cell", ["gated", "gated_resnet"])
+def test_gpu_benchmark_runs_quick_on_cpu(tmp_path, cell):
+    """The GPU benchmark's --quick run on CPU, for each model's cell: both impls at batch 1 and 4, agreeing, and
+    its goal line."""
     from tests.helpers import run_module
 
     output = tmp_path / "conv.md"
-    run_module("benchmarks.cached_dilated_conv_gpu", "--quick", "--output", str(output), timeout=300)
+    run_module("benchmarks.cached_dilated_conv_gpu", "--quick", "--cell", cell, "--output", str(output), timeout=300)
     text = output.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 4 |")]
     assert len(rows) == 4 and sum("pallas (interpret)" in row for row in rows) == 2, text
