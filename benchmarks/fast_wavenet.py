@@ -117,7 +117,13 @@ def markdown() -> str:
         "batch, chained in one compiled loop; the fraction is model FLOPs per sample x samples/s of the faster "
         "step over that rate. "
         f"The PyTorch peer is wavenet_vocoder's incremental step ({torch_version}), run as a subprocess right "
-        "after each batch's JAX timings. `python -m papers.fast_wavenet.bench --scaling`.\n"
+        "after each batch's JAX timings. `python -m papers.fast_wavenet.bench --scaling`.\n\n"
+        "Where the faster step's CPU time goes (same run, microseconds per step): each part timed alone in its "
+        "own compiled loop at that batch: the layers' products (as the matmul rate chains them), the cache's "
+        "reads and writes (every layer's past taps read, every layer's input written back), and sampling "
+        "(Gumbel noise for [B, 256] and the argmax); the rest is what the step costs beyond their sum "
+        "(elementwise work, the head, per-operation overhead).\n\n"
+        f"{bench.profile_table(scaling_rows)}\n"
     )
     report.replace_block(README, "bench", body.replace("IMAGE", "../../" + PLOT))
     return "## Fast WaveNet generation: naive vs cached (CPU)\n\n" + body.replace("IMAGE", PLOT.removeprefix("docs/"))

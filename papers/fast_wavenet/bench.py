@@ -29,8 +29,9 @@ step), beside
 like the layers, in one compiled loop) and the fraction of it that generation reaches (model FLOPs per sample x
 samples/s), and (2) the PyTorch incremental step users run today (benchmarks/torch_wavenet_incremental.py, run
 in its own environment as a subprocess: REPRISE_TORCH_PYTHON, default .venv-torch/bin/python; without it the
-torch columns are empty). --cores=0 pins this process (and the torch subprocess) to those cores before JAX starts
-its thread pools.
+torch columns are empty), and (3) a profile of the step (`step_profile`: the products, the cache reads and
+writes, and the sampling, each timed alone at that batch). --cores=0 pins this process (and the torch
+subprocess) to those cores before JAX starts its thread pools.
 """
 
 import dataclasses
@@ -50,7 +51,8 @@ from flax import nnx
 
 from common import app, report, results
 from common.errors import ConfigError
-from common.nn import wavenet
+from common.nn import cached_conv, wavenet
+from kernels.cached_dilated_conv.reference import read_rows
 
 DEMO_LAYERS = tuple(range(1, 15))
 NAIVE_POSITIONS = 2**16  # naive samples per configuration: about this many positions of work, divided by the field
@@ -291,26 +293,68 @@ def flops_per_sample(model: wavenet.WaveNet) -> int:
     return 2 * sum(int(np.prod(m.shape)) for m in matrices)
 
 
+def chained_products(weights: wavenet.FusedWeights, channels: int, x: jax.Array) -> jax.Array:
+    """Every layer's products at this batch, x [B, C]: [B, k*C] x [k*C, 2R] and [B, R] x [R, C+S], chained through
+    a cheap elementwise step so that no product can be skipped or hoisted."""
+    for taps, outputs in zip(weights.taps, weights.outputs, strict=True):
+        a = jnp.concatenate([x] * (taps.shape[0] // channels), axis=-1) @ taps
+        x = x + 0.01 * (a[:, :channels] @ outputs)[:, :channels]
+    return x
+
+
 def matmul_rate(model: wavenet.WaveNet, batch: int, repeats: int) -> tuple[float, float]:
-    """(wall, CPU-time) FLOP/s of plain jnp matmuls of the model's product shapes at this batch: per layer
-    [B, k*C] x [k*C, 2R] and [B, R] x [R, C+S], chained through a cheap elementwise step, MATMUL_STEPS times in
-    one compiled loop: what this machine's XLA reaches on exactly these products, nothing else."""
+    """(wall, CPU-time) FLOP/s of plain jnp matmuls of the model's product shapes at this batch
+    (`chained_products`), MATMUL_STEPS times in one compiled loop: what this machine's XLA reaches on exactly these
+    products, nothing else."""
     weights = wavenet.fused_weights(model)
     c = model.channels
 
     def chain(x):
-        def body(_, x):
-            for taps, outputs in zip(weights.taps, weights.outputs, strict=True):
-                a = jnp.concatenate([x] * (taps.shape[0] // c), axis=-1) @ taps
-                x = x + 0.01 * (a[:, :c] @ outputs)[:, :c]
-            return x
-
-        return jax.lax.fori_loop(0, MATMUL_STEPS, body, x)
+        return jax.lax.fori_loop(0, MATMUL_STEPS, lambda _, x: chained_products(weights, c, x), x)
 
     run = jax.jit(chain).lower(jnp.ones((batch, c))).compile()
     wall, cpu, _ = time_generator(lambda _: run(jnp.ones((batch, c))), repeats)
     flops = MATMUL_STEPS * batch * 2 * (int(np.prod(weights.taps.shape)) + int(np.prod(weights.outputs.shape)))
     return flops / wall, flops / cpu
+
+
+def loop_cpu_seconds(body, carry, repeats: int) -> float:
+    """CPU seconds per iteration of `body(t, carry) -> carry` run MATMUL_STEPS times in one compiled loop."""
+    run = jax.jit(lambda carry: jax.lax.fori_loop(0, MATMUL_STEPS, body, carry)).lower(carry).compile()
+    _, cpu, _ = time_generator(lambda _: run(carry), repeats)
+    return cpu / MATMUL_STEPS
+
+
+def step_profile(model: wavenet.WaveNet, batch: int, repeats: int) -> dict[str, float]:
+    """CPU microseconds per generation step of each part of the cached step, each timed alone in its own compiled
+    loop at this batch: "matmuls" (the layers' products, as `matmul_rate` chains them), "cache" (reading every
+    layer's past taps from the ring cache and writing every layer's input back, as the fused step does) and
+    "sampling" (Gumbel noise for [B, classes] and the argmax). What the whole step costs beyond their sum is the
+    rest: elementwise work, the head and the loop's per-operation overhead."""
+    weights = wavenet.fused_weights(model)
+    ring, c = model.ring, model.channels
+    ones = jnp.ones((batch, c))
+
+    def products(_, x):
+        return chained_products(weights, c, x)
+
+    def cache_traffic(t, cache):
+        taps = jax.lax.optimization_barrier(read_rows(cache, ring.read_slots(t)))
+        written = taps.reshape(ring.num_layers, -1, batch, c)[:, 0] + 1.0  # [L, B, C], one per layer
+        return cache.at[ring.write_slots(t)].set(written, mode="promise_in_bounds", unique_indices=True)
+
+    def sampling(t, logits):
+        noise = jax.random.gumbel(jax.random.fold_in(jax.random.key(0), t), logits.shape)
+        codes = jnp.argmax(logits + noise, axis=-1)
+        return logits + 1e-3 * codes[:, None]
+
+    cache = cached_conv.init_cache(ring, batch, c)
+    logits = jnp.zeros((batch, model.num_classes))
+    return {
+        "matmuls": 1e6 * loop_cpu_seconds(products, ones, repeats),
+        "cache": 1e6 * loop_cpu_seconds(cache_traffic, cache, repeats),
+        "sampling": 1e6 * loop_cpu_seconds(sampling, logits, repeats),
+    }
 
 
 def torch_rates(batches, python: str = TORCH_PYTHON) -> dict[int, dict] | None:
@@ -344,6 +388,8 @@ def scaling(*, batches=SCALING_BATCHES, impls=SCALING_IMPLS, repeats: int = 2, o
         row["best_impl"] = best
         row["matmul_fraction"] = flops * row[f"{best}_samples_per_s"] / row["matmul_flops_per_s"]
         row["matmul_cpu_fraction"] = flops * row[f"{best}_cpu_samples_per_s"] / row["matmul_cpu_flops_per_s"]
+        row["step_cpu_us"] = 1e6 * batch / row[f"{best}_cpu_samples_per_s"]
+        row.update({f"{part}_cpu_us": us for part, us in step_profile(model, batch, repeats).items()})
         torch = torch_rates((batch,))
         row["torch_samples_per_s"] = None if torch is None else torch[batch]["samples_per_s"]
         row["torch_cpu_samples_per_s"] = None if torch is None else torch[batch]["cpu_samples_per_s"]
@@ -373,6 +419,21 @@ def scaling_table(rows: list[dict], impls=SCALING_IMPLS) -> str:
         line.append(f"{rate(row['torch_samples_per_s'])} ({rate(row['torch_cpu_samples_per_s'])})")
         line.append("n/a" if row["torch_samples_per_s"] is None else f"{best / row['torch_samples_per_s']:.1f}x")
         body.append(line)
+    return report.markdown_table(header, body)
+
+
+PROFILE_PARTS = ("matmuls", "cache", "sampling")
+
+
+def profile_table(rows: list[dict]) -> str:
+    """Where the best cached step's CPU time goes at each batch (`step_profile`), in microseconds per step."""
+    header = ["batch", "best step (us)", *(f"{part} (us)" for part in PROFILE_PARTS), "rest (us)"]
+    header += [f"{part} share" for part in PROFILE_PARTS]
+    body = []
+    for row in rows:
+        step, parts = row["step_cpu_us"], [row[f"{part}_cpu_us"] for part in PROFILE_PARTS]
+        line = [row["batch"], f"{step:,.0f}", *(f"{us:,.0f}" for us in parts), f"{step - sum(parts):,.0f}"]
+        body.append(line + [f"{us / step:.0%}" for us in parts])
     return report.markdown_table(header, body)
 
 
@@ -409,6 +470,7 @@ def main(argv) -> None:
         rows = scaling(repeats=FLAGS.repeats, on_result=emit)
         if not FLAGS.json:
             print(scaling_table(rows))
+            print(f"\n{profile_table(rows)}")
             print(f"\ncores: {sorted(os.sched_getaffinity(0))}; {report.machine_description()}")
         return
     demo_layers = [int(n) for n in FLAGS.demo_layers] if FLAGS.demo_layers else None

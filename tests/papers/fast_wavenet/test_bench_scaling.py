@@ -43,3 +43,16 @@ def test_scaling_goals_name_what_is_met_and_what_falls():
     assert section.scaling_goals(rows).splitlines()[3].endswith("not measured (no torch environment)")
     table = bench.scaling_table(rows)
     assert "| 64 | 25,000 (37,500) | 26,000 (39,000) | 50.0 (50.0) | 52% (78%) | 9,000 (9,000) | 2.9x |" in table
+
+
+def test_profile_table_splits_the_step_into_its_timed_parts_and_the_rest():
+    row = {"batch": 64, "step_cpu_us": 4000.0, "matmuls_cpu_us": 2000.0, "cache_cpu_us": 600.0}
+    row["sampling_cpu_us"] = 400.0
+    assert "| 64 | 4,000 | 2,000 | 600 | 400 | 1,000 | 50% | 15% | 10% |" in bench.profile_table([row])
+
+
+def test_step_profile_times_each_part_of_a_small_stack():
+    model = bench.BenchConfig("tiny", "gated", 1, 3, 8, 16, 1).build()
+    profile = bench.step_profile(model, batch=2, repeats=1)
+    assert set(profile) == set(bench.PROFILE_PARTS)
+    assert all(us > 0 for us in profile.values())
