@@ -112,3 +112,27 @@ def test_raster_loop_visits_positions_in_order_and_feeds_each_sample_back(with_r
         want_samples.append(last)
     np.testing.assert_array_equal(params, want_params)
     np.testing.assert_array_equal(samples, want_samples)
+
+
+def test_pixel_ring_layout_keeps_reads_and_writes_apart_and_the_padding_column_zero():
+    """Over every pixel of a 3 x 4 image: no conv reads a row any conv writes at that pixel (the step kernel's
+    contract), column 0 of each ring (the left padding) is never written, and a tap at (r, c) reads the row that
+    pixel (r - 1, c - 1), (r - 1, c) or (r, c - 1) was written to (or a padding row off the image)."""
+    height, width, layers, convs = 3, 4, 2, 2
+    rings = cached_conv.PixelRingLayout(width, layers, convs)
+    written_at = {}
+    padding = {int(s) for s in np.arange(rings.num_slots) if s % (width + 1) == 0}
+    for row in range(height):
+        for col in range(width):
+            reads, writes = np.asarray(rings.read_slots(row, col)), np.asarray(rings.write_slots(row, col))
+            assert reads.shape == (layers, 3 * convs) and writes.shape == (layers, convs)
+            assert not set(reads.ravel()) & set(writes.ravel()) and not set(writes.ravel()) & padding
+            first_conv_taps = np.split(reads, 3 * convs, axis=1)[:3]
+            for (dr, dc), taps in zip([(-1, -1), (-1, 0), (0, -1)], first_conv_taps, strict=True):
+                source = (row + dr, col + dc)
+                expected = written_at.get(source) if min(source) >= 0 else None
+                if expected is None:  # off the image: the padding column, or row -1 (zeros, never written yet)
+                    assert col + dc < 0 or row + dr < 0
+                else:
+                    np.testing.assert_array_equal(taps[:, 0], expected)
+            written_at[(row, col)] = writes[:, 0]
