@@ -314,8 +314,13 @@ def matmul_rate(model: wavenet.WaveNet, batch: int, repeats: int) -> tuple[float
 
     run = jax.jit(chain).lower(jnp.ones((batch, c))).compile()
     wall, cpu, _ = time_generator(lambda _: run(jnp.ones((batch, c))), repeats)
-    flops = MATMUL_STEPS * batch * 2 * (int(np.prod(weights.taps.shape)) + int(np.prod(weights.outputs.shape)))
+    flops = MATMUL_STEPS * product_flops_per_step(weights, batch)
     return flops / wall, flops / cpu
+
+
+def product_flops_per_step(weights: wavenet.FusedWeights, batch: int) -> int:
+    """FLOPs of one step of `chained_products` at this batch (2 per multiply-add)."""
+    return batch * 2 * (int(np.prod(weights.taps.shape)) + int(np.prod(weights.outputs.shape)))
 
 
 def loop_cpu_seconds(body, carry, repeats: int) -> float:
@@ -325,18 +330,13 @@ def loop_cpu_seconds(body, carry, repeats: int) -> float:
     return cpu / MATMUL_STEPS
 
 
-def step_profile(model: wavenet.WaveNet, batch: int, repeats: int) -> dict[str, float]:
-    """CPU microseconds per generation step of each part of the cached step, each timed alone in its own compiled
-    loop at this batch: "matmuls" (the layers' products, as `matmul_rate` chains them), "cache" (reading every
-    layer's past taps from the ring cache and writing every layer's input back, as the fused step does) and
-    "sampling" (Gumbel noise for [B, classes] and the argmax). What the whole step costs beyond their sum is the
-    rest: elementwise work, the head and the loop's per-operation overhead."""
-    weights = wavenet.fused_weights(model)
+def step_profile(model: wavenet.WaveNet, batch: int, repeats: int, matmul_cpu_flops_per_s: float) -> dict[str, float]:
+    """CPU microseconds per generation step of each part of the cached step at this batch: "matmuls" (the layers'
+    products, read off `matmul_rate`'s CPU-time rate, which times exactly them), and, each timed alone in its own
+    compiled loop, "cache" (reading every layer's past taps from the ring cache and writing every layer's input
+    back, as the fused step does) and "sampling" (Gumbel noise for [B, classes] and the argmax). What the whole
+    step costs beyond their sum is the rest: elementwise work, the head and the loop's per-operation overhead."""
     ring, c = model.ring, model.channels
-    ones = jnp.ones((batch, c))
-
-    def products(_, x):
-        return chained_products(weights, c, x)
 
     def cache_traffic(t, cache):
         taps = jax.lax.optimization_barrier(read_rows(cache, ring.read_slots(t)))
@@ -350,8 +350,9 @@ def step_profile(model: wavenet.WaveNet, batch: int, repeats: int) -> dict[str, 
 
     cache = cached_conv.init_cache(ring, batch, c)
     logits = jnp.zeros((batch, model.num_classes))
+    products = product_flops_per_step(wavenet.fused_weights(model), batch)
     return {
-        "matmuls": 1e6 * loop_cpu_seconds(products, ones, repeats),
+        "matmuls": 1e6 * products / matmul_cpu_flops_per_s,
         "cache": 1e6 * loop_cpu_seconds(cache_traffic, cache, repeats),
         "sampling": 1e6 * loop_cpu_seconds(sampling, logits, repeats),
     }
@@ -389,7 +390,8 @@ def scaling(*, batches=SCALING_BATCHES, impls=SCALING_IMPLS, repeats: int = 2, o
         row["matmul_fraction"] = flops * row[f"{best}_samples_per_s"] / row["matmul_flops_per_s"]
         row["matmul_cpu_fraction"] = flops * row[f"{best}_cpu_samples_per_s"] / row["matmul_cpu_flops_per_s"]
         row["step_cpu_us"] = 1e6 * batch / row[f"{best}_cpu_samples_per_s"]
-        row.update({f"{part}_cpu_us": us for part, us in step_profile(model, batch, repeats).items()})
+        profile = step_profile(model, batch, repeats, row["matmul_cpu_flops_per_s"])
+        row.update({f"{part}_cpu_us": us for part, us in profile.items()})
         torch = torch_rates((batch,))
         row["torch_samples_per_s"] = None if torch is None else torch[batch]["samples_per_s"]
         row["torch_cpu_samples_per_s"] = None if torch is None else torch[batch]["cpu_samples_per_s"]

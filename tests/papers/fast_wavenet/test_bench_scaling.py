@@ -1,5 +1,7 @@
 """The batch-scaling benchmark's arithmetic and goal lines, on rows whose outcome is known (no timing)."""
 
+import pytest
+
 from benchmarks import fast_wavenet as section
 from papers.fast_wavenet import bench
 
@@ -53,6 +55,9 @@ def test_profile_table_splits_the_step_into_its_timed_parts_and_the_rest():
 
 def test_step_profile_times_each_part_of_a_small_stack():
     model = bench.BenchConfig("tiny", "gated", 1, 3, 8, 16, 1).build()
-    profile = bench.step_profile(model, batch=2, repeats=1)
+    weights = bench.wavenet.fused_weights(model)
+    profile = bench.step_profile(model, batch=2, repeats=1, matmul_cpu_flops_per_s=1e9)
     assert set(profile) == set(bench.PROFILE_PARTS)
     assert all(us > 0 for us in profile.values())
+    # the products' share is their FLOPs at the measured matmul rate: 2 per multiply-add of both products per layer
+    assert profile["matmuls"] == pytest.approx(1e6 * 2 * 2 * (weights.taps.size + weights.outputs.size) / 1e9)
