@@ -153,6 +153,11 @@ def output_shape(x, weights: StackWeights, cell: str) -> tuple[int, ...]:
     return (weights.current.shape[0], *x.shape) if cell == "gated_resnet" else tuple(x.shape)
 
 
+def first_rows(out: jax.Array, batch: int, cell: str) -> jax.Array:
+    """A step's output (`output_shape`) cut to its first `batch` rows along its batch axis (the padded rows off)."""
+    return out[:, :batch] if cell == "gated_resnet" else out[:batch]
+
+
 def step_cost(x, cache, read_slots, weights: StackWeights, gate_bias, cell: str) -> tuple[int, int]:
     """(bytes, flops) one step must move and compute at least, for a roofline: any implementation reads every
     weight once, x, gate_bias and the past rows [B, C] that read_slots names, and writes the current rows (one per

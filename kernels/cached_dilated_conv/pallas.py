@@ -140,8 +140,7 @@ def cached_dilated_conv_step_pallas(
             gate_bias = jnp.pad(gate_bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
     out, cache = _launch(x, cache, read_slots, write_slots, weights, gate_bias, cell, launch)
     if padded != batch:
-        out = out[:, :batch] if cell == "gated_resnet" else out[:batch]
-        cache = cache[:, :batch]
+        out, cache = layout.first_rows(out, batch, cell), cache[:, :batch]
     return out, cache
 
 
