@@ -60,8 +60,9 @@ def benchmark_config(mode: str, backend: str, total_updates: int):
 
 
 def measure(mode: str, backend: str, total_updates: int) -> dict:
-    """Median environment steps/s and updates/s over the logged windows after the first, the replay ratio achieved
-    after the warm-up (updates / (environment steps - learning_starts)), and the wall time."""
+    """Median environment steps/s, updates/s and (single-process) CPU cores busy over the logged windows after the
+    first, the replay ratio achieved after the warm-up (updates / (environment steps - learning_starts)), and the wall
+    time."""
     config = benchmark_config(mode, backend, total_updates)
     train = distributed.train_distributed if config.run.mode == "distributed" else runner.train_single_process
     started = time.perf_counter()
@@ -72,8 +73,10 @@ def measure(mode: str, backend: str, total_updates: int) -> dict:
     # (one per environment step) in the row.
     env_steps = rows[-1]["env_steps"] if "env_steps" in rows[-1] else rows[-1]["step"]
     learning_starts = config.replay.min_size_to_sample + config.agent.n_step
+    cpu = [row["cpu_cores"] for row in rows[1:] if "cpu_cores" in row]  # single-process runs log it
     return {
         "env_steps_per_second": statistics.median(row["env_steps_per_second"] for row in rows[1:]),
+        "cpu_cores": statistics.median(cpu) if cpu else None,
         "updates_per_second": statistics.median(row["updates_per_second"] for row in rows[1:]),
         "replay_ratio": final["updates"] / max(env_steps - learning_starts, 1),
         "windows": len(rows) - 1,
@@ -95,7 +98,7 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
         if setting[0].startswith("distributed"):
             runs[setting].append(measure(*setting, total_updates))
     reference = runs[REFERENCE]
-    rows = []
+    rows, cpu_per_step = [], {}
     for (mode, backend), results in runs.items():
         if mode == "single-process":  # the median of the ratios of runs made side by side
             share = statistics.median(
@@ -104,6 +107,11 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             )
         else:
             share = results[0]["env_steps_per_second"] / statistics.median(r["env_steps_per_second"] for r in reference)
+        cores = [r["cpu_cores"] for r in results if r["cpu_cores"] is not None]
+        if cores:  # CPU microseconds per environment step, all threads of the one process
+            cpu_per_step[backend] = statistics.median(
+                r["cpu_cores"] / r["env_steps_per_second"] * 1e6 for r in results if r["cpu_cores"] is not None
+            )
         rows.append(
             [
                 mode,
@@ -111,6 +119,8 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
                 f"{statistics.median(r['env_steps_per_second'] for r in results):.0f}",
                 f"{share:.0%}",
                 f"{statistics.median(r['updates_per_second'] for r in results):.1f}",
+                f"{statistics.median(cores):.2f}" if cores else "n/a",
+                f"{cpu_per_step[backend]:.0f}" if cores else "n/a",
                 f"{max(results, key=lambda r: abs(r['replay_ratio'] - 0.25))['replay_ratio']:.3f}",
                 len(results),
                 f"{statistics.median(r['seconds'] for r in results):.0f}",
@@ -122,10 +132,15 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
         "env steps/s",
         "of the ring buffer's",
         "updates/s",
+        "CPU cores busy",
+        "CPU us / env step",
         "replay ratio (worst run)",
         "runs",
         "run (s)",
     ]
+    cores = os.cpu_count() or 1
+    ring_rate = statistics.median(r["env_steps_per_second"] for r in reference)
+    reverb_cap = cores / cpu_per_step["reverb"] * 1e6
     return "\n\n".join(
         [
             "## Replay: DQN on CartPole, replay ratio 0.25",
@@ -136,7 +151,13 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             " pairs' ratios; each distributed run's share is against the ring buffer's median. Every distributed"
             " layout adds a Reverb server process and its actor processes to the learner's: on a machine with few"
             " cores the actors share them with the learner. The replay ratio is"
-            " updates / (environment steps - warm-up) over a whole run, the run furthest from 0.25 shown."
+            " updates / (environment steps - warm-up) over a whole run, the run furthest from 0.25 shown. CPU cores"
+            " busy is the CPU time of all the process's threads per second (distributed layouts span processes: not"
+            " shown). What single-process Reverb spends per environment step beyond the ring buffer"
+            f" ({cpu_per_step['reverb'] - cpu_per_step['ring']:.0f} us) is its insert and sampling threads and"
+            f" Reverb's own; at {cpu_per_step['reverb']:.0f} us per step, {cores} cores run it at most"
+            f" {reverb_cap:.0f} environment steps/s, {reverb_cap / ring_rate:.0%} of the ring buffer's rate, however"
+            " well its threads overlap."
             f" Measured on {report.machine_description()} by `python -m benchmarks.run_all --only replay`; the"
             f" 1-minute load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the cores are"
             " shared, so the rates move with other jobs).",

@@ -50,6 +50,8 @@ reverb = import_reverb()
 
 EPISODES_PART = "episodes"  # the checkpoint part holding EpisodeStats
 ACTING_PART = "acting"  # the checkpoint part holding `acting_snapshot`
+# The logged rates read off the clock: the only part of a logged row that differs between two runs of one seed.
+CLOCK_METRICS = ("updates_per_second", "env_steps_per_second", "cpu_cores")
 
 
 def make_env(config: EnvConfig, seed: int) -> Environment:
@@ -196,7 +198,8 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
         stats.current = 0.0  # an episode cut by a restart starts afresh
         observation = env.reset()
         actor.observe_first(observation)
-    window_start, window_updates, window_steps = time.perf_counter(), learner.updates, env_steps
+    window_start, window_cpu = time.perf_counter(), time.process_time()
+    window_updates, window_steps = learner.updates, env_steps
     try:
         while learner.updates < total_updates:
             action = actor.select_action(observation)
@@ -214,13 +217,16 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
             learn_until_due()
             actor.update()
             if env_steps % log_every == 0 or learner.updates >= total_updates:
-                now = time.perf_counter()
+                now, cpu = time.perf_counter(), time.process_time()
                 row = {
                     "updates": learner.updates,
                     "episodes": episodes,
                     "replay_size": buffer.size(),
                     "updates_per_second": (learner.updates - window_updates) / max(now - window_start, 1e-9),
                     "env_steps_per_second": (env_steps - window_steps) / max(now - window_start, 1e-9),
+                    # CPU seconds of all the process's threads (XLA's, Reverb's) per second: how much of the machine
+                    # the layout takes; CPU per environment step is cpu_cores / env_steps_per_second
+                    "cpu_cores": (cpu - window_cpu) / max(now - window_start, 1e-9),
                 }
                 recent = stats.mean_since(env_steps - log_every)
                 if recent is not None:
@@ -228,7 +234,8 @@ def train_single_process(config: ConfigDict, workdir: str, *, log=print, on_fini
                 check_finite(metrics, learner.updates, last_saved[0], checkpointer.directory)
                 row.update(mean_metrics(metrics))
                 writer.write(env_steps, row)
-                window_start, window_updates, window_steps, metrics = now, learner.updates, env_steps, []
+                window_start, window_cpu, window_updates, window_steps = now, cpu, learner.updates, env_steps
+                metrics = []
             if stop.requested is not None:
                 save(learner.updates)
                 raise TrainingStopped(stop.requested, learner.updates, checkpointer.directory)

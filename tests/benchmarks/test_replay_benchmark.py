@@ -1,5 +1,7 @@
 """The replay benchmark's measurement path at a tiny size (the numbers themselves live in docs/benchmarks.md)."""
 
+import os
+
 import pytest
 
 from benchmarks import replay
@@ -11,6 +13,7 @@ def test_measure_reads_rates_from_the_runs_metrics():
     result = replay.measure("single-process", "ring", total_updates=200)
     assert result["windows"] >= 5  # 1,301 environment steps logged every 100, the first window dropped
     assert result["env_steps_per_second"] > 0 and result["updates_per_second"] > 0
+    assert 0 < result["cpu_cores"] <= 1.1 * os.cpu_count()  # all threads' CPU seconds per wall second
     assert abs(result["replay_ratio"] / 0.25 - 1) < 0.05
     for actors in replay.ACTOR_COUNTS:
         label = f"distributed ({actors} actor{'s' if actors > 1 else ''})"

@@ -162,8 +162,7 @@ def _run_to_the_end(config, workdir) -> tuple[dict, object, list[float], list[di
         log=lambda _: None,
         on_finish=lambda learner, stats: seen.update(learner=learner.save(), returns=list(stats.returns)),
     )
-    timing = {"updates_per_second", "env_steps_per_second"}
-    rows = [{k: v for k, v in row.items() if k not in timing} for row in read_metrics(str(workdir))]
+    rows = [{k: v for k, v in row.items() if k not in runner.CLOCK_METRICS} for row in read_metrics(str(workdir))]
     return final, seen["learner"], seen["returns"], rows
 
 
