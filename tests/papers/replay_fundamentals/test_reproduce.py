@@ -66,3 +66,14 @@ def test_seed_spread_is_the_largest_seed_sd_of_the_compared_cells_as_a_share_of_
     spread = reproduce.seed_spread(results, SPEC, "unused", {(100, 25), (1000, 250)})
     assert spread == pytest.approx(100 * 2.828427 / 20, rel=1e-5)
     assert reproduce.seed_spread(results[:1] + results[2:3], SPEC, "unused", {(100, 25), (1000, 250)}) is None
+
+
+def test_a_lead_is_reproduced_only_beyond_the_seed_spread_and_one_seed_is_at_most_partly():
+    assert reproduce.capacity_verdict(10.0, 2.0, spread=5.0)[0] == "reproduced"
+    assert reproduce.capacity_verdict(10.0, 6.0, spread=5.0)[0] == "partly"
+    assert reproduce.capacity_verdict(10.0, 2.0, spread=None) == (
+        "partly",
+        "the n-step agent gains and gains more than the 1-step one, over one seed: no seed spread",
+    )
+    assert reproduce.capacity_verdict(-1.0, -5.0, spread=None)[0] == "not reproduced at this scale"
+    assert reproduce.capacity_verdict(3.0, 4.0, spread=1.0)[0] == "not reproduced at this scale"
