@@ -155,9 +155,9 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             " busy is the CPU time of all the process's threads per second (distributed layouts span processes: not"
             " shown). What single-process Reverb spends per environment step beyond the ring buffer"
             f" ({cpu_per_step['reverb'] - cpu_per_step['ring']:.0f} us) is its insert and sampling threads and"
-            f" Reverb's own; at {cpu_per_step['reverb']:.0f} us per step, {cores} cores run it at most"
-            f" {reverb_cap:.0f} environment steps/s, {reverb_cap / ring_rate:.0%} of the ring buffer's rate, however"
-            " well its threads overlap."
+            f" Reverb's own; at {cpu_per_step['reverb']:.0f} us per step, {cores} cores could run it at most"
+            f" {reverb_cap:.0f} environment steps/s ({reverb_cap / ring_rate:.0%} of the ring buffer's rate) with its"
+            " threads perfectly overlapped: a higher share needs less CPU per step, not more overlap."
             f" Measured on {report.machine_description()} by `python -m benchmarks.run_all --only replay`; the"
             f" 1-minute load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the cores are"
             " shared, so the rates move with other jobs).",
