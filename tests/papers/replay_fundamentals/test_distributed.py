@@ -58,10 +58,15 @@ def _start_long_run(tmp_path):
         f"--workdir={tmp_path}",
     )
     deadline = time.time() + 240
-    while not (tmp_path / "metrics.jsonl").exists():
-        assert process.poll() is None, process.communicate()
-        assert time.time() < deadline
-        time.sleep(0.1)
+    try:
+        while not (tmp_path / "metrics.jsonl").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.time() < deadline, "no metrics after 240 s"
+            time.sleep(0.1)
+    except AssertionError:
+        process.kill()  # its server and actors follow their parent within a second
+        process.communicate()
+        raise
     children = [int((tmp_path / "server.pid").read_text()), *json.loads((tmp_path / "actors.json").read_text())]
     return process, children
 
