@@ -107,11 +107,10 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             )
         else:
             share = results[0]["env_steps_per_second"] / statistics.median(r["env_steps_per_second"] for r in reference)
-        cores = [r["cpu_cores"] for r in results if r["cpu_cores"] is not None]
-        if cores:  # CPU microseconds per environment step, all threads of the one process
-            cpu_per_step[backend] = statistics.median(
-                r["cpu_cores"] / r["env_steps_per_second"] * 1e6 for r in results if r["cpu_cores"] is not None
-            )
+        timed = [r for r in results if r["cpu_cores"] is not None]  # single-process runs
+        busy = [r["cpu_cores"] for r in timed]
+        if timed:  # CPU microseconds per environment step, all threads of the one process
+            cpu_per_step[backend] = statistics.median(r["cpu_cores"] / r["env_steps_per_second"] * 1e6 for r in timed)
         rows.append(
             [
                 mode,
@@ -119,8 +118,8 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
                 f"{statistics.median(r['env_steps_per_second'] for r in results):.0f}",
                 f"{share:.0%}",
                 f"{statistics.median(r['updates_per_second'] for r in results):.1f}",
-                f"{statistics.median(cores):.2f}" if cores else "n/a",
-                f"{cpu_per_step[backend]:.0f}" if cores else "n/a",
+                f"{statistics.median(busy):.2f}" if busy else "n/a",
+                f"{cpu_per_step[backend]:.0f}" if busy else "n/a",
                 f"{max(results, key=lambda r: abs(r['replay_ratio'] - 0.25))['replay_ratio']:.3f}",
                 len(results),
                 f"{statistics.median(r['seconds'] for r in results):.0f}",
