@@ -1,8 +1,8 @@
 """Replay throughput: DQN on CartPole at replay ratio 0.25 (one update of batch 32 every 4 environment steps).
 
 Environment steps/s, learner updates/s and the replay ratio achieved, measured in one run for
-  single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table (inserts on an
-                                insert thread, batches sampled ahead on a prefetching thread: common/rl/replay.py)
+  single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table (appends to a
+                                StructuredWriter, batches sampled ahead on a prefetching thread: common/rl/replay.py)
   single-process + ring buffer  the same runner on a plain numpy ring buffer (common/rl/ring_buffer.py): the reference
   distributed + Reverb          a Reverb server process, 1, 2 or 4 actor processes over gRPC, the learner
                                 (common/rl/distributed.py): how the layout scales with its actors
@@ -286,7 +286,7 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
     writer = replay.NStepWriter(client, "replay", n_step=1, discount=0.99)
     writer.add_first(observations[0])
     insert_cost(
-        "replay.NStepWriter.add (n-step window, insert thread)",
+        "replay.NStepWriter.add (n-step window, StructuredWriter appends)",
         lambda i: writer.add(1, 1.0, observations[i + 1], False, False),
         writer.flush,
     )

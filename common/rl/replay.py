@@ -22,9 +22,11 @@ both acts and learns, that limiter deadlocks (an insert waits for a sample the s
 `single_process=True` keeps the ratio in the table's description but widens its error bounds until it never blocks;
 the single-process runner then keeps the ratio itself, by schedule.
 
-Neither the acting nor the learning thread waits on Reverb: `NStepWriter` hands items to an insert thread and
-`PrefetchingDataset` samples whole batches ahead on a thread of its own. The ratio is counted where batches are read:
-in one process by the runner's schedule (one batch per update, so threads change nothing), distributed by the
+Neither the acting nor the learning thread waits on a Reverb round trip: `NStepWriter` appends to a StructuredWriter,
+whose own worker streams the items to the server (the caller pays a copy per item and no hand-off between Python
+threads), `PrefetchingDataset` samples whole batches ahead on a thread of its own, and a single-process table's
+priority updates run on a `CallThread`. The ratio is counted where batches are read: in one process by the
+runner's schedule (one batch per update, so threads change nothing), distributed by the
 limiter, whose count of items drawn runs ahead of the batches read by at most
 `PrefetchingDataset.items_sampled_ahead(batch_size)`.
 """
@@ -147,9 +149,10 @@ class NStepWriter:
     docstring for its columns).
 
     Use: `add_first(obs)` at an episode's start, then `add(action, reward, next_obs, terminated, truncated)` per step
-    (a new `add_first` after the episode ends). The n-step window runs in the caller's thread (a few microseconds);
-    the Reverb work runs on an insert thread (`InsertThread`), which receives `items_per_put` transitions at a time,
-    so the caller never waits for Reverb. Items reach the table up to `items_per_put` steps late; `flush` sends them.
+    (a new `add_first` after the episode ends). Completed transitions are appended `items_per_batch` at a time to a
+    StructuredWriter, whose C++ worker streams them to the server while the caller goes on; after each batch the
+    caller waits only while more than `max_in_flight_items` are unconfirmed (the table's rate limiter holding
+    inserts back, distributed). Items reach the table up to `items_per_batch` steps late; `flush` sends them.
 
     priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
     `priority` may change between items (a single-process prioritised table); otherwise every item enters at the
@@ -165,20 +168,14 @@ class NStepWriter:
         discount: float,
         priority: float = 1.0,
         carry_priority: bool = False,
-        items_per_put: int = 8,
+        items_per_batch: int = 8,
         max_in_flight_items: int = 16,
-        queued_items: int = 64,
     ):
         self.table, self.priority = table, priority
         self._window = NStepWindow(n_step, discount)
-        self._inserts = InsertThread(
-            client,
-            transition_writer_config(table, None if carry_priority else priority),
-            max_in_flight_items=max_in_flight_items,
-            queued_puts=max(queued_items // items_per_put, 1),
-        )
-        self._carry_priority = carry_priority
-        self._items_per_put, self._unsent = items_per_put, []
+        self._writer = client.structured_writer([transition_writer_config(table, None if carry_priority else priority)])
+        self._carry_priority, self._max_in_flight = carry_priority, max_in_flight_items
+        self._items_per_batch, self._unsent = items_per_batch, []
         self._observation = None
 
     def add_first(self, observation: np.ndarray) -> None:
@@ -200,35 +197,31 @@ class NStepWriter:
             if self._carry_priority:
                 columns.append(np.float32(self.priority))
             self._unsent.append(columns)
-        if len(self._unsent) >= self._items_per_put:
+        if len(self._unsent) >= self._items_per_batch:
             self._send()
         if terminated or truncated:
             self._observation = None
 
     def _send(self) -> None:
         if self._unsent:
-            self._inserts.put(self._unsent)
+            for columns in self._unsent:
+                self._writer.append(columns)
             self._unsent = []
-
-    def call_on_insert_thread(self, function) -> None:
-        """Runs `function()` on the insert thread after the items added before it are written (priority updates)."""
-        self._send()
-        self._inserts.put(function)
+            self._writer.flush(block_until_num_items=self._max_in_flight)
 
     def flush(self) -> None:
         """Returns once every item added so far is in the table."""
         self._send()
-        self._inserts.flush()
+        self._writer.flush()
 
     def close(self) -> None:
-        self._send()
-        self._inserts.close()
+        self.flush()
 
 
 class InitialPriorityWriter(NStepWriter):
     """The n-step writer whose items each carry their own initial priority (the WRITE_PRIORITY column), given by
-    `priorities` (ITEM_FIELDS [items, ...] -> [items]) to the items of one put at a time (items_per_put of them: one
-    call per 8 environment steps, fewer at an episode's end): a distributed actor scoring its own items (Ape-X)."""
+    `priorities` (ITEM_FIELDS [items, ...] -> [items]) to the items of one batch at a time (items_per_batch of them:
+    one call per 8 environment steps, fewer at an episode's end): a distributed actor scoring its own items (Ape-X)."""
 
     def __init__(self, client: reverb.Client, table: str, *, n_step: int, discount: float, priorities):
         super().__init__(client, table, n_step=n_step, discount=discount, carry_priority=True)
@@ -256,65 +249,49 @@ def transition_writer_config(table: str, priority: float | None):
     return reverb.structured_writer.create_config([column[-1] for column in step], table, priority=priority_fn)
 
 
-class InsertThread:
-    """A thread that owns one StructuredWriter (made from `config`) and writes what is `put` on its queue, in order:
-    a list of items (each the list of its columns), or a function to call.
+class CallThread:
+    """A thread that calls the functions `put` on its queue, in order, so that their caller does not wait for a
+    Reverb round trip (priority updates). The queue holds at most `queued` of them (a producer that runs ahead
+    blocks); an error on the thread is raised again in the producer at its next `put` or `join`."""
 
-    The queue holds at most `queued_puts` entries, so a producer blocks (back-pressure) when the table's rate
-    limiter holds the writer back; after each list the writer waits until at most `max_in_flight_items` are
-    unconfirmed. An error on the thread is raised again in the producer at its next `put` or `flush`.
-    """
-
-    def __init__(self, client: reverb.Client, config, *, max_in_flight_items: int, queued_puts: int):
-        self._writer = client.structured_writer([config])
-        self._max_in_flight = max_in_flight_items
-        self._queue: queue.Queue = queue.Queue(maxsize=queued_puts)
+    def __init__(self, name: str, queued: int = 64):
+        self._queue: queue.Queue = queue.Queue(maxsize=queued)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"reverb-insert-{config.table}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            entry = self._queue.get()
+            function = self._queue.get()
             try:
-                if entry is None:
+                if function is None:
                     return
                 if self._error is None:
-                    self._write(entry)
+                    function()
             except BaseException as error:  # noqa: BLE001 (handed to the producer)
                 self._error = error
             finally:
                 self._queue.task_done()
 
-    def _write(self, entry) -> None:
-        if callable(entry):
-            entry()
-            return
-        for columns in entry:
-            self._writer.append(columns)
-        self._writer.flush(block_until_num_items=self._max_in_flight)
-
     def _raise_error(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"writing to Reverb failed: {self._error}") from self._error
+            raise RuntimeError(f"a call on thread {self._thread.name} failed: {self._error}") from self._error
 
-    def put(self, entry) -> None:
+    def put(self, function) -> None:
         self._raise_error()
         if not self._thread.is_alive():
-            raise RuntimeError("put on a closed InsertThread")
-        self._queue.put(entry)
+            raise RuntimeError(f"put on the closed thread {self._thread.name}")
+        self._queue.put(function)
 
-    def flush(self) -> None:
-        """Waits until the queue is written and the writer has no unconfirmed item."""
+    def join(self) -> None:
+        """Waits until every function put so far has run."""
         self._queue.join()
         self._raise_error()
-        self._writer.flush()
 
     def close(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
-            self._writer.flush()
         self._raise_error()
 
 
@@ -483,10 +460,10 @@ class ReverbReplay:
     """What a single-process runner needs from replay: the n-step writer, batches and priority updates on one
     table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`.
 
-    Inserts go through the writer's insert thread and batches come from a prefetching thread
-    (`PrefetchingDataset`), so the acting-and-learning thread touches Reverb only through two queues. Priority
-    updates are queued on the insert thread too. New items enter at the largest priority seen so far (Dopamine's
-    rule), so each is replayed soon.
+    Inserts are appends to the writer's StructuredWriter, batches come from a prefetching thread
+    (`PrefetchingDataset`), and priority updates go out on a `CallThread`, so the acting-and-learning thread never
+    waits for a Reverb round trip. New items enter at the largest priority seen so far (Dopamine's rule), so each is
+    replayed soon.
     """
 
     def __init__(
@@ -503,6 +480,7 @@ class ReverbReplay:
         self.client, self.table, self.batch_size = client, table, batch_size
         self.writer = NStepWriter(client, table, n_step=n_step, discount=discount, carry_priority=prioritized)
         self._min_size, self._dataset = min_size_to_sample, None
+        self._priority_calls = CallThread(f"reverb-priorities-{table}") if prioritized else None
 
     def add_first(self, observation: np.ndarray) -> None:
         self.writer.add_first(observation)
@@ -521,20 +499,27 @@ class ReverbReplay:
         return self._dataset.sample()
 
     def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        if self._priority_calls is None:
+            raise ValueError(f"priority updates on the uniform table {self.table!r} (make it with prioritized=True)")
         updates = priority_updates(keys, priorities)
-        self.writer.call_on_insert_thread(lambda: self.client.mutate_priorities(self.table, updates=updates))
+        self._priority_calls.put(lambda: self.client.mutate_priorities(self.table, updates=updates))
         self.writer.priority = max(self.writer.priority, max(updates.values()))
 
     def flush(self) -> None:
+        """Returns once every item added and every priority update made so far is in the table."""
         self.writer.flush()
+        if self._priority_calls is not None:
+            self._priority_calls.join()
 
     def size(self) -> int:
         return table_size(self.client, self.table)
 
     def close(self) -> None:
-        """Stops the insert and sampling threads (before the server stops)."""
+        """Stops the sampling and priority threads and sends what is left (before the server stops)."""
         if self._dataset is not None:
             self._dataset.close()
+        if self._priority_calls is not None:
+            self._priority_calls.close()
         self.writer.close()
 
 
