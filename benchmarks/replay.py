@@ -2,7 +2,7 @@
 
 Environment steps/s, learner updates/s and the replay ratio achieved, measured in one run for
   single-process + Reverb       the runner of common/rl/runner.py on an in-process Reverb table (appends to a
-                                StructuredWriter, batches sampled ahead on a prefetching thread: common/rl/replay.py)
+                                StructuredWriter, batches from a sampler with items in flight: common/rl/replay.py)
   single-process + ring buffer  the same runner on a plain numpy ring buffer (common/rl/ring_buffer.py): the reference
   distributed + Reverb          a Reverb server process, 1, 2 or 4 actor processes over gRPC, the learner
                                 (common/rl/distributed.py): how the layout scales with its actors
@@ -292,7 +292,7 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
     )
     dataset = replay.PrefetchingDataset(client, "replay", 32)
     cost = _cpu_microseconds(dataset.sample, items // 32) / 32
-    rows.append(["sample: replay.PrefetchingDataset.sample (batches of 32, prefetching thread)", f"{cost:.0f}"])
+    rows.append(["sample: replay.PrefetchingDataset.sample (batches of 32, 64 items in flight)", f"{cost:.0f}"])
     dataset.close()
     cost = _cpu_microseconds(_trajectory_dataset_batches(server.port, observation_shape, 32), items // 32) / 32
     rows.append(["sample: reverb.TrajectoryDataset (tf.data, batch 32, prefetch 2)", f"{cost:.0f}"])

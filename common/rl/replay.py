@@ -24,9 +24,9 @@ the single-process runner then keeps the ratio itself, by schedule.
 
 Neither the acting nor the learning thread waits on a Reverb round trip: `NStepWriter` appends to a StructuredWriter,
 whose own worker streams the items to the server (the caller pays a copy per item and no hand-off between Python
-threads), `PrefetchingDataset` samples whole batches ahead on a thread of its own, and a single-process table's
+threads), `PrefetchingDataset` keeps items requested ahead in Reverb's sampler, and a single-process table's
 priority updates run on a `CallThread`. The ratio is counted where batches are read: in one process by the
-runner's schedule (one batch per update, so threads change nothing), distributed by the
+runner's schedule (one batch per update), distributed by the
 limiter, whose count of items drawn runs ahead of the batches read by at most
 `PrefetchingDataset.items_sampled_ahead(batch_size)`.
 """
@@ -152,7 +152,9 @@ class NStepWriter:
     (a new `add_first` after the episode ends). Completed transitions are appended `items_per_batch` at a time to a
     StructuredWriter, whose C++ worker streams them to the server while the caller goes on; after each batch the
     caller waits only while more than `max_in_flight_items` are unconfirmed (the table's rate limiter holding
-    inserts back, distributed). Items reach the table up to `items_per_batch` steps late; `flush` sends them.
+    inserts back, distributed). Items reach the table up to `items_per_batch` steps late, and a few milliseconds
+    after; `flush` returns once they are in. The bound of 64 costs half the CPU per item of a bound of 16, whose
+    caller waits for the server's confirmations every few items (`python -m benchmarks.replay --profile`).
 
     priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
     `priority` may change between items (a single-process prioritised table); otherwise every item enters at the
@@ -169,7 +171,7 @@ class NStepWriter:
         priority: float = 1.0,
         carry_priority: bool = False,
         items_per_batch: int = 8,
-        max_in_flight_items: int = 16,
+        max_in_flight_items: int = 64,
     ):
         self.table, self.priority = table, priority
         self._window = NStepWindow(n_step, discount)
@@ -364,35 +366,37 @@ _NUM_INFO = 5  # reverb.pybind.Sampler.NUM_INFO_TENSORS in dm-reverb 0.14
 
 
 class PrefetchingDataset:
-    """A learner's side of one table: a thread samples whole batches ahead (PREFETCH_BATCHES queued, with
-    IN_FLIGHT_BATCHES batches' worth of items requested from the table) while the learner computes; priority updates
-    go out as given.
+    """A learner's side of one table: batches of `batch_size` items and their priority updates.
+
+    Reverb's sampler keeps IN_FLIGHT_BATCHES batches' worth of items requested ahead (its C++ workers fetch them
+    while the learner computes), and `sample` stacks the next batch in the caller's thread: a Python thread of ours
+    stacking batches ahead cost the learner more, in hand-offs and in the GIL it held, than it hid.
 
     So a batch was drawn from the table as it was up to `items_sampled_ahead` items earlier (at replay ratio 0.25 and
-    batch 32: 5 batches, 20 environment steps), and its priorities too. The replay ratio is unchanged: in one
-    process the runner's schedule counts the batches read; distributed, the limiter counts the items drawn, which
-    run ahead of the batches read by at most that bound.
+    batch 32: 2 batches, 8 environment steps), and its priorities too. The replay ratio is unchanged: in one process
+    the runner's schedule counts the batches read; distributed, the limiter counts the items drawn, which run ahead
+    of the batches read by at most that bound.
     """
 
-    PREFETCH_BATCHES = 2
     IN_FLIGHT_BATCHES = 2
 
     def __init__(self, client: reverb.Client, table: str, batch_size: int):
         self.client, self.table, self.batch_size = client, table, batch_size
         self._sampler = open_sampler(client, table, self.IN_FLIGHT_BATCHES * batch_size)
-        self._batches: queue.Queue = queue.Queue(maxsize=self.PREFETCH_BATCHES)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"reverb-sample-{table}", daemon=True)
-        self._thread.start()
 
     @classmethod
     def items_sampled_ahead(cls, batch_size: int) -> int:
-        """The most items the table may have handed out beyond the batches read: the queued batches, the one being
-        stacked, and the sampler's in-flight items."""
-        return (cls.PREFETCH_BATCHES + 1 + cls.IN_FLIGHT_BATCHES) * batch_size
+        """The most items the table may have handed out beyond the batches read: the sampler's in-flight items."""
+        return cls.IN_FLIGHT_BATCHES * batch_size
 
-    def _sample_batch(self) -> Batch:
-        infos, columns = zip(*(next_item(self._sampler) for _ in range(self.batch_size)), strict=True)
+    def sample(self) -> Batch:
+        """The next batch; blocks while the rate limiter says no."""
+        if self._sampler is None:
+            raise RuntimeError(f"sampling from the closed dataset of Reverb table {self.table!r}")
+        try:
+            infos, columns = zip(*(next_item(self._sampler) for _ in range(self.batch_size)), strict=True)
+        except Exception as error:
+            raise RuntimeError(f"sampling from Reverb table {self.table!r} failed: {error}") from error
         observations, scalars = (np.stack([item[i] for item in columns]) for i in range(len(STORED_COLUMNS)))
         return Batch(
             data=unpack_batch(observations, scalars),
@@ -401,35 +405,12 @@ class PrefetchingDataset:
             table_size=int(infos[-1][2]),
         )
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                entry = self._sample_batch()
-            except BaseException as error:  # noqa: BLE001 (handed to the reader)
-                entry = error
-            while not self._stopped.is_set():
-                try:
-                    self._batches.put(entry, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if isinstance(entry, BaseException):
-                return
-
-    def sample(self) -> Batch:
-        """The next batch; blocks while the rate limiter says no."""
-        entry = self._batches.get()
-        if isinstance(entry, BaseException):
-            raise RuntimeError(f"sampling from Reverb table {self.table!r} failed: {entry}") from entry
-        return entry
-
     def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
         update_priorities(self.client, self.table, keys, priorities)
 
     def close(self) -> None:
-        """Stops the thread (one blocked on an empty table ends when its server stops)."""
-        self._stopped.set()
-        self._thread.join(timeout=1.0)
+        """Drops the sampler and the items it holds in flight."""
+        self._sampler = None
 
 
 def priority_updates(keys: np.ndarray, priorities: np.ndarray) -> dict[int, float]:
@@ -460,8 +441,8 @@ class ReverbReplay:
     """What a single-process runner needs from replay: the n-step writer, batches and priority updates on one
     table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`.
 
-    Inserts are appends to the writer's StructuredWriter, batches come from a prefetching thread
-    (`PrefetchingDataset`), and priority updates go out on a `CallThread`, so the acting-and-learning thread never
+    Inserts are appends to the writer's StructuredWriter, batches come from a sampler that keeps items requested
+    ahead (`PrefetchingDataset`), and priority updates go out on a `CallThread`, so the acting-and-learning thread never
     waits for a Reverb round trip. New items enter at the largest priority seen so far (Dopamine's rule), so each is
     replayed soon.
     """
@@ -515,7 +496,7 @@ class ReverbReplay:
         return table_size(self.client, self.table)
 
     def close(self) -> None:
-        """Stops the sampling and priority threads and sends what is left (before the server stops)."""
+        """Stops the sampler and the priority thread and sends what is left (before the server stops)."""
         if self._dataset is not None:
             self._dataset.close()
         if self._priority_calls is not None:

@@ -9,8 +9,8 @@ learner updates long, as in the replay paper: environment steps follow from the 
 
 With the ring buffer a run is a function of config.seed: the environment, the exploration, the network
 initialisation and the buffer's sampling each draw from a stream seeded by it, and no thread or clock decides
-anything. With Reverb it is not: Reverb's samplers draw from a stream no client can seed, and the insert and
-prefetching threads decide which items a batch can see.
+anything. With Reverb it is not: Reverb's samplers draw from a stream no client can seed, and the timing of Reverb's
+own writer and sampler workers decides which items a batch can see.
 
 Checkpoints (every `run.checkpoint_every` updates, at the end, and on SIGTERM/SIGINT) hold the learner's state, the
 counters and the episode record (Orbax) and the agent's Reverb tables (Reverb's checkpointer,
