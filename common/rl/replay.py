@@ -153,8 +153,8 @@ class NStepWriter:
     StructuredWriter, whose C++ worker streams them to the server while the caller goes on; after each batch the
     caller waits only while more than `max_in_flight_items` are unconfirmed (the table's rate limiter holding
     inserts back, distributed). Items reach the table up to `items_per_batch` steps late, and a few milliseconds
-    after; `flush` returns once they are in. The bound of 64 costs half the CPU per item of a bound of 16, whose
-    caller waits for the server's confirmations every few items (`python -m benchmarks.replay --profile`).
+    after; `flush` returns once they are in. A bound of 16 makes the caller wait for the server's confirmations
+    every few items, at more CPU per item (`python -m benchmarks.replay --profile` measures both).
 
     priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
     `priority` may change between items (a single-process prioritised table); otherwise every item enters at the
