@@ -26,9 +26,8 @@ Neither the acting nor the learning thread waits on a Reverb round trip: `NStepW
 whose own worker streams the items to the server (the caller pays a copy per item and no hand-off between Python
 threads), `PrefetchingDataset` keeps items requested ahead in Reverb's sampler, and a single-process table's
 priority updates run on a `CallThread`. The ratio is counted where batches are read: in one process by the
-runner's schedule (one batch per update), distributed by the
-limiter, whose count of items drawn runs ahead of the batches read by at most
-`PrefetchingDataset.items_sampled_ahead(batch_size)`.
+runner's schedule (one batch per update), distributed by the limiter, whose count of items drawn runs ahead of the
+batches read by at most `PrefetchingDataset.items_sampled_ahead(batch_size)`.
 """
 
 from __future__ import annotations
@@ -442,9 +441,9 @@ class ReverbReplay:
     table, behind the same methods as `common.rl.ring_buffer.RingBufferReplay`.
 
     Inserts are appends to the writer's StructuredWriter, batches come from a sampler that keeps items requested
-    ahead (`PrefetchingDataset`), and priority updates go out on a `CallThread`, so the acting-and-learning thread never
-    waits for a Reverb round trip. New items enter at the largest priority seen so far (Dopamine's rule), so each is
-    replayed soon.
+    ahead (`PrefetchingDataset`), and priority updates go out on a `CallThread`, so the acting-and-learning thread
+    never waits for a Reverb round trip. New items enter at the largest priority seen so far (Dopamine's rule), so
+    each is replayed soon.
     """
 
     def __init__(

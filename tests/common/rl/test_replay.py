@@ -155,6 +155,47 @@ def test_update_priorities_rejects_mismatched_shapes():
         replay.update_priorities(None, "replay", np.zeros(3, np.uint64), np.ones(2))
 
 
+def test_single_process_priority_updates_reach_the_table_by_the_next_flush():
+    config = replay_config(sampler="prioritized", capacity=10)
+    server, client = serve(replay.make_table(config, single_process=True))
+    buffer = replay.ReverbReplay(
+        client, "replay", batch_size=4, n_step=1, discount=0.9, min_size_to_sample=1, prioritized=True
+    )
+    write_episode(buffer, np.arange(5, dtype=np.float32)[:, None], [0.0] * 4)
+    batch = buffer.sample()
+    buffer.update_priorities(batch.keys, np.full(len(batch.keys), 7.0))
+    buffer.flush()
+    priorities = {key: item["priority"] for key, item in all_items(client).items()}
+    assert all(priorities[int(key)] == pytest.approx(7.0) for key in batch.keys)
+    assert buffer.writer.priority == 7.0  # new items enter at the largest priority seen
+    buffer.close()
+    server.stop()
+
+
+def test_priority_updates_on_a_uniform_table_are_refused():
+    server, client = serve(replay.make_table(replay_config(), single_process=True))
+    buffer = replay.ReverbReplay(client, "replay", batch_size=4, n_step=1, discount=0.9, min_size_to_sample=1)
+    with pytest.raises(ValueError, match="uniform table 'replay'"):
+        buffer.update_priorities(np.zeros(2, np.uint64), np.ones(2))
+    buffer.close()
+    server.stop()
+
+
+def test_a_failed_call_on_a_call_thread_is_raised_in_its_producer():
+    calls = replay.CallThread("test-calls")
+    done = []
+    calls.put(lambda: done.append(1))
+    calls.put(lambda: 1 / 0)
+    with pytest.raises(RuntimeError, match="test-calls failed: division by zero"):
+        calls.join()
+    assert done == [1]
+    with pytest.raises(RuntimeError, match="division by zero"):
+        calls.put(lambda: done.append(2))
+    with pytest.raises(RuntimeError):
+        calls.close()
+    assert done == [1]
+
+
 def test_distributed_limiter_blocks_inserts_that_run_ahead_and_single_process_one_does_not():
     config = replay_config(min_size_to_sample=10, batch_size=8)  # 2 samples per insert, slack 4 batches = 32
     distributed = replay.make_table(config, single_process=False, name="distributed")
