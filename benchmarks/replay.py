@@ -306,7 +306,7 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
     writer = replay.NStepWriter(client, "replay", n_step=1, discount=0.99)
     writer.add_first(observations[0])
     insert_cost(
-        "replay.NStepWriter.add (n-step window, StructuredWriter appends, at most 64 items unconfirmed)",
+        "replay.NStepWriter.add (n-step window, StructuredWriter appends, at most 40 items unconfirmed)",
         lambda i: writer.add(1, 1.0, observations[i + 1], False, False),
         writer.flush,
     )

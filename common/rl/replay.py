@@ -49,6 +49,7 @@ reverb = import_reverb()
 ITEM_FIELDS = ("action", "bootstrap_discount", "n_step_return", "next_observation", "observation")
 STORED_COLUMNS = ("observations", "scalars")  # what the table holds per item (module docstring)
 WRITE_PRIORITY = "write_priority"  # the optional third column: the priority the item was inserted at
+PENDING_ITEMS_WARNING = 50  # dm-reverb 0.14 logs warnings while a writer has this many items unconfirmed
 _UNBOUNDED_ERROR = 1e15  # "never blocks" for the single-process limiter (a float the C++ limiter accepts)
 
 SAMPLERS = {
@@ -152,8 +153,9 @@ class NStepWriter:
     StructuredWriter, whose C++ worker streams them to the server while the caller goes on; after each batch the
     caller waits only while more than `max_in_flight_items` are unconfirmed (the table's rate limiter holding
     inserts back, distributed). Items reach the table up to `items_per_batch` steps late, and a few milliseconds
-    after; `flush` returns once they are in. A bound of 16 makes the caller wait for the server's confirmations
-    every few items, at more CPU per item (`python -m benchmarks.replay --profile` measures both).
+    after; `flush` returns once they are in. The two together stay below PENDING_ITEMS_WARNING, where Reverb starts
+    warning of a forgotten flush; a tighter bound makes the caller wait for confirmations more often
+    (`python -m benchmarks.replay --profile` prices two bounds).
 
     priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
     `priority` may change between items (a single-process prioritised table); otherwise every item enters at the
@@ -170,8 +172,14 @@ class NStepWriter:
         priority: float = 1.0,
         carry_priority: bool = False,
         items_per_batch: int = 8,
-        max_in_flight_items: int = 64,
+        max_in_flight_items: int = 40,
     ):
+        if items_per_batch < 1 or items_per_batch + max_in_flight_items >= PENDING_ITEMS_WARNING:
+            raise ValueError(
+                f"items_per_batch ({items_per_batch}) must be >= 1 and items_per_batch + max_in_flight_items "
+                f"({items_per_batch + max_in_flight_items}) below {PENDING_ITEMS_WARNING}, where Reverb warns of "
+                "too many pending items"
+            )
         self.table, self.priority = table, priority
         self._window = NStepWindow(n_step, discount)
         self._writer = client.structured_writer([transition_writer_config(table, None if carry_priority else priority)])

@@ -155,6 +155,17 @@ def test_update_priorities_rejects_mismatched_shapes():
         replay.update_priorities(None, "replay", np.zeros(3, np.uint64), np.ones(2))
 
 
+def test_the_writer_keeps_its_pending_items_below_reverbs_warning(capfd):
+    server, client = serve(replay.make_table(replay_config(capacity=1000), single_process=True))
+    writer = replay.NStepWriter(client, "replay", n_step=3, discount=0.9)
+    write_episode(writer, np.zeros((601, 4), np.float32), [1.0] * 600)
+    writer.flush()
+    server.stop()
+    assert "pending items is alarmingly high" not in capfd.readouterr().err
+    with pytest.raises(ValueError, match=r"items_per_batch \+ max_in_flight_items \(56\) below 50"):
+        replay.NStepWriter(client, "replay", n_step=1, discount=0.9, max_in_flight_items=48)
+
+
 def test_single_process_priority_updates_reach_the_table_by_the_next_flush():
     config = replay_config(sampler="prioritized", capacity=10)
     server, client = serve(replay.make_table(config, single_process=True))
