@@ -176,12 +176,19 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
 # --- python -m benchmarks.replay --profile: the cost of each replay operation ------------------------------------
 
 
-def _cpu_microseconds(operation, count: int) -> float:
-    """CPU time of all threads (Reverb's own included) per call of `operation()`, over `count` calls."""
-    start = time.process_time()
+def _cpu_microseconds(operation, count: int) -> tuple[float, float]:
+    """CPU time per call of `operation()` over `count` calls: (all threads, Reverb's own included; the calling
+    thread alone, which in a single-process run is the one that also acts and learns)."""
+    start, start_caller = time.process_time(), time.thread_time()
     for _ in range(count):
         operation()
-    return (time.process_time() - start) / count * 1e6
+    caller = time.thread_time() - start_caller  # read first: the caller's interval lies inside the whole one
+    return (time.process_time() - start) / count * 1e6, caller / count * 1e6
+
+
+def _row(operation: str, costs: tuple[float, float], per: int = 1, digits: int = 0) -> list[str]:
+    """[operation, all threads, caller's thread] in CPU us per item, from costs per call of `per` items."""
+    return [operation, *(f"{cost / per:.{digits}f}" for cost in costs)]
 
 
 def _uniform_table(capacity: int) -> reverb.Table:
@@ -227,7 +234,8 @@ def _trajectory_dataset_batches(port: int, observation_shape, batch_size: int):
 
 
 def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str]]:
-    """[operation, CPU us per item] for each way of inserting and sampling one transition."""
+    """[operation, CPU us per item on all threads, of it on the caller's thread] for each way of inserting and
+    sampling one transition."""
     rng = np.random.default_rng(0)
     observations = rng.normal(size=(items + 1, *observation_shape)).astype(np.float32)
     transitions = [_five_columns(observations[i], observations[i + 1]) for i in range(items)]
@@ -235,22 +243,18 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
 
     def insert_cost(name: str, write_one, finish) -> None:
         position = iter(range(items))
-        cost = _cpu_microseconds(lambda: write_one(next(position)), items)
-        start = time.process_time()
-        finish()
-        rows.append([f"insert: {name}", f"{cost + (time.process_time() - start) / items * 1e6:.0f}"])
+        writes = _cpu_microseconds(lambda: write_one(next(position)), items)
+        finished = _cpu_microseconds(finish, 1)
+        rows.append(_row(f"insert: {name}", tuple(w + f / items for w, f in zip(writes, finished, strict=True))))
 
     def sample_cost(name: str, client: reverb.Client) -> None:
         public = iter(client.sample("replay", num_samples=items, emit_timesteps=False))
         rows.append(
-            [
-                f"sample: {name}, Client.sample (1 item in flight)",
-                f"{_cpu_microseconds(lambda: next(public), items):.0f}",
-            ]
+            _row(f"sample: {name}, Client.sample (1 item in flight)", _cpu_microseconds(lambda: next(public), items))
         )
         sampler = replay.open_sampler(client, "replay", 64)
-        cost = _cpu_microseconds(lambda: replay.next_item(sampler), items)
-        rows.append([f"sample: {name}, replay.open_sampler (64 in flight)", f"{cost:.0f}"])
+        costs = _cpu_microseconds(lambda: replay.next_item(sampler), items)
+        rows.append(_row(f"sample: {name}, replay.open_sampler (64 in flight)", costs))
 
     for name, make_writer, write, finish in (
         (
@@ -311,11 +315,11 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
         writer.flush,
     )
     dataset = replay.PrefetchingDataset(client, "replay", 32)
-    cost = _cpu_microseconds(dataset.sample, items // 32) / 32
-    rows.append(["sample: replay.PrefetchingDataset.sample (batches of 32, 64 items in flight)", f"{cost:.0f}"])
+    costs = _cpu_microseconds(dataset.sample, items // 32)
+    rows.append(_row("sample: replay.PrefetchingDataset.sample (batches of 32, 64 items in flight)", costs, 32))
     dataset.close()
-    cost = _cpu_microseconds(_trajectory_dataset_batches(server.port, observation_shape, 32), items // 32) / 32
-    rows.append(["sample: reverb.TrajectoryDataset (tf.data, batch 32, prefetch 2)", f"{cost:.0f}"])
+    costs = _cpu_microseconds(_trajectory_dataset_batches(server.port, observation_shape, 32), items // 32)
+    rows.append(_row("sample: reverb.TrajectoryDataset (tf.data, batch 32, prefetch 2)", costs, 32))
     writer.close()
     server.stop()
 
@@ -323,7 +327,7 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
     ring.add_first(observations[0])
     insert_cost("RingBufferReplay.add", lambda i: ring.add(1, 1.0, observations[i + 1], False, False), ring.flush)
     rows.append(
-        ["sample: RingBufferReplay.sample (batches of 32)", f"{_cpu_microseconds(ring.sample, items // 32) / 32:.1f}"]
+        _row("sample: RingBufferReplay.sample (batches of 32)", _cpu_microseconds(ring.sample, items // 32), 32, 1)
     )
     return rows
 
@@ -333,8 +337,8 @@ def profile_markdown(items: int = 3_000) -> str:
     rows = operation_costs(items)
     return "\n\n".join(
         [
-            "## Replay: what each operation costs (CPU us per item, all threads)",
-            report.markdown_table(["operation", "CPU us / item"], rows),
+            "## Replay: what each operation costs (CPU us per item)",
+            report.markdown_table(["operation", "CPU us / item, all threads", "of it on the caller's thread"], rows),
             f"{items:,} CartPole transitions (observations [4] float32) into and out of an in-process table. Measured"
             f" on {report.machine_description()} by `python -m benchmarks.replay --profile`; the 1-minute load average"
             f" was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after.",
