@@ -296,17 +296,6 @@ def operation_costs(items: int = 3_000, observation_shape=(4,)) -> list[list[str
 
     server = reverb.Server([_uniform_table(items)])
     client = server.localhost_client()
-    writer = replay.NStepWriter(client, "replay", n_step=1, discount=0.99, max_in_flight_items=16)
-    writer.add_first(observations[0])
-    insert_cost(
-        "replay.NStepWriter.add, at most 16 items unconfirmed",
-        lambda i: writer.add(1, 1.0, observations[i + 1], False, False),
-        writer.flush,
-    )
-    server.stop()
-
-    server = reverb.Server([_uniform_table(items)])
-    client = server.localhost_client()
     writer = replay.NStepWriter(client, "replay", n_step=1, discount=0.99)
     writer.add_first(observations[0])
     insert_cost(

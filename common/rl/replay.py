@@ -154,8 +154,7 @@ class NStepWriter:
     caller waits only while more than `max_in_flight_items` are unconfirmed (the table's rate limiter holding
     inserts back, distributed). Items reach the table up to `items_per_batch` steps late, and a few milliseconds
     after; `flush` returns once they are in. The two together stay below PENDING_ITEMS_WARNING, where Reverb starts
-    warning of a forgotten flush; a tighter bound makes the caller wait for confirmations more often
-    (`python -m benchmarks.replay --profile` prices two bounds).
+    warning of a forgotten flush.
 
     priority: what new items enter at. carry_priority: each item carries its priority in a WRITE_PRIORITY column, so
     `priority` may change between items (a single-process prioritised table); otherwise every item enters at the

@@ -25,6 +25,6 @@ def test_measure_reads_rates_from_the_runs_metrics():
 def test_the_profile_prices_every_insert_and_sample_path():
     rows = replay.operation_costs(items=96)
     operations = [operation for operation, _, _ in rows]
-    assert sum(op.startswith("insert: ") for op in operations) == 6  # NStepWriter at two in-flight bounds
+    assert sum(op.startswith("insert: ") for op in operations) == 5
     assert sum(op.startswith("sample: ") for op in operations) == 7  # tf.data included
     assert all(0 < float(caller) <= float(total) for _, total, caller in rows)  # the caller's share of the whole
