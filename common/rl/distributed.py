@@ -36,13 +36,12 @@ import time
 import jax
 import numpy as np
 import portpicker
-from flax import nnx
 from ml_collections import ConfigDict
 
 from common.compat import import_reverb
 from common.errors import UserError
 from common.rl import agents, replay
-from common.rl.agent import VariableClient
+from common.rl.agent import VariableClient, split_params
 from common.rl.config import ConfigError, RunConfig
 from common.rl.runner import check_finite, environment_spec, make_env, mean_metrics
 from common.train.checkpoint import Checkpointer, StopRequest
@@ -119,7 +118,7 @@ def _act(config_dict: dict, address: str, actor_id: int, seed: int, episodes_pat
     spec = environment_spec(env)
     networks = builder.make_networks(spec, seed=0)
     client = reverb.Client(address)
-    source = ReverbVariableSource(client, nnx.split(networks)[1])
+    source = ReverbVariableSource(client, split_params(networks)[1])
     variables = VariableClient(source, update_period=builder.experiment.run.variables_every)
     adder = builder.make_adder(client, networks, variables)
     actor = builder.make_actor(networks, spec, variables, adder, seed=seed)

@@ -21,7 +21,7 @@ import rlax
 from flax import nnx
 from ml_collections import ConfigDict
 
-from common.rl.agent import EnvironmentSpec, GenericActor, VariableClient
+from common.rl.agent import EnvironmentSpec, GenericActor, VariableClient, split_params
 from common.rl.config import Experiment
 from common.rl.dqn.networks import DenseHead
 from common.rl.ring_buffer import transition_arrays
@@ -118,10 +118,11 @@ class ReinforceLearner:
     """Holds `state` = {params, optimizer, updates}; `step` is one jitted gradient step on the next rollout."""
 
     def __init__(self, config: ReinforceConfig, network: nnx.Module, *, total_updates: int, dataset):
-        self.graphdef, params = nnx.split(network)
+        self.graphdef, params = split_params(network)
         tx = optim.make_optimizer(config.optimizer, total_updates)
         self.state = {"params": params, "optimizer": tx.init(params), "updates": jnp.zeros((), jnp.int32)}
         self._dataset = dataset
+        self._updates = 0  # state["updates"] kept on the host: reading the device's copy waits for the update
 
         def loss_fn(params, rollout):
             network = nnx.merge(self.graphdef, params)
@@ -150,20 +151,21 @@ class ReinforceLearner:
 
     @property
     def updates(self) -> int:
-        return int(self.state["updates"])
+        return self._updates
 
-    def get_variables(self) -> tuple[int, nnx.State]:
+    def get_variables(self) -> tuple[int, dict]:
         return self.updates, self.state["params"]
 
     def step(self) -> dict[str, jax.Array]:
         self.state, metrics = self._update(self.state, self._dataset.sample())
+        self._updates += 1
         return metrics
 
     def save(self) -> dict:
         return self.state
 
     def restore(self, state: dict) -> None:
-        self.state = state
+        self.state, self._updates = state, int(state["updates"])
 
 
 class SoftmaxPolicy:

@@ -13,6 +13,7 @@ from ml_collections import ConfigDict
 
 from common.registry import lookup
 from common.rl import replay
+from common.rl.agent import split_params
 from common.rl.dqn import losses
 from common.train import optim
 
@@ -57,7 +58,7 @@ class Learner:
     """
 
     def __init__(self, config, network: nnx.Module, *, total_updates: int, dataset=None, prioritized: bool = False):
-        self.graphdef, params = nnx.split(network)
+        self.graphdef, params = split_params(network)
         self._dataset, self._prioritized = dataset, prioritized
         factory = lookup(OPTIMIZERS, config.optimizer.name, "optimizer")
         tx = factory(config.optimizer, optim.make_schedule(config.optimizer, total_updates))
@@ -68,6 +69,7 @@ class Learner:
             "updates": jnp.zeros((), jnp.int32),
         }
         self.config = config
+        self._updates = 0  # state["updates"] kept on the host: reading the device's copy waits for the update
         self._update = jax.jit(self._make_update(tx), donate_argnums=0)
 
     def _make_update(self, tx: optax.GradientTransformation):
@@ -95,32 +97,34 @@ class Learner:
 
     @property
     def updates(self) -> int:
-        return int(self.state["updates"])
+        return self._updates
 
     @property
-    def online_params(self) -> nnx.State:
+    def online_params(self) -> dict:
         return self.state["online"]
 
-    def get_variables(self) -> tuple[int, nnx.State]:
+    def get_variables(self) -> tuple[int, dict]:
         return self.updates, self.online_params
 
     def save(self) -> dict:
         return self.state
 
     def restore(self, state: dict) -> None:
-        self.state = state
+        self.state, self._updates = state, int(state["updates"])
 
     def step(self) -> dict[str, jax.Array]:
         """One gradient step on a batch sampled from the dataset, whose priorities it then updates."""
         batch = self._dataset.sample()
         priorities, metrics = self.update(batch)
         if self._prioritized:
-            self._dataset.update_priorities(batch.keys, priorities)
+            self._dataset.update_priorities(batch.keys, np.asarray(priorities))
         return metrics
 
-    def update(self, batch: replay.Batch) -> tuple[np.ndarray, dict[str, jax.Array]]:
-        """One gradient step on `batch`; returns the new priorities [batch] and the step's metrics."""
+    def update(self, batch: replay.Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """One gradient step on `batch`; returns the new priorities [batch] and the step's metrics, both still on
+        the device (the update is dispatched, not waited for: a caller that needs neither goes on meanwhile)."""
         data = {name: batch.data[name] for name in replay.ITEM_FIELDS}
         probabilities = np.asarray(batch.probabilities, np.float32)
         self.state, priorities, metrics = self._update(self.state, data, probabilities)
-        return np.asarray(priorities), metrics
+        self._updates += 1
+        return priorities, metrics
