@@ -13,11 +13,17 @@ rate is compared with a ring-buffer rate measured under the same load from the o
 python -m benchmarks.run_all --only replay      the section of docs/benchmarks.md
 python -m benchmarks.replay --profile [--output docs/benchmarks.md]
                                                 what each Reverb operation costs (CPU time per item, all threads)
+python -m benchmarks.replay --phases [--output docs/benchmarks.md]
+                                                where the thread that acts and learns spends each environment step,
+                                                with Reverb and with the ring buffer
 """
 
 from __future__ import annotations  # reverb.* annotations stay unevaluated where dm-reverb is missing
 
 import argparse
+import collections
+import contextlib
+import functools
 import os
 import statistics
 import tempfile
@@ -29,6 +35,8 @@ from ml_collections import ConfigDict
 from common import report
 from common.compat import import_reverb
 from common.rl import distributed, replay, runner
+from common.rl.dqn.actor import EpsilonGreedyPolicy
+from common.rl.dqn.learner import Learner
 from common.rl.ring_buffer import RingBufferReplay
 from common.train.metrics import read_metrics
 from papers.replay_fundamentals import config as paper_config
@@ -147,7 +155,8 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
     else:
         cap_reading = (
             f"the run kept {cores_busy['reverb']:.2f} cores busy, so the rest of the gap is the one thread that acts,"
-            " learns, appends items and stacks batches, which sets the pace while Reverb's workers run beside it"
+            " learns, appends items and stacks batches, which sets the pace while Reverb's workers run beside it (the"
+            " next-but-one table, `--phases`, times that thread's calls)"
         )
     return "\n\n".join(
         [
@@ -335,13 +344,111 @@ def profile_markdown(items: int = 3_000) -> str:
     )
 
 
+# --- python -m benchmarks.replay --phases: where the acting-and-learning thread's time goes ---------------------
+
+# (phase, the methods timed as it): every call the single-process runner's one thread makes into acting, replay and
+# learning. What is left of a step (the environment, the runner's bookkeeping) is the last row.
+PHASES = (
+    ("act: EpsilonGreedyPolicy.select_action", ((EpsilonGreedyPolicy, "select_action"),)),
+    ("insert: replay add (window, item, append)", ((replay.ReverbReplay, "add"), (RingBufferReplay, "add"))),
+    ("sample: replay sample (a batch)", ((replay.ReverbReplay, "sample"), (RingBufferReplay, "sample"))),
+    ("learn: Learner.update (dispatch of the jitted step)", ((Learner, "update"),)),
+)
+
+
+@contextlib.contextmanager
+def _timed_methods(totals: dict) -> None:
+    """Wraps every PHASES method so that each call adds its wall and calling-thread CPU seconds to
+    totals[phase] = [wall, cpu]."""
+
+    def timed(function, phase):
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                totals[phase][1] += time.thread_time() - cpu
+                totals[phase][0] += time.perf_counter() - wall
+
+        return call
+
+    originals = [(owner, name, owner.__dict__[name]) for _, methods in PHASES for owner, name in methods]
+    try:
+        for phase, methods in PHASES:
+            for owner, name in methods:
+                setattr(owner, name, timed(owner.__dict__[name], phase))
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def phase_costs(backend: str, total_updates: int) -> dict[str, tuple[float, float]]:
+    """{phase: (wall us, CPU us of the calling thread)} per environment step of one single-process run, the whole
+    step and the rest of it (environment, bookkeeping) included; the timers' own cost (about 1 us a call) is in."""
+    config = benchmark_config("single-process", backend, total_updates)
+    totals = collections.defaultdict(lambda: [0.0, 0.0])
+    with tempfile.TemporaryDirectory() as workdir, _timed_methods(totals):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        final = runner.train_single_process(config, workdir, log=lambda _: None)
+        whole = (time.perf_counter() - wall, time.thread_time() - cpu)
+    steps = final["env_steps"]
+    costs = {phase: (totals[phase][0] / steps * 1e6, totals[phase][1] / steps * 1e6) for phase, _ in PHASES}
+    rest = [whole[i] / steps * 1e6 - sum(cost[i] for cost in costs.values()) for i in range(2)]
+    costs["the rest: environment step, runner (and start-up, compilation)"] = tuple(rest)
+    costs["whole environment step"] = (whole[0] / steps * 1e6, whole[1] / steps * 1e6)
+    return costs
+
+
+def phases_markdown(total_updates: int = 4_000, rounds: int = 3) -> str:
+    """The table: per phase, the median over `rounds` back-to-back pairs of runs (Reverb, then the ring buffer)."""
+    load_before = os.getloadavg()[0]
+    runs = {"reverb": [], "ring": []}
+    for _ in range(rounds):
+        for backend in runs:
+            runs[backend].append(phase_costs(backend, total_updates))
+    median = {
+        backend: {phase: [statistics.median(run[phase][i] for run in costs) for i in range(2)] for phase in costs[0]}
+        for backend, costs in runs.items()
+    }
+    rows = [
+        [phase, *(f"{median[backend][phase][i]:.0f}" for backend in runs for i in range(2))]
+        for phase in median["reverb"]
+    ]
+    return "\n\n".join(
+        [
+            "## Replay: where the thread that acts and learns spends an environment step (us)",
+            report.markdown_table(
+                ["phase", "Reverb: wall", "Reverb: CPU", "ring buffer: wall", "ring buffer: CPU"], rows
+            ),
+            f"Single-process DQN on CartPole at replay ratio 0.25, batch 32, {total_updates:,} updates a run (one"
+            " update per 4 environment steps, so a batch's sample and update count a quarter per step), the median"
+            f" of {rounds} back-to-back pairs of runs. Wall is the time spent in the calls; CPU is that thread's own"
+            " CPU time in them, so wall beyond CPU is the thread waiting: for items, for the device, for a core"
+            " taken by another thread. The same calls into JAX (act, learn) are the same work with either replay;"
+            " what they cost beyond it with Reverb is the price of sharing two cores with Reverb's workers."
+            f" Measured on {report.machine_description()} by `python -m benchmarks.replay --phases`; the 1-minute"
+            f" load average was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after.",
+        ]
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="store_true", help="the cost of each replay operation, not the runs")
+    parser.add_argument("--phases", action="store_true", help="the acting-and-learning thread's time, by phase")
     parser.add_argument("--updates", type=int, default=2_000, help="updates per run (without --profile)")
-    parser.add_argument("--output", help="with --profile: also write the table into this markdown file's block")
+    parser.add_argument("--output", help="with --profile or --phases: also write the table into the file's block")
     arguments = parser.parse_args()
-    text = profile_markdown() if arguments.profile else markdown(arguments.updates)
+    if arguments.profile and arguments.phases:
+        parser.error("--profile and --phases are two separate measurements: give one")
+    if arguments.profile:
+        text, block = profile_markdown(), "replay_profile"
+    elif arguments.phases:
+        text, block = phases_markdown(), "replay_phases"
+    else:
+        text, block = markdown(arguments.updates), None
     print(text)
-    if arguments.profile and arguments.output:
-        report.replace_block(arguments.output, "replay_profile", text)
+    if block and arguments.output:
+        report.replace_block(arguments.output, block, text)
