@@ -28,6 +28,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from ml_collections import ConfigDict
@@ -357,7 +358,7 @@ PHASES = (
 
 
 @contextlib.contextmanager
-def _timed_methods(totals: dict) -> None:
+def _timed_methods(totals: dict) -> Iterator[None]:
     """Wraps every PHASES method so that each call adds its wall and calling-thread CPU seconds to
     totals[phase] = [wall, cpu]."""
 
