@@ -355,6 +355,8 @@ PHASES = (
     ("sample: replay sample (a batch)", ((replay.ReverbReplay, "sample"), (RingBufferReplay, "sample"))),
     ("learn: Learner.update (dispatch of the jitted step)", ((Learner, "update"),)),
 )
+REST_OF_STEP = "the rest: environment step, runner (and start-up, compilation)"  # the row after PHASES
+WHOLE_STEP = "whole environment step"  # the last row
 
 
 @contextlib.contextmanager
@@ -397,8 +399,8 @@ def phase_costs(backend: str, total_updates: int) -> dict[str, tuple[float, floa
     steps = final["env_steps"]
     costs = {phase: (totals[phase][0] / steps * 1e6, totals[phase][1] / steps * 1e6) for phase, _ in PHASES}
     rest = [whole[i] / steps * 1e6 - sum(cost[i] for cost in costs.values()) for i in range(2)]
-    costs["the rest: environment step, runner (and start-up, compilation)"] = tuple(rest)
-    costs["whole environment step"] = (whole[0] / steps * 1e6, whole[1] / steps * 1e6)
+    costs[REST_OF_STEP] = tuple(rest)
+    costs[WHOLE_STEP] = (whole[0] / steps * 1e6, whole[1] / steps * 1e6)
     return costs
 
 

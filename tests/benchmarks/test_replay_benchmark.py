@@ -35,13 +35,9 @@ def test_the_profile_prices_every_insert_and_sample_path():
 def test_the_phases_time_every_call_of_the_acting_and_learning_thread(backend):
     costs = replay.phase_costs(backend, total_updates=100)
     phases = [phase for phase, _ in replay.PHASES]
-    assert list(costs) == [
-        *phases,
-        "the rest: environment step, runner (and start-up, compilation)",
-        "whole environment step",
-    ]
+    assert list(costs) == [*phases, replay.REST_OF_STEP, replay.WHOLE_STEP]
     assert all(costs[phase][0] > 0 and costs[phase][1] > 0 for phase in phases)  # each phase was called and timed
-    whole = costs["whole environment step"]
+    whole = costs[replay.WHOLE_STEP]
     assert sum(costs[phase][0] for phase in phases) < whole[0]  # the phases lie inside the run's wall time
     assert all(
         owner.__dict__[name].__name__ == name and not hasattr(owner.__dict__[name], "__wrapped__")
