@@ -201,6 +201,15 @@ def project(x: jax.Array, w: jax.Array, spec: str) -> jax.Array:
     x_axes, w_axes = inputs.split(",")
     if x.shape[-2] > SMALL_BATCH or w.size > SMALL_WEIGHT:
         return jnp.einsum(spec, x, w)
+    # The weights' own size-1 axes are dropped before the multiply and put back after it: XLA on CPU (JAX 0.10.2)
+    # miscompiles this multiply-reduce when constant weights (closed over under jit) have one, e.g. w [1, R, C] for
+    # "bc,grc->gbr" at batch >= 2 gives errors of order 10 (the test beside this function's checks it).
+    sizes = dict(zip(x_axes + w_axes, x.shape + w.shape, strict=True))
+    unit = {name for name in output if sizes[name] == 1 and name not in x_axes}
+    if unit:
+        w_axes, kept = ("".join(name for name in axes if name not in unit) for axes in (w_axes, output))
+        w = w.reshape([sizes[name] for name in w_axes])
+        return project(x, w, f"{x_axes},{w_axes}->{kept}").reshape([sizes[name] for name in output])
     (contracted,) = (name for name in x_axes if name not in output)
     product_axes = output + contracted
     product = _broadcast_to_axes(x, x_axes, product_axes) * _broadcast_to_axes(w, w_axes, product_axes)

@@ -241,14 +241,20 @@ def test_public_function_dispatches_every_impl(impl):
     assert resolve_impl("auto") == "xla"  # the tests run on CPU
 
 
-@pytest.mark.parametrize("batch", [1, stack_layout.SMALL_BATCH, stack_layout.SMALL_BATCH + 3])
+@pytest.mark.parametrize("batch", [1, 2, stack_layout.SMALL_BATCH, stack_layout.SMALL_BATCH + 3])
 @pytest.mark.parametrize("spec", ["bc,grc->gbr", "lbi,lgri->lgbr", "bk,sk->bs"])
-def test_project_matches_einsum_on_both_paths(batch, spec):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_project_matches_einsum_on_both_paths(batch, spec, groups):
+    """Called eagerly, and jitted with the weights as constants (as a generation loop closes over them): XLA on CPU
+    in JAX 0.10.2 miscompiled the multiply-reduce of constant weights with a size-1 axis (groups = 1)."""
     x_axes, w_axes = spec.split("->")[0].split(",")
-    sizes = {"b": batch, "c": 5, "g": 2, "r": 3, "l": 4, "i": 6, "k": 7, "s": 3}
-    x = jax.random.normal(jax.random.PRNGKey(0), [sizes[a] for a in x_axes])
-    w = jax.random.normal(jax.random.PRNGKey(1), [sizes[a] for a in w_axes])
-    np.testing.assert_allclose(stack_layout.project(x, w, spec), jnp.einsum(spec, x, w), atol=1e-5)
+    sizes = {"b": batch, "c": 64, "g": groups, "r": 32, "l": 4, "i": 6, "k": 7, "s": 3}
+    x = jax.random.normal(jax.random.PRNGKey(batch), [sizes[a] for a in x_axes])
+    w = jax.random.normal(jax.random.PRNGKey(groups), [sizes[a] for a in w_axes])
+    expected = jnp.einsum(spec, x, w)
+    np.testing.assert_allclose(stack_layout.project(x, w, spec), expected, rtol=1e-5, atol=1e-4)
+    closed_over = jax.jit(lambda x: stack_layout.project(x, w, spec))(x)
+    np.testing.assert_allclose(closed_over, expected, rtol=1e-5, atol=1e-4)
 
 
 def _replace(args, index, value):
