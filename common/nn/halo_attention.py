@@ -30,12 +30,12 @@ Which code computes it (`impl`, and `HaloAttention.uses_kernel`); always the ker
     projected on the kept pixels only), and one head width: the narrower of q/k and v is zero-padded to the wider.
   * "xla": the package's XLA path, which also takes the kept queries and q/k of their own width. No padded work,
     so this is the path `--dry_run` counts. The tests check both paths give the same outputs.
-  * "auto": "pallas" on GPU/TPU for stride-1 layers, "xla" otherwise (kernels.backend.resolve_impl, told that the
-    kernel does not suit strided layers). Strided layers keep the XLA path under "auto" until the kernel's kept-query
-    mode is measured on a GPU (benchmarks/halo_attention_gpu.py --query_stride 2); the old full-resolution run
-    measured 1.1-1.9x over XLA forward + backward (docs/halo_attention_gpu.md), less than the 4x it wasted.
+  * "auto": "pallas" where the kernel measured faster than XLA, "xla" otherwise: on TPU, and on GPU for b <= 8 in
+    bfloat16/float16 at either stride (kernels/halo_attention/layout.auto_takes_kernel; an H200 ran it 1.5-2.2x
+    XLA's speed forward + backward there, docs/halo_attention_gpu.md), never on CPU.
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from kernels.base import check_choice
-from kernels.halo_attention import IMPLEMENTATIONS, halo_attention, num_offsets, resolve_impl
+from kernels.halo_attention import IMPLEMENTATIONS, auto_takes_kernel, halo_attention, num_offsets, resolve_impl
 
 
 def _ceil_to(n: int, multiple: int) -> int:
@@ -114,12 +114,12 @@ class HaloAttention(nnx.Module):
         rel_w = jnp.pad(self.rel_w.value, ((0, 0), (half, depth - 2 * half)))
         return rel_h, rel_w
 
-    def uses_kernel(self) -> bool:
-        """Whether the Pallas kernel runs (else the XLA path); the rule is in the module docstring.
-
-        The kernel pads q/k and v to one width; both paths compute only the kept queries of a strided layer.
-        """
-        return resolve_impl(self.impl, kernel_fits=self.stride == 1) == "pallas"
+    def uses_kernel(self, dtype) -> bool:
+        """Whether the Pallas kernel runs (else the XLA path) on queries of `dtype`; the rule is in the module
+        docstring. The kernel pads q/k and v to one width; both paths compute only the kept queries of a strided
+        layer."""
+        fits = functools.partial(auto_takes_kernel, block_size=self.block_size, dtype=dtype)
+        return resolve_impl(self.impl, kernel_fits=fits) == "pallas"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [N, H, W, in_features] -> [N, ceil(H/stride), ceil(W/stride), out_features]."""
@@ -128,7 +128,7 @@ class HaloAttention(nnx.Module):
         d_qk, d_v = self.qk_head_features, self.v_head_features
         out_h, out_w = -(-height // s), -(-width // s)
         padded_h, padded_w = _ceil_to(height, b), _ceil_to(width, b)
-        kernel = self.uses_kernel()
+        kernel = self.uses_kernel(self.dtype or jnp.result_type(x, self.query.kernel.value))
         # The kernel takes one head width: the narrower of q/k and v is zero-padded up to the wider.
         qk_depth, v_depth = (max(d_qk, d_v),) * 2 if kernel else (d_qk, d_v)
 

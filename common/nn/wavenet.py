@@ -15,8 +15,8 @@ Generation (`generate`, one compiled `lax.scan` over time, batched, same key -> 
   fast    keeps every layer's past inputs in ring buffers (common/nn/cached_conv.py) and computes one position
           per step: O(L) work per sample. impl "fused" is this module's step in plain XLA (per layer one product
           for the dilated taps and the current input, one for residual and skip; the CPU's default), "xla" and
-          "pallas" the stack step of kernels/cached_dilated_conv; "auto": the Pallas kernel on GPU/TPU where it
-          fits, on CPU the stack step at batch 1 and "fused" above (resolve_fast_impl).
+          "pallas" the stack step of kernels/cached_dilated_conv; "auto": the Pallas kernel on TPU, elsewhere the
+          stack step at batch 1 and "fused" above (resolve_fast_impl).
 Both return the samples and the logits of every step, so the two can be compared exactly.
 """
 
@@ -34,6 +34,7 @@ from common.registry import lookup
 from kernels.backend import IMPLEMENTATIONS, resolve_impl
 from kernels.cached_dilated_conv import (
     StackWeights,
+    auto_takes_kernel,
     cached_dilated_conv_step,
     preferred_batch,
     project,
@@ -343,13 +344,14 @@ FAST_IMPLS = ("fused", *IMPLEMENTATIONS)
 
 def resolve_fast_impl(impl: str, batch: int) -> str:
     """The cached step for `impl`: "fused" (this module's per-layer step, plain XLA), "xla" or "pallas" (the stack
-    step of kernels/cached_dilated_conv); "auto" is the Pallas kernel on GPU/TPU where it fits, and on CPU the
+    step of kernels/cached_dilated_conv); "auto" is the Pallas kernel on TPU (on GPU it measured slower than XLA:
+    kernels.cached_dilated_conv.auto_takes_kernel), and on CPU or GPU the
     stack step at batch 1 and "fused" above it (measured side by side for the 20-layer model in CPU time, load
     about 10: batch 1 xla 5.4-5.7k vs fused 3.7-4.1k samples/s, batch 4 fused 5.8-6.3k vs xla 1.6-2.0k)."""
     lookup({name: name for name in FAST_IMPLS}, impl, "cached step impl")
     if impl != "auto":
         return impl
-    if resolve_impl("auto") == "pallas":
+    if resolve_impl("auto", kernel_fits=auto_takes_kernel) == "pallas":
         return "pallas"
     return "xla" if batch == 1 else "fused"
 

@@ -32,11 +32,9 @@ def cached_dilated_conv_step(
     gate_bias [L, G, B, R] or None -> (out, the updated cache): out is the skip sum [B, S] for "gated", the last
     output [B, C] for "relu", every layer's output [L, B, C] for "gated_resnet".
     impl: "xla" (pure jnp), "pallas" (one kernel, cache updated in place; interpreted on CPU) or "auto" (the
-    kernel on GPU/TPU where its tiles fit the channel counts, else XLA).
+    kernel on TPU, XLA elsewhere: slower on a GPU, `pallas.auto_takes_kernel`).
     """
     layout.check_inputs(x, cache, read_slots, write_slots, weights, gate_bias, cell)
-    choice = resolve_impl(
-        impl, kernel_fits=lambda platform: platform != "gpu" or not pallas.gpu_tile_misfits(weights, cell)
-    )
+    choice = resolve_impl(impl, kernel_fits=pallas.auto_takes_kernel)
     step = pallas.cached_dilated_conv_step_pallas if choice == "pallas" else cached_dilated_conv_step_reference
     return step(x, cache, read_slots, write_slots, weights, gate_bias, cell=cell)

@@ -159,6 +159,13 @@ def _check_gpu_tiles(weights: StackWeights, cell: str) -> None:
         raise ValueError(f"on GPU the kernel needs powers of two >= 16, got {bad}; use impl='xla' for these sizes")
 
 
+def auto_takes_kernel(platform: str) -> bool:
+    """Whether impl="auto" runs the kernel on `platform` ('gpu' | 'tpu'). Not on GPU: on an H200 (JAX 0.11.2,
+    docs/halo_attention_gpu.md, "Both kernels on an H200") WaveNet's 20-layer step took 138-149 us at batch 1-16
+    against XLA's 60-106 us, and a 5-block PixelCNN++ stack compiled for tens of seconds. TPU: unmeasured."""
+    return platform != "gpu"
+
+
 def padded_batch(batch: int, config: KernelConfig) -> int:
     """The batch rounded up to whole tiles of config.min_tile rows."""
     return -(-batch // config.min_tile) * config.min_tile

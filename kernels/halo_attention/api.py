@@ -26,14 +26,17 @@ def halo_attention(
     scales q). Keys and values outside the image are zeros and are not masked. H and W must be multiples of b.
     Both paths take the kept queries of a strided layer, q [N, H/2, W/2, heads, d] (even rows and columns); the
     XLA path also takes v of its own width dv (layout.check_inputs), the kernel does not, so "auto" takes XLA then.
-    impl: "xla" (pure jnp), "pallas" (the kernel; interpreted on CPU) or "auto" (Pallas on GPU/TPU, else XLA).
+    impl: "xla" (pure jnp), "pallas" (the kernel; interpreted on CPU) or "auto" (Pallas on TPU, and on GPU where it
+    measured faster than XLA: b <= 8 in bfloat16/float16, `layout.auto_takes_kernel`; XLA elsewhere).
     precision: "highest" (default: float32 products, the paths agree to ~1e-6) or "default" (the platform's
     choice: TF32 tensor cores for float32 on recent NVIDIA GPUs, faster and ~1e-3 relative); other dtypes ignore it.
     """
     layout.check_inputs(q, k, v, rel_h, rel_w, block_size, halo_size)
     layout.check_precision(precision)
     fits = layout.kernel_fits(q, k, v)
-    choice = resolve_impl(impl, kernel_fits=fits)
+    choice = resolve_impl(
+        impl, kernel_fits=lambda platform: fits and layout.auto_takes_kernel(platform, block_size, q.dtype)
+    )
     if choice == "xla":
         return halo_attention_reference(
             q, k, v, rel_h, rel_w, block_size=block_size, halo_size=halo_size, precision=precision

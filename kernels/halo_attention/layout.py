@@ -65,6 +65,22 @@ def kernel_fits(q, k, v) -> bool:
     return k.shape == v.shape
 
 
+GPU_AUTO_MAX_BLOCK = 8  # the largest block size impl="auto" runs the kernel for on a GPU
+
+
+def auto_takes_kernel(platform: str, block_size: int, dtype) -> bool:
+    """Whether impl="auto" runs the kernel on `platform` ('gpu' | 'tpu') for this block size and dtype.
+
+    On GPU where an H200 run measured it faster than XLA (docs/halo_attention_gpu.md, "Both kernels on an H200"):
+    b <= 8 in 16-bit floats, at stride 1 and 2 (forward + backward 1.5-2.2x XLA). Not b = 12 or 16 (0.3-0.7x)
+    nor float32 (forward 0.4x; its backward pass did not finish compiling and running within a minute). TPU:
+    unmeasured, the kernel.
+    """
+    if platform != "gpu":
+        return True
+    return block_size <= GPU_AUTO_MAX_BLOCK and jnp.dtype(dtype).itemsize == 2
+
+
 PRECISIONS = ("highest", "default")
 
 

@@ -16,12 +16,13 @@ import pytest
 from kernels import backend
 from kernels.halo_attention import (
     KernelConfig,
+    auto_takes_kernel,
     halo_attention,
     halo_attention_pallas,
     halo_attention_reference,
-    resolve_impl,
     tiling,
 )
+from kernels.halo_attention import api as api_module
 from kernels.halo_attention import pallas as pallas_module
 from kernels.halo_attention.pallas import launch_for
 from tests.helpers import REPO, subprocess_env
@@ -239,9 +240,29 @@ def test_public_function_runs_the_chosen_implementation(impl):
     block, halo = 2, 1
     args = inputs(5, block, halo, 1, 4, 4, 2, 4)
     out = jax.jit(with_sizes(halo_attention, block, halo, impl=impl))(*args)
-    expected = {"xla": halo_attention_reference, "pallas": halo_attention_pallas}[resolve_impl(impl)]
+    platform = backend.accelerator()
+    auto_kernel = platform is not None and auto_takes_kernel(platform, block, args[0].dtype)
+    kernel = impl == "pallas" or (impl == "auto" and auto_kernel)
+    expected = halo_attention_pallas if kernel else halo_attention_reference
     np.testing.assert_array_equal(out, jax.jit(with_sizes(expected, block, halo))(*args))
-    assert resolve_impl("auto") == ("pallas" if backend.accelerator() else "xla")
+
+
+@pytest.mark.parametrize("platform", [None, "gpu", "tpu"])
+def test_auto_runs_the_kernel_where_it_measured_faster_than_xla(monkeypatch, platform):
+    """On a pretended machine: on GPU only b <= 8 in 16-bit floats (layout.auto_takes_kernel), on TPU always, on
+    CPU never; an explicit impl is kept."""
+    monkeypatch.setattr(backend, "accelerator", lambda: platform)
+    monkeypatch.setattr(api_module.pallas, "halo_attention_pallas", lambda *args, **kwargs: "pallas")
+    monkeypatch.setattr(api_module, "halo_attention_reference", lambda *args, **kwargs: "xla")
+
+    def choice(block, dtype, impl="auto"):
+        args = inputs(0, block, 1, 1, 16, 16, 1, 4, dtype=dtype)
+        return halo_attention(*args, block_size=block, halo_size=1, impl=impl)
+
+    accelerator = "xla" if platform is None else "pallas"
+    assert choice(8, jnp.bfloat16) == choice(4, jnp.float16) == accelerator
+    assert choice(8, jnp.float32) == choice(16, jnp.bfloat16) == ("pallas" if platform == "tpu" else "xla")
+    assert choice(16, jnp.float32, impl="pallas") == "pallas"
 
 
 @pytest.mark.parametrize("impl", ["xla", "pallas"])

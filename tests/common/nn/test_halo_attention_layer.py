@@ -104,18 +104,21 @@ def test_xla_path_equals_the_pallas_kernel_interpreted(stride, qk_features):
     x = random_input(1, 6, 7, 6)
     xla = make_layer(out_features=8, stride=stride, qk_features=qk_features)
     pallas = make_layer(out_features=8, stride=stride, qk_features=qk_features, impl="pallas")
-    assert pallas.uses_kernel()
-    assert not xla.uses_kernel()
+    assert pallas.uses_kernel(jnp.float32)
+    assert not xla.uses_kernel(jnp.float32)
     np.testing.assert_allclose(apply(xla, x), apply(pallas, x), atol=1e-5)
 
 
-@pytest.mark.parametrize("platform", [None, "gpu"])
-def test_auto_runs_the_kernel_on_an_accelerator_for_stride_one_layers_only(monkeypatch, platform):
-    """The rule of the module docstring, asked of kernels.backend on a pretended machine."""
+@pytest.mark.parametrize("platform", [None, "gpu", "tpu"])
+def test_auto_runs_the_kernel_where_it_measured_faster_than_xla(monkeypatch, platform):
+    """The rule of the module docstring on a pretended machine: on GPU for b <= 8 in 16-bit floats at either
+    stride, on TPU always, on CPU never; impl="pallas" always."""
     monkeypatch.setattr(backend, "accelerator", lambda: platform)
-    assert make_layer(impl="auto").uses_kernel() == (platform is not None)
-    assert not make_layer(impl="auto", stride=2).uses_kernel()
-    assert make_layer(impl="pallas", stride=2).uses_kernel()
+    for stride in (1, 2):
+        assert make_layer(impl="auto", stride=stride, block_size=8).uses_kernel(jnp.bfloat16) == (platform is not None)
+        assert make_layer(impl="auto", stride=stride).uses_kernel(jnp.float32) == (platform == "tpu")
+        assert make_layer(impl="auto", stride=stride, block_size=16).uses_kernel(jnp.bfloat16) == (platform == "tpu")
+        assert make_layer(impl="pallas", stride=stride, block_size=16).uses_kernel(jnp.float32)
 
 
 def test_gradients_reach_every_parameter_and_the_pallas_kernel_gives_the_same():

@@ -36,8 +36,8 @@ def loss_and_grads(model, x):
 def test_smoke_network_runs_its_strided_layers_on_the_kernel_and_matches_xla():
     pallas, xla = smoke_model("pallas"), smoke_model("xla")
     layers = [block.spatial for block in pallas.blocks if isinstance(block.spatial, HaloAttention)]
-    assert [layer.stride for layer in layers].count(2) >= 1 and all(layer.uses_kernel() for layer in layers)
-    assert not any(block.spatial.uses_kernel() for block in xla.blocks)
+    assert [layer.stride for layer in layers].count(2) >= 1 and all(layer.uses_kernel(jnp.float32) for layer in layers)
+    assert not any(block.spatial.uses_kernel(jnp.float32) for block in xla.blocks)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, *INPUT_SHAPE))
     pallas.eval()
     xla.eval()
