@@ -7,8 +7,8 @@ Environment steps/s, learner updates/s and the replay ratio achieved, measured i
   distributed + Reverb          a Reverb server process, 1, 2 or 4 actor processes over gRPC, the learner
                                 (common/rl/distributed.py): how the layout scales with its actors
 Rates are medians over the logged windows after the first (which holds compilation, the replay warm-up and, when
-distributed, process start-up). The single-process layouts run in back-to-back pairs, several times, so each Reverb
-rate is compared with a ring-buffer rate measured under the same load from the other jobs of a shared machine.
+distributed, process start-up). Every layout runs once per round, over several rounds, so each rate is compared with
+the rates of its own round, measured under the same load from the other jobs of a shared machine.
 
 python -m benchmarks.run_all --only replay      the section of docs/benchmarks.md
 python -m benchmarks.replay --profile [--output docs/benchmarks.md]
@@ -51,6 +51,7 @@ SETTINGS = (
     *((f"distributed ({n} actor{'s' if n > 1 else ''})", "reverb") for n in ACTOR_COUNTS),
 )
 REFERENCE = ("single-process", "ring")
+TWO_ACTORS = ("distributed (2 actors)", "reverb")
 
 
 def benchmark_config(mode: str, backend: str, total_updates: int):
@@ -93,29 +94,25 @@ def measure(mode: str, backend: str, total_updates: int) -> dict:
     }
 
 
+def same_round_ratio(runs: list[dict], others: list[dict]) -> float:
+    """The median over rounds of one layout's env steps/s over another's measured in the same round."""
+    return statistics.median(
+        run["env_steps_per_second"] / other["env_steps_per_second"] for run, other in zip(runs, others, strict=True)
+    )
+
+
 def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
-    """The section: the single-process layouts measured in `rounds` back-to-back pairs (the other jobs on a shared
-    machine change the rates from one minute to the next, so each Reverb run is compared with the ring-buffer run
-    next to it), then the distributed layout once per actor count."""
+    """The section: every layout measured once per round, in `rounds` rounds (the other jobs on a shared machine
+    change the rates from one minute to the next, so each run is compared with the runs of its own round)."""
     load_before = os.getloadavg()[0]
     runs = {setting: [] for setting in SETTINGS}
     for _ in range(rounds):
         for setting in SETTINGS:
-            if setting[0] == "single-process":
-                runs[setting].append(measure(*setting, total_updates))
-    for setting in SETTINGS:
-        if setting[0].startswith("distributed"):
             runs[setting].append(measure(*setting, total_updates))
     reference = runs[REFERENCE]
     rows, cpu_per_step, cores_busy = [], {}, {}
     for (mode, backend), results in runs.items():
-        if mode == "single-process":  # the median of the ratios of runs made side by side
-            share = statistics.median(
-                r["env_steps_per_second"] / ring["env_steps_per_second"]
-                for r, ring in zip(results, reference, strict=True)
-            )
-        else:
-            share = results[0]["env_steps_per_second"] / statistics.median(r["env_steps_per_second"] for r in reference)
+        share = same_round_ratio(results, reference)
         timed = [r for r in results if r["cpu_cores"] is not None]  # single-process runs
         busy = [r["cpu_cores"] for r in timed]
         if timed:  # CPU microseconds per environment step, all threads of the one process
@@ -150,7 +147,14 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
     cores = os.cpu_count() or 1
     ring_rate = statistics.median(r["env_steps_per_second"] for r in reference)
     reverb_cap = cores / cpu_per_step["reverb"] * 1e6
-    reverb_rate = statistics.median(r["env_steps_per_second"] for r in runs[("single-process", "reverb")])
+    single_reverb = runs[("single-process", "reverb")]
+    reverb_rate = statistics.median(r["env_steps_per_second"] for r in single_reverb)
+    versus_single = (
+        " Distributed with 2 actors against single-process Reverb, run by run in the same round:"
+        f" {same_round_ratio(runs[TWO_ACTORS], single_reverb):.2f}x (median of the {rounds} rounds' ratios)."
+        if TWO_ACTORS in runs
+        else ""
+    )
     if reverb_rate > 0.9 * reverb_cap:  # the run is within 10% of what its CPU per step allows
         cap_reading = "a higher share needs less CPU per step, not more overlap"
     else:
@@ -164,11 +168,11 @@ def markdown(total_updates: int = 2_000, rounds: int = 3) -> str:
             "## Replay: DQN on CartPole, replay ratio 0.25",
             report.markdown_table(header, rows),
             f"{total_updates:,} updates (batch 32) per run, MLP 64-64. A run's rate is the median over its logged"
-            " windows after the first; the table gives the median over runs. The single-process layouts ran in"
-            f" {rounds} back-to-back pairs (Reverb, then the ring buffer), and their share is the median of the"
-            " pairs' ratios; each distributed run's share is against the ring buffer's median. Every distributed"
-            " layout adds a Reverb server process and its actor processes to the learner's: on a machine with few"
-            " cores the actors share them with the learner. The replay ratio is"
+            " windows after the first; the table gives the median over runs. Every layout ran once in each of"
+            f" {rounds} rounds, one after another, and a layout's share is the median over the rounds of its rate"
+            f" over the ring buffer's in the same round.{versus_single} Every distributed layout adds a Reverb server"
+            " process and its actor processes to the learner's: on a machine with few cores the actors share them"
+            " with the learner. The replay ratio is"
             " updates / (environment steps - warm-up) over a whole run, the run furthest from 0.25 shown. CPU cores"
             " busy is the CPU time of all the process's threads per second (distributed layouts span processes: not"
             " shown). What single-process Reverb spends per environment step beyond the ring buffer"

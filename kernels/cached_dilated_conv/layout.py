@@ -203,7 +203,7 @@ def project(x: jax.Array, w: jax.Array, spec: str) -> jax.Array:
         return jnp.einsum(spec, x, w)
     # The weights' own size-1 axes are dropped before the multiply and put back after it: XLA on CPU (JAX 0.10.2)
     # miscompiles this multiply-reduce when constant weights (closed over under jit) have one, e.g. w [1, R, C] for
-    # "bc,grc->gbr" at batch >= 2 gives errors of order 10 (the test beside this function's checks it).
+    # "bc,grc->gbr" at batch >= 2 gives errors of order 10 (test_project_matches_einsum_on_both_paths checks it).
     sizes = dict(zip(x_axes + w_axes, x.shape + w.shape, strict=True))
     unit = {name for name in output if sizes[name] == 1 and name not in x_axes}
     if unit:

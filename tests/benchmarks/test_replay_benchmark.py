@@ -44,3 +44,10 @@ def test_the_phases_time_every_call_of_the_acting_and_learning_thread(backend):
         for _, methods in replay.PHASES
         for owner, name in methods
     )  # the timers are gone afterwards
+
+
+def test_same_round_ratio_is_the_median_of_ratios_within_rounds():
+    rates = [{"env_steps_per_second": r} for r in (100.0, 300.0, 200.0)]
+    others = [{"env_steps_per_second": r} for r in (50.0, 150.0, 400.0)]
+    assert replay.same_round_ratio(rates, others) == 2.0  # ratios 2, 2, 0.5 (the medians' ratio: 200 / 150)
+    assert replay.same_round_ratio(rates[2:], others[2:]) == 0.5
