@@ -128,7 +128,9 @@ class HaloAttention(nnx.Module):
         d_qk, d_v = self.qk_head_features, self.v_head_features
         out_h, out_w = -(-height // s), -(-width // s)
         padded_h, padded_w = _ceil_to(height, b), _ceil_to(width, b)
-        kernel = self.uses_kernel(self.dtype or jnp.result_type(x, self.query.kernel.value))
+        x_query = x[:, ::s, ::s]  # stride 2: the kept queries, even rows and columns
+        query = self.query(x_query) * d_qk**-0.5
+        kernel = self.uses_kernel(query.dtype)
         # The kernel takes one head width: the narrower of q/k and v is zero-padded up to the wider.
         qk_depth, v_depth = (max(d_qk, d_v),) * 2 if kernel else (d_qk, d_v)
 
@@ -138,9 +140,8 @@ class HaloAttention(nnx.Module):
             pad = ((0, 0), (0, rows - t.shape[1]), (0, cols - t.shape[2]), (0, 0), (0, depth - features))
             return jnp.pad(t, pad)
 
-        x_query = x[:, ::s, ::s]  # stride 2: the kept queries, even rows and columns
         q_rows, q_cols = padded_h // s, padded_w // s
-        q = heads_of(self.query(x_query) * d_qk**-0.5, d_qk, q_rows, q_cols, qk_depth)
+        q = heads_of(query, d_qk, q_rows, q_cols, qk_depth)
         k = heads_of(self.key(x), d_qk, padded_h, padded_w, qk_depth)
         v = heads_of(self.value(x), d_v, padded_h, padded_w, v_depth)
         rel_h, rel_w = (table.astype(q.dtype) for table in self.kernel_tables(qk_depth))

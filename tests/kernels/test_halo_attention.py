@@ -20,6 +20,7 @@ from kernels.halo_attention import (
     halo_attention,
     halo_attention_pallas,
     halo_attention_reference,
+    resolve_impl,
     tiling,
 )
 from kernels.halo_attention import api as api_module
@@ -240,10 +241,8 @@ def test_public_function_runs_the_chosen_implementation(impl):
     block, halo = 2, 1
     args = inputs(5, block, halo, 1, 4, 4, 2, 4)
     out = jax.jit(with_sizes(halo_attention, block, halo, impl=impl))(*args)
-    platform = backend.accelerator()
-    auto_kernel = platform is not None and auto_takes_kernel(platform, block, args[0].dtype)
-    kernel = impl == "pallas" or (impl == "auto" and auto_kernel)
-    expected = halo_attention_pallas if kernel else halo_attention_reference
+    fits = functools.partial(auto_takes_kernel, block_size=block, dtype=args[0].dtype)
+    expected = {"xla": halo_attention_reference, "pallas": halo_attention_pallas}[resolve_impl(impl, kernel_fits=fits)]
     np.testing.assert_array_equal(out, jax.jit(with_sizes(expected, block, halo))(*args))
 
 
