@@ -4,8 +4,8 @@ Run:  python -m papers.svpg.main --config=papers/svpg/config.py:<variant> [--con
 Variants:
   smoke          4 particles x 2 CartPole environments x 50 steps for 3 iterations: seconds; what the tests run.
   cartpole       16 particles, REINFORCE, 3 environments x 200 steps (600 samples) per particle per iteration,
-                 40 iterations on gymnasium CartPole (episodes capped at 200 steps): 2-4 min per run on 2 shared
-                 CPU cores. The comparison of papers/svpg/README.md sweeps method and seed over it
+                 120 iterations on gymnasium CartPole (episodes capped at 200 steps): about 1 min per run on one
+                 core. The comparison of papers/svpg/README.md sweeps method and seed over it
                  (configs/sweeps/svpg_cartpole.py, `python -m papers.svpg.reproduce`).
   pendulum       the same on gymnasium Pendulum-v1 (a swing-up, continuous torque; Gaussian policy), A2C.
   cartpole_swingup / double_pendulum   the paper's tasks from real simulators (dm_control cartpole swingup,
@@ -43,7 +43,7 @@ def _default() -> ConfigDict:
                 "normalize_advantages": True,
             },
             "rollout": {"envs_per_particle": 3, "steps": 200},
-            "run": {"iterations": 40, "checkpoint_every": 10},
+            "run": {"iterations": 120, "checkpoint_every": 10},
         }
     )
 

@@ -180,17 +180,41 @@ def compare(groups: dict, alpha: float, measure) -> dict | None:
     )
 
 
+def best_agent_plateau(groups: dict, alpha: float) -> tuple[bool, str]:
+    """Whether the best agent's return curves (mean over seeds) of SVPG (at `alpha`) and of the independent agents
+    levelled off, and a phrase on how far each moved at its end: what the verdict and the claims rest on."""
+    curves = []
+    for method, key in (("svpg", ("svpg", alpha)), ("independent", ("independent", None))):
+        runs = groups.get(key, [])
+        if runs:
+            best = np.mean([run["curves"]["best"] for run in runs], axis=0)
+            label = f"{method} best-agent return (mean of {len(runs)} seeds)"
+            curves.append(results.curve_plateau(np.arange(1, len(best) + 1), best, label))
+    return results.all_plateau(curves)
+
+
 def verdict(groups: dict, alpha: float) -> str:
+    """The comparison of the best agents, gated on their plateau as the claims are (results.gate_on_plateau: before
+    a plateau a lead is no verdict, a tie or a deficit stands with the reason)."""
     best = compare(groups, alpha, lambda run: run["best"])
     if best is None:
         return "Not enough runs for a verdict."
     mean_agent = compare(groups, alpha, lambda run: float(np.mean(run["final"])))
-    word = {"ahead": "beats", "behind": "is worse than", "level": "does not clearly beat"}[best["word"]]
-    return (
-        f"**Verdict at this scale: SVPG {word} independent agents** on its best agent ({best['svpg']:.1f} vs "
-        f"{best['independent']:.1f}, difference {best['gap']:+.1f} against a seed spread of {best['spread']:.1f}); "
-        f"the mean agent ends at {mean_agent['svpg']:.1f} vs {mean_agent['independent']:.1f}."
+    plateau, detail = best_agent_plateau(groups, alpha)
+    numbers = (
+        f"on its best agent ({best['svpg']:.1f} vs {best['independent']:.1f}, difference {best['gap']:+.1f} against "
+        f"a seed spread of {best['spread']:.1f}); the mean agent ends at {mean_agent['svpg']:.1f} vs "
+        f"{mean_agent['independent']:.1f}"
     )
+    gated, _ = results.gate_on_plateau(*results.lead_verdict(best["word"], "SVPG"), plateau, detail)
+    if gated == "not tested":
+        return (
+            f"**No verdict at this scale: the runs had not reached a plateau** ({detail}). At the last iteration SVPG "
+            f"leads independent agents {numbers}."
+        )
+    word = {"ahead": "beats", "behind": "is worse than", "level": "does not clearly beat"}[best["word"]]
+    unfinished = "" if plateau else f"; the runs had not reached a plateau ({detail})"
+    return f"**Verdict at this scale: SVPG {word} independent agents** {numbers}{unfinished}."
 
 
 def paper_best(base: ConfigDict) -> str:
@@ -206,19 +230,12 @@ def paper_best(base: ConfigDict) -> str:
 
 
 def claims(reproduction: sweep.Reproduction) -> list[results.Claim]:
-    """The best-agent and the diversity claims, judged on the same comparisons as the verdict; the plateau is
-    that of the best agent's return curve (mean over seeds) of SVPG and of the independent agents."""
+    """The best-agent and the diversity claims, judged on the same comparisons and the same plateau
+    (best_agent_plateau) as the verdict."""
     groups = summarise(reproduction)
     alpha = reproduction.finished.base.svpg.alpha
     stem = reproduction.stem
-    curves = []
-    for method, key in (("svpg", ("svpg", alpha)), ("independent", ("independent", None))):
-        runs = groups.get(key, [])
-        if runs:
-            best = np.mean([run["curves"]["best"] for run in runs], axis=0)
-            label = f"{method} best-agent return (mean of {len(runs)} seeds)"
-            curves.append(results.curve_plateau(np.arange(1, len(best) + 1), best, label))
-    plateau = results.all_plateau(curves)
+    plateau = best_agent_plateau(groups, alpha)
     outcomes = []
     for claim, paper, measure, unit in (
         (

@@ -40,3 +40,27 @@ def test_the_claims_cite_the_papers_row_for_the_sweeps_estimator_and_task():
     assert reproduce.paper_best(swingup).endswith("436.84 (SVPG) vs 419.62 (independent) vs 308.71 (joint)")
     cartpole = ConfigDict({"agent": {"estimator": "reinforce"}, "env": {"name": "cartpole"}})
     assert reproduce.paper_best(cartpole) == reproduce.PAPER_BEST
+
+
+def _runs(best: float, curve: np.ndarray, seeds: int = 2) -> list[dict]:
+    """Runs whose best agent scores `best` (+-1 over seeds) with the best-agent return `curve` [iterations]."""
+    return [
+        {"best": best + (-1) ** seed, "final": np.array([best]), "curves": {"best": curve}} for seed in range(seeds)
+    ]
+
+
+def test_the_verdict_is_gated_on_the_best_agents_plateau_like_the_claims():
+    flat = np.concatenate([np.linspace(0.0, 100.0, 10), np.full(30, 100.0)])
+    rising = np.linspace(0.0, 100.0, 40)
+
+    def verdict(svpg_best: float, curve: np.ndarray) -> str:
+        groups = {("svpg", 10.0): _runs(svpg_best, curve), ("independent", None): _runs(100.0, flat)}
+        return reproduce.verdict(groups, 10.0)
+
+    assert verdict(150.0, flat).startswith("**Verdict at this scale: SVPG beats independent agents**")
+    assert "plateau" not in verdict(150.0, flat)
+    # a lead before the curves level off is no verdict; a deficit stands, with the reason
+    assert verdict(150.0, rising).startswith("**No verdict at this scale: the runs had not reached a plateau**")
+    behind = verdict(50.0, rising)
+    assert behind.startswith("**Verdict at this scale: SVPG is worse than independent agents**")
+    assert "the runs had not reached a plateau (svpg best-agent return" in behind
