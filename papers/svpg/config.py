@@ -12,7 +12,7 @@ Variants:
                  gymnasium MuJoCo InvertedDoublePendulum), the paper's 10,000 samples per particle, 500-step
                  episodes, up to 1,000 iterations: days on this CPU.
   cartpole_swingup_cpu / double_pendulum_cpu   the same tasks and networks at 1% of the paper's samples: 1,000
-                 per particle per iteration, 100 iterations; about 15 min (swing-up) and 5 min (double pendulum) per run
+                 per particle per iteration, 100 iterations; about 8 min (swing-up) and 3 min (double pendulum) per run
                  on one core (configs/sweeps/svpg_swingup.py, svpg_double_pendulum.py).
 Fields: svpg.method (svpg | independent | joint), svpg.num_particles, svpg.alpha (temperature; the paper keeps 10),
 svpg.alpha_final (> 0: anneal geometrically to it; 0: fixed), agent.estimator (reinforce | a2c), agent.hidden
