@@ -146,7 +146,7 @@ reproduce-fast-wavenet: setup
 reproduce-fast-generation: setup
 	$(PY) -m papers.fast_generation.bench --record --models cifar10 --batches 1,4,16,64,256 --repeats 1 --single_thread
 
-# CartPole (REINFORCE, with the temperature ablation), then the paper's tasks at 1% of its samples (A2C): ~40 min.
+# CartPole (REINFORCE, with the temperature ablation), then the paper's tasks at 1% of its samples (A2C): ~1 h.
 reproduce-svpg: setup
 	$(PY) -m papers.svpg.reproduce --max-concurrent 2
 	$(PY) -m papers.svpg.reproduce --sweep configs/sweeps/svpg_double_pendulum.py --max-concurrent 2
